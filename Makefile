@@ -1,0 +1,197 @@
+# rwkvd — build, test, fuzz and benchmark.
+#
+#   make            build everything (CUDA kernels too when nvcc exists)
+#   make test       build and run every test, normal build and ASan+UBSan build;
+#                   ends with one line "N passed, N failed"
+#   make run        build and start the daemon (MODEL=... or the tiny fixture model)
+#   make fuzz       libFuzzer targets with clang (FUZZ_SECONDS per target)
+#   make bench      benchmark programs (not tests)
+#
+# Sources are picked up by wildcard so that adding a file needs no edit here:
+#   core/*.c          -> libcore.a     (the engine: files, tokenizers, inference)
+#   daemon/*.c        -> libdaemon.a + bin/rwkvd (daemon/main.c holds main)
+#   clients/<prog>/*.c -> bin/<prog>
+#   tests/test_*.c    -> one test program each
+#   tests/fuzz/fuzz_*.c -> libFuzzer target (clang) and corpus replay (gcc)
+#   tests/bench/bench_*.c -> one benchmark program each
+
+# Debian packages the build and the tests need; installed on demand (root).
+DEB_PACKAGES := build-essential libzmq3-dev libmsgpack-dev libzstd-dev \
+                libopenblas-serial-dev libjansson-dev python3 python3-zmq python3-msgpack
+
+FIXTURES ?= $(if $(RWKVD_FIXTURES),$(RWKVD_FIXTURES),../shared/fixtures)
+export RWKVD_FIXTURES := $(FIXTURES)
+
+CC := gcc
+CLANG ?= clang
+B := build
+
+# OpenBLAS, serial flavour: rwkvd runs its own thread pool and calls
+# single-threaded sgemm from each worker, so only one set of threads spins.
+BLAS_INC := /usr/include/x86_64-linux-gnu/openblas-serial
+BLAS_LIB := /usr/lib/x86_64-linux-gnu/openblas-serial
+
+WARN := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
+        -Wformat=2 -Wvla -Wno-format-nonliteral
+BASE_CFLAGS := -std=c11 -D_GNU_SOURCE -g -fopenmp-simd -pthread $(WARN) -I. -I$(BLAS_INC)
+LIBS := -L$(BLAS_LIB) -Wl,-rpath,$(BLAS_LIB) -lblas -ljansson -lzstd -lzmq -lmsgpackc -lm -lpthread
+
+REL_CFLAGS := $(BASE_CFLAGS) -O2
+SAN_FLAGS := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+ASAN_CFLAGS := $(BASE_CFLAGS) -O1 $(SAN_FLAGS)
+
+CORE_SRC := $(wildcard core/*.c)
+DAEMON_SRC := $(filter-out daemon/main.c,$(wildcard daemon/*.c))
+CLIENT_DIRS := $(patsubst clients/%/,%,$(dir $(wildcard clients/*/*.c)))
+CLIENT_PROGS := $(sort $(CLIENT_DIRS))
+TEST_SRC := $(wildcard tests/test_*.c)
+TEST_SUPPORT := $(wildcard tests/support/*.c)
+FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
+BENCH_SRC := $(wildcard tests/bench/bench_*.c)
+HEADERS := $(wildcard core/*.h daemon/*.h tests/*.h tests/support/*.h kernels/*.h clients/*/*.h)
+
+NVCC := $(shell command -v nvcc 2>/dev/null || { test -x /usr/local/cuda/bin/nvcc && echo /usr/local/cuda/bin/nvcc; })
+CU_SRC := $(wildcard kernels/*.cu)
+
+.PHONY: all deps test test-gpu run fuzz bench bench-gpu clean features
+.DEFAULT_GOAL := all
+
+# ---------------------------------------------------------------- packages
+$(B)/.deps-ok:
+	@missing=""; for p in $(DEB_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:$$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+	@mkdir -p $(B) && touch $@
+deps: $(B)/.deps-ok
+
+# ---------------------------------------------------------------- objects
+# Two flavours share every rule: rel (optimised) and asan (ASan + UBSan).
+CFLAGS_rel = $(REL_CFLAGS)
+CFLAGS_asan = $(ASAN_CFLAGS)
+objs = $(patsubst %.c,$(B)/$(1)/%.o,$(2))
+
+define flavour
+$(B)/$(1)/%.o: %.c $(HEADERS) | $(B)/.deps-ok
+	@mkdir -p $$(dir $$@)
+	$$(CC) $$(CFLAGS_$(1)) -c $$< -o $$@
+
+$(B)/$(1)/libcore.a: $(call objs,$(1),$(CORE_SRC))
+	@rm -f $$@; ar rcs $$@ $$^
+
+$(B)/$(1)/libdaemon.a: $(call objs,$(1),$(DAEMON_SRC)) $(B)/$(1)/empty.o
+	@rm -f $$@; ar rcs $$@ $$^
+
+$(B)/$(1)/empty.o: | $(B)/.deps-ok
+	@mkdir -p $$(dir $$@)
+	echo 'typedef int rwkv_empty_unit;' | $$(CC) $$(CFLAGS_$(1)) -x c -c - -o $$@
+
+$(B)/$(1)/bin/rwkvd: $(B)/$(1)/daemon/main.o $(B)/$(1)/libdaemon.a $(B)/$(1)/libcore.a $$(KERNEL_LIB)
+	@mkdir -p $$(dir $$@)
+	$$(CC) $$(CFLAGS_$(1)) $$^ $$(KERNEL_LINK) $(LIBS) -o $$@
+endef
+
+# $(1) = flavour, $(2) = output path, $(3) = objects of the program itself
+define program
+$(2): $(3) $(call objs,$(1),$(TEST_SUPPORT)) $(B)/$(1)/libdaemon.a $(B)/$(1)/libcore.a $$(KERNEL_LIB)
+	@mkdir -p $$(dir $$@)
+	$$(CC) $$(CFLAGS_$(1)) $$^ $$(KERNEL_LINK) $(LIBS) -o $$@
+endef
+
+# ---------------------------------------------------------------- CUDA
+ifneq ($(NVCC),)
+CUDA_HOME := $(patsubst %/bin/nvcc,%,$(NVCC))
+NVCC_FLAGS := -O2 -std=c++17 -I. -Xcompiler -Wall,-Wextra,-Werror,-fPIC \
+              -gencode arch=compute_80,code=sm_80 -gencode arch=compute_90,code=sm_90
+KERNEL_LINK := -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcublasLt -lcublas -lcudart -lstdc++
+KERNEL_OBJ := $(patsubst %.cu,$(B)/cuda/%.o,$(CU_SRC))
+KERNEL_LIB := $(if $(CU_SRC),$(B)/cuda/libkernels.a)
+$(B)/cuda/%.o: %.cu $(HEADERS) | $(B)/.deps-ok
+	@mkdir -p $(dir $@)
+	$(NVCC) $(NVCC_FLAGS) -c $< -o $@
+$(B)/cuda/libkernels.a: $(KERNEL_OBJ)
+	@rm -f $@; ar rcs $@ $^
+CUDA_STATE := $(if $(CU_SRC),built with $(NVCC),nvcc found but kernels/ has no sources yet)
+else
+KERNEL_LINK :=
+KERNEL_LIB :=
+CUDA_STATE := not built (no nvcc)
+endif
+ifeq ($(KERNEL_LINK),)
+REL_CFLAGS += -DRWKV_NO_CUDA
+ASAN_CFLAGS += -DRWKV_NO_CUDA
+else ifeq ($(CU_SRC),)
+REL_CFLAGS += -DRWKV_NO_CUDA
+ASAN_CFLAGS += -DRWKV_NO_CUDA
+KERNEL_LINK :=
+KERNEL_LIB :=
+endif
+
+FLAVOURS := rel asan
+$(foreach f,$(FLAVOURS),$(eval $(call flavour,$(f))))
+$(foreach f,$(FLAVOURS),$(foreach p,$(CLIENT_PROGS),\
+  $(eval $(call program,$(f),$(B)/$(f)/bin/$(p),$(call objs,$(f),$(wildcard clients/$(p)/*.c))))))
+$(foreach f,$(FLAVOURS),$(foreach t,$(TEST_SRC) $(BENCH_SRC),\
+  $(eval $(call program,$(f),$(patsubst %.c,$(B)/$(f)/%,$(t)),$(call objs,$(f),$(t))))))
+$(foreach f,$(FLAVOURS),$(foreach z,$(FUZZ_SRC),\
+  $(eval $(call program,$(f),$(patsubst tests/fuzz/fuzz_%.c,$(B)/$(f)/tests/fuzz/replay_%,$(z)),\
+    $(call objs,$(f),$(z) tests/fuzz/replay_main.c)))))
+
+DAEMON_BIN := $(if $(wildcard daemon/main.c),rwkvd)
+REL_BINS := $(addprefix $(B)/rel/bin/,$(DAEMON_BIN)) $(addprefix $(B)/rel/bin/,$(CLIENT_PROGS))
+REL_TESTS := $(patsubst tests/%.c,$(B)/rel/tests/%,$(TEST_SRC))
+ASAN_TESTS := $(patsubst tests/%.c,$(B)/asan/tests/%,$(TEST_SRC))
+ASAN_BINS := $(addprefix $(B)/asan/bin/,$(DAEMON_BIN)) $(addprefix $(B)/asan/bin/,$(CLIENT_PROGS))
+REPLAYS := $(patsubst tests/fuzz/fuzz_%.c,$(B)/asan/tests/fuzz/replay_%,$(FUZZ_SRC))
+BENCHES := $(patsubst tests/%.c,$(B)/rel/tests/%,$(BENCH_SRC))
+
+features:
+	@echo "rwkvd build:"
+	@echo "  ✓ core, daemon, clients (gcc, C11)"
+	@echo "  $(if $(KERNEL_LINK),✓,✗) CUDA kernels: $(CUDA_STATE)"
+
+all: features $(REL_BINS)
+
+# Tests: every test program in the normal build, then again under
+# AddressSanitizer + UBSan, then the fuzz corpora replayed under sanitizers.
+test: features $(REL_TESTS) $(ASAN_TESTS) $(REPLAYS) $(REL_BINS) $(ASAN_BINS)
+	@sh tests/run-tests.sh \
+	  $(foreach t,$(REL_TESTS),rel:$(t)) \
+	  $(foreach t,$(ASAN_TESTS),asan:$(t)) \
+	  $(foreach t,$(REPLAYS),replay:$(t))
+
+test-gpu: features $(B)/rel/tests/test_gpu_rwkv7
+	@sh tests/run-tests.sh rel:$(B)/rel/tests/test_gpu_rwkv7
+
+# The daemon in the foreground on MODEL (default: the tiny fixture model).
+MODEL ?= $(FIXTURES)/models/tiny-rwkv-7v0-834K.safetensors
+run: $(B)/rel/bin/rwkvd
+	@if [ ! -f "$(MODEL)" ]; then \
+	  echo "make run: no model at '$(MODEL)'. Pass MODEL=/path/to/model.pth (or .safetensors)." >&2; exit 2; fi
+	$(B)/rel/bin/rwkvd --model "$(MODEL)" $(RUN_ARGS)
+
+# ---------------------------------------------------------------- fuzzing
+FUZZ_SECONDS ?= 60
+FUZZ_BINS := $(patsubst tests/fuzz/fuzz_%.c,$(B)/fuzz/fuzz_%,$(FUZZ_SRC))
+FUZZ_CFLAGS := $(BASE_CFLAGS) -DRWKV_NO_CUDA -O1 -fsanitize=fuzzer,address,undefined \
+               -fno-sanitize-recover=all -Wno-unused-command-line-argument
+$(B)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(CORE_SRC) $(DAEMON_SRC) $(HEADERS) | $(B)/.deps-ok
+	@mkdir -p $(dir $@)
+	$(CLANG) $(FUZZ_CFLAGS) $< $(CORE_SRC) $(DAEMON_SRC) $(LIBS) -o $@
+fuzz: $(FUZZ_BINS)
+	@for f in $(FUZZ_BINS); do \
+	  name=$${f##*/fuzz_}; mkdir -p $(B)/fuzz/corpus/$$name; \
+	  echo "== fuzzing $$name for $(FUZZ_SECONDS)s"; \
+	  $$f -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=2048 -max_len=1048576 \
+	      $(B)/fuzz/corpus/$$name tests/fuzz/corpus/$$name || exit 1; \
+	done
+
+# ---------------------------------------------------------------- benchmarks
+bench: features $(BENCHES) $(REL_BINS)
+	@for b in $(BENCHES); do echo "== $$b"; $$b || exit 1; done
+
+clean:
+	rm -rf $(B)

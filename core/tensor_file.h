@@ -1,0 +1,75 @@
+/* tensor_file.h — read-only access to the tensors of an official RWKV
+ * checkpoint: PyTorch `.pth` (torch.save zip + pickle) or `.safetensors`.
+ *
+ * The file is mmap'ed and treated as hostile: every offset, length, count and
+ * shape is checked against the bytes actually present before use, nothing a
+ * file names is ever executed or imported, and no allocation is larger than
+ * what the file could describe.  Tensors are exposed in place (pointing into
+ * the mapping) whenever they are contiguous and suitably aligned for their
+ * dtype; otherwise they are copied into owned, aligned memory once at open.
+ *
+ * Which format a file is in is decided by its content (zip magic "PK\3\4" or
+ * a safetensors header), never by the extension.
+ */
+#ifndef RWKV_TENSOR_FILE_H
+#define RWKV_TENSOR_FILE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "error.h"
+
+typedef enum rwkv_dtype {
+    RWKV_F32 = 0,
+    RWKV_F16 = 1,
+    RWKV_BF16 = 2,
+} rwkv_dtype;
+
+/* Bytes per element of a dtype (4, 2, 2). */
+size_t rwkv_dtype_size(rwkv_dtype t);
+/* "f32", "f16", "bf16". */
+const char *rwkv_dtype_name(rwkv_dtype t);
+
+#define RWKV_TENSOR_MAX_DIMS 8
+
+typedef struct rwkv_tensor {
+    const char *name;  /* NUL-terminated, owned by the tensor_file */
+    rwkv_dtype dtype;
+    int ndim;          /* 0..RWKV_TENSOR_MAX_DIMS; 0 means a scalar (1 element) */
+    int64_t shape[RWKV_TENSOR_MAX_DIMS];
+    size_t numel;      /* product of shape, checked for overflow */
+    const void *data;  /* contiguous, row-major, little-endian, aligned to
+                          rwkv_dtype_size(dtype); valid until close */
+} rwkv_tensor;
+
+typedef struct rwkv_tensor_file rwkv_tensor_file;
+
+/* Opens and fully validates a checkpoint.  On success *out owns the mapping
+ * and every tensor; on failure *out is NULL and err says which file and what
+ * is wrong (with a byte offset where one applies).  Thread safe (no shared
+ * state). */
+int rwkv_tensor_file_open(const char *path, rwkv_tensor_file **out, rwkv_error *err);
+
+/* Same, over bytes already in memory (used by the fuzz targets and tests).
+ * `label` names the input in error messages.  The buffer must outlive the
+ * returned object; it is not copied unless a tensor needs conversion. */
+int rwkv_tensor_file_parse(const char *label, const void *buf, size_t len,
+                           rwkv_tensor_file **out, rwkv_error *err);
+
+/* Frees everything; accepts NULL. */
+void rwkv_tensor_file_close(rwkv_tensor_file *f);
+
+/* "pth" or "safetensors". */
+const char *rwkv_tensor_file_format(const rwkv_tensor_file *f);
+/* The label or path the file was opened with. */
+const char *rwkv_tensor_file_path(const rwkv_tensor_file *f);
+
+/* Tensors in file order (state-dict order for .pth, header order for
+ * safetensors).  i must be < count. */
+size_t rwkv_tensor_file_count(const rwkv_tensor_file *f);
+const rwkv_tensor *rwkv_tensor_file_at(const rwkv_tensor_file *f, size_t i);
+
+/* Lookup by exact name; NULL when absent. */
+const rwkv_tensor *rwkv_tensor_file_find(const rwkv_tensor_file *f, const char *name);
+
+#endif

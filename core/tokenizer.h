@@ -1,0 +1,96 @@
+/* tokenizer.h — text bytes <-> token ids, with a streaming encoder.
+ *
+ * Kinds: the RWKV World tokenizer (rwkv_vocab_v20230424.txt: greedy longest
+ * match over bytes) and the byte-level tokenizer of the tiny models (vocab
+ * 256, id = byte).  A tokenizer is immutable after loading and may be shared
+ * by any number of threads and encoders.
+ *
+ * The streaming encoder promises: text fed in pieces split at ANY byte (even
+ * inside a UTF-8 character) yields exactly the ids the whole text would.
+ * Bytes whose token is not yet settled (they could still grow into a longer
+ * match) are held until more input arrives or finish() is called.
+ */
+#ifndef RWKV_TOKENIZER_H
+#define RWKV_TOKENIZER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "error.h"
+
+/* A growable array of token ids. Zero-initialise before first use; free with
+ * rwkv_ids_free. */
+typedef struct rwkv_ids {
+    uint32_t *v;
+    size_t n, cap;
+} rwkv_ids;
+
+/* Appends one id; -1 (with err set) only when memory runs out. */
+int rwkv_ids_push(rwkv_ids *ids, uint32_t id, rwkv_error *err);
+void rwkv_ids_free(rwkv_ids *ids);
+
+typedef enum rwkv_tokenizer_kind {
+    RWKV_TOKENIZER_BYTES = 0, /* id = byte value, vocab 256 */
+    RWKV_TOKENIZER_WORLD = 1, /* RWKV World trie tokenizer */
+} rwkv_tokenizer_kind;
+
+typedef struct rwkv_tokenizer rwkv_tokenizer;
+
+/* Loads a vocabulary file; the kind is recognised from its content.  Every
+ * entry is checked (ids, literal syntax, the byte-length column); a bad file
+ * gives one error naming the file, line and byte offset. */
+int rwkv_tokenizer_load(const char *path, rwkv_tokenizer **out, rwkv_error *err);
+
+/* Same from memory (fuzzing, tests); label names the input in messages. */
+int rwkv_tokenizer_parse(const char *label, const void *buf, size_t len,
+                         rwkv_tokenizer **out, rwkv_error *err);
+
+/* The byte-level tokenizer. NULL only when out of memory. */
+rwkv_tokenizer *rwkv_tokenizer_bytes(void);
+
+void rwkv_tokenizer_free(rwkv_tokenizer *t); /* accepts NULL */
+
+rwkv_tokenizer_kind rwkv_tokenizer_get_kind(const rwkv_tokenizer *t);
+const char *rwkv_tokenizer_kind_name(const rwkv_tokenizer *t); /* "bytes", "world" */
+
+/* One more than the largest id (256 for bytes, 65530 for World). */
+uint32_t rwkv_tokenizer_vocab_size(const rwkv_tokenizer *t);
+
+/* The bytes of one token.  Returns 0 and sets *bytes/*len, or -1 for an id
+ * that has no bytes (out of range, or World id 0 = end of document). */
+int rwkv_tokenizer_token_bytes(const rwkv_tokenizer *t, uint32_t id,
+                               const uint8_t **bytes, size_t *len);
+
+/* Whole-text encode: appends the ids of buf[0..len) to out. */
+int rwkv_tokenizer_encode(const rwkv_tokenizer *t, const void *buf, size_t len,
+                          rwkv_ids *out, rwkv_error *err);
+
+/* Decode: appends the concatenated token bytes to a malloc'ed buffer
+ * (*out, *out_len; *out is NUL-terminated for convenience).  An id without
+ * bytes is an error naming its position. */
+int rwkv_tokenizer_decode(const rwkv_tokenizer *t, const uint32_t *ids, size_t n,
+                          uint8_t **out, size_t *out_len, rwkv_error *err);
+
+/* ---- streaming encoder ---- */
+typedef struct rwkv_encoder rwkv_encoder;
+
+/* The tokenizer must outlive the encoder. NULL only when out of memory. */
+rwkv_encoder *rwkv_encoder_new(const rwkv_tokenizer *t);
+void rwkv_encoder_free(rwkv_encoder *e); /* accepts NULL */
+
+/* Feeds bytes; appends every id that is settled to out. */
+int rwkv_encoder_feed(rwkv_encoder *e, const void *buf, size_t len, rwkv_ids *out,
+                      rwkv_error *err);
+
+/* End of input: appends the ids of the held bytes and empties the encoder
+ * (it can then start a new text). */
+int rwkv_encoder_finish(rwkv_encoder *e, rwkv_ids *out, rwkv_error *err);
+
+/* The held bytes (for checkpoints): pointer valid until the next call. */
+size_t rwkv_encoder_pending(const rwkv_encoder *e, const uint8_t **bytes);
+
+/* Replaces the held bytes (restoring a checkpoint).  Fails if n exceeds what
+ * an encoder can ever hold for this tokenizer (the bytes are then untrusted). */
+int rwkv_encoder_restore(rwkv_encoder *e, const uint8_t *bytes, size_t n, rwkv_error *err);
+
+#endif

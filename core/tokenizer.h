@@ -9,6 +9,13 @@
  * inside a UTF-8 character) yields exactly the ids the whole text would.
  * Bytes whose token is not yet settled (they could still grow into a longer
  * match) are held until more input arrives or finish() is called.
+ *
+ * Implementation map: tokenizer.c (this API, kind recognition, the byte
+ * tokenizer, decode), world_tokenizer.c + world_vocab.c + world_literal.c
+ * (the World vocabulary and its greedy longest match), token_trie.c (the
+ * double-array trie), token_encoder.c (streaming), token_ids.c (rwkv_ids).
+ * Kinds sit behind an ops table (tokenizer_impl.h) so that later kinds
+ * (GPT-NeoX BPE from tokenizer.json) need no change in callers.
  */
 #ifndef RWKV_TOKENIZER_H
 #define RWKV_TOKENIZER_H
@@ -38,7 +45,13 @@ typedef struct rwkv_tokenizer rwkv_tokenizer;
 
 /* Loads a vocabulary file; the kind is recognised from its content.  Every
  * entry is checked (ids, literal syntax, the byte-length column); a bad file
- * gives one error naming the file, line and byte offset. */
+ * gives one error naming the file, line and byte offset.  The exact rules of
+ * the World format (CRLF and a missing final newline accepted; empty files,
+ * empty lines, stray bytes, NUL, unknown escapes, surrogates, wrong length
+ * columns, duplicate/missing/out-of-range ids, duplicate tokens, a missing
+ * single-byte token all rejected) are in world_vocab.h and world_literal.h.
+ * On success *out owns the tokenizer (free with rwkv_tokenizer_free); on
+ * failure *out is NULL.  Files above 256 MiB are refused. */
 int rwkv_tokenizer_load(const char *path, rwkv_tokenizer **out, rwkv_error *err);
 
 /* Same from memory (fuzzing, tests); label names the input in messages. */
@@ -56,25 +69,39 @@ const char *rwkv_tokenizer_kind_name(const rwkv_tokenizer *t); /* "bytes", "worl
 /* One more than the largest id (256 for bytes, 65530 for World). */
 uint32_t rwkv_tokenizer_vocab_size(const rwkv_tokenizer *t);
 
-/* The bytes of one token.  Returns 0 and sets *bytes/*len, or -1 for an id
- * that has no bytes (out of range, or World id 0 = end of document). */
+/* The most bytes a streaming encoder of this tokenizer ever holds (0 for
+ * bytes, longest token - 1 = 127 for the World vocabulary). */
+size_t rwkv_tokenizer_max_pending(const rwkv_tokenizer *t);
+
+/* The bytes of one token.  Returns 0 and sets *bytes and *len (owned by the
+ * tokenizer, valid while it lives), or -1 for an id that has no bytes (out
+ * of range, or World id 0 = end of document); err is not touched. */
 int rwkv_tokenizer_token_bytes(const rwkv_tokenizer *t, uint32_t id,
                                const uint8_t **bytes, size_t *len);
 
-/* Whole-text encode: appends the ids of buf[0..len) to out. */
+/* Whole-text encode: appends the ids of buf[0..len) to out.  Never fails on
+ * any input bytes (every byte is a token); -1 only when memory runs out, and
+ * then some ids may have been appended. */
 int rwkv_tokenizer_encode(const rwkv_tokenizer *t, const void *buf, size_t len,
                           rwkv_ids *out, rwkv_error *err);
 
-/* Decode: appends the concatenated token bytes to a malloc'ed buffer
- * (*out, *out_len; *out is NUL-terminated for convenience).  An id without
- * bytes is an error naming its position. */
+/* Decode: the concatenated token bytes in a new malloc'ed buffer (*out,
+ * *out_len; *out is NUL-terminated for convenience; the caller frees it).
+ * The bytes are returned raw, valid UTF-8 or not (a token can be part of a
+ * character): the official decode() would turn a whole invalid string into
+ * one U+FFFD; how to show invalid bytes is the caller's choice.  An id
+ * without bytes (World id 0, id >= vocab size) is an error naming its
+ * position, and then *out is NULL. */
 int rwkv_tokenizer_decode(const rwkv_tokenizer *t, const uint32_t *ids, size_t n,
                           uint8_t **out, size_t *out_len, rwkv_error *err);
 
 /* ---- streaming encoder ---- */
 typedef struct rwkv_encoder rwkv_encoder;
 
-/* The tokenizer must outlive the encoder. NULL only when out of memory. */
+/* The tokenizer must outlive the encoder.  NULL only when out of memory.
+ * An encoder is used by one thread at a time; encoders of one tokenizer are
+ * independent.  After any error from feed/finish the encoder's state is
+ * unspecified: free it. */
 rwkv_encoder *rwkv_encoder_new(const rwkv_tokenizer *t);
 void rwkv_encoder_free(rwkv_encoder *e); /* accepts NULL */
 
@@ -89,8 +116,11 @@ int rwkv_encoder_finish(rwkv_encoder *e, rwkv_ids *out, rwkv_error *err);
 /* The held bytes (for checkpoints): pointer valid until the next call. */
 size_t rwkv_encoder_pending(const rwkv_encoder *e, const uint8_t **bytes);
 
-/* Replaces the held bytes (restoring a checkpoint).  Fails if n exceeds what
- * an encoder can ever hold for this tokenizer (the bytes are then untrusted). */
+/* Replaces the held bytes (restoring a checkpoint).  The bytes are untrusted:
+ * fails (encoder unchanged) if n exceeds rwkv_tokenizer_max_pending, or if
+ * the bytes are not a state this encoder can be in (World: they must be a
+ * proper prefix of some token, i.e. a match that could still grow; bytes:
+ * nothing is ever held).  Every state the encoder can reach is accepted. */
 int rwkv_encoder_restore(rwkv_encoder *e, const uint8_t *bytes, size_t n, rwkv_error *err);
 
 #endif

@@ -272,6 +272,70 @@ static void test_every_truncation(void)
     CHECKF(bad < 0, "prefix of %d bytes", bad);
 }
 
+/* Vocabularies whose trie has the same awkward child labels at every node
+ * (the double array's hardest packing cases): they load, every token
+ * encodes to itself, and streaming equals whole-text encoding. */
+static void test_adversarial_trie_shapes(void)
+{
+    static const struct { uint8_t labels[4]; int k, depth; } shapes[] = {
+        {{0x00, 0xff}, 2, 12}, {{0x10, 0x20, 0xf0}, 3, 8}, {{0x00, 0x01, 0xff}, 3, 8},
+        {{0x00, 0x40, 0x80, 0xc0}, 4, 6},
+    };
+    for (size_t sh = 0; sh < sizeof shapes / sizeof *shapes; sh++) {
+        int k = shapes[sh].k, depth = shapes[sh].depth;
+        size_t count = 1;
+        for (int d = 0; d < depth; d++)
+            count *= (size_t)k;
+        make_base();
+        size_t cap = base_len + count * (16 + 4 * (size_t)depth);
+        char *buf = malloc(cap);
+        memcpy(buf, base_text, base_len);
+        size_t n = base_len;
+        for (size_t i = 0; i < count; i++) { /* token i: the base-k digits of i */
+            n += (size_t)sprintf(buf + n, "%zu b'", 257 + i);
+            size_t x = i;
+            for (int d = 0; d < depth; d++, x /= (size_t)k)
+                n += (size_t)sprintf(buf + n, "\\x%02x", shapes[sh].labels[x % (size_t)k]);
+            n += (size_t)sprintf(buf + n, "' %d\n", depth);
+        }
+        rwkv_tokenizer *t = NULL;
+        rwkv_error err = {{0}};
+        int rc = rwkv_tokenizer_parse("adv.txt", buf, n, &t, &err);
+        free(buf);
+        CHECKF(rc == 0, "shape %zu: %s", sh, err.msg);
+        uint32_t bad = 0;
+        rwkv_ids ids = {0}, streamed = {0};
+        for (uint32_t id = 1; id < rwkv_tokenizer_vocab_size(t) && !bad; id++) {
+            const uint8_t *b;
+            size_t len;
+            ids.n = 0;
+            if (rwkv_tokenizer_token_bytes(t, id, &b, &len) != 0 ||
+                rwkv_tokenizer_encode(t, b, len, &ids, &err) != 0 || ids.n != 1 ||
+                ids.v[0] != id)
+                bad = id;
+        }
+        /* a random text over the labels, whole vs 3-byte pieces */
+        uint8_t text[3000];
+        uint64_t seed = sh + 1;
+        for (size_t i = 0; i < sizeof text; i++)
+            text[i] = shapes[sh].labels[test_rand(&seed) % (uint64_t)k];
+        ids.n = 0;
+        rwkv_encoder *e = rwkv_encoder_new(t);
+        int ok = e && rwkv_tokenizer_encode(t, text, sizeof text, &ids, &err) == 0;
+        for (size_t p = 0; ok && p < sizeof text; p += 3)
+            ok = rwkv_encoder_feed(e, text + p, 3, &streamed, &err) == 0;
+        ok = ok && rwkv_encoder_finish(e, &streamed, &err) == 0 && streamed.n == ids.n &&
+             memcmp(streamed.v, ids.v, ids.n * sizeof *ids.v) == 0 &&
+             ids.n <= sizeof text / (size_t)depth + (size_t)depth;
+        rwkv_encoder_free(e);
+        rwkv_ids_free(&ids);
+        rwkv_ids_free(&streamed);
+        rwkv_tokenizer_free(t);
+        CHECKF(!bad, "shape %zu: token %u does not encode to itself", sh, bad);
+        CHECKF(ok, "shape %zu: streaming differs", sh);
+    }
+}
+
 int main(void)
 {
     RUN(test_minimal_vocab_and_escapes);
@@ -281,5 +345,6 @@ int main(void)
     RUN(test_whole_file_failures);
     RUN(test_token_length_limit);
     RUN(test_every_truncation);
+    RUN(test_adversarial_trie_shapes);
     return test_summary();
 }

@@ -17,7 +17,7 @@
 
 # Debian packages the build and the tests need; installed on demand (root).
 DEB_PACKAGES := build-essential libzmq3-dev libmsgpack-dev libzstd-dev \
-                libopenblas-serial-dev libjansson-dev python3 python3-zmq python3-msgpack
+                libopenblas-pthread-dev libjansson-dev python3 python3-zmq python3-msgpack
 
 FIXTURES ?= $(if $(RWKVD_FIXTURES),$(RWKVD_FIXTURES),../shared/fixtures)
 export RWKVD_FIXTURES := $(FIXTURES)
@@ -26,15 +26,18 @@ CC := gcc
 CLANG ?= clang
 B := build
 
-# OpenBLAS, serial flavour: rwkvd runs its own thread pool and calls
-# single-threaded sgemm from each worker, so only one set of threads spins.
-BLAS_INC := /usr/include/x86_64-linux-gnu/openblas-serial
-BLAS_LIB := /usr/lib/x86_64-linux-gnu/openblas-serial
+# OpenBLAS, pthread flavour, told to use one thread (openblas_set_num_threads):
+# rwkvd runs its own thread pool and calls sgemm from each worker, so only one
+# set of threads works.  Not the "serial" flavour: Debian builds that one
+# without locking, and concurrent sgemm calls from several threads corrupt
+# each other's buffers (seen as wrong logits).
+BLAS_INC := /usr/include/x86_64-linux-gnu/openblas-pthread
+BLAS_LIB := /usr/lib/x86_64-linux-gnu/openblas-pthread
 
 WARN := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
         -Wformat=2 -Wvla -Wno-format-nonliteral
-BASE_CFLAGS := -std=c11 -D_GNU_SOURCE -g -fopenmp-simd -pthread $(WARN) -I. -I$(BLAS_INC)
-LIBS := -L$(BLAS_LIB) -Wl,-rpath,$(BLAS_LIB) -lblas -ljansson -lzstd -lzmq -lmsgpackc -lm -lpthread
+BASE_CFLAGS := -std=c11 -D_GNU_SOURCE -g -fopenmp-simd -ffp-contract=fast -pthread $(WARN) -I. -I$(BLAS_INC)
+LIBS := -L$(BLAS_LIB) -Wl,-rpath,$(BLAS_LIB) -lopenblas -ljansson -lzstd -lzmq -lmsgpackc -lm -lpthread
 
 REL_CFLAGS := $(BASE_CFLAGS) -O2
 SAN_FLAGS := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer

@@ -1,0 +1,69 @@
+/* forward.h — running tokens through a model.
+ *
+ * An engine is the working memory and the threads for forward passes over a
+ * model: create one per thread that runs forward passes (the model itself is
+ * shared).  rwkv_forward takes a batch of requests — one per document, each
+ * with its own state and its own block of tokens — and runs them together:
+ * every projection is one matrix-matrix product over all the batch's tokens,
+ * the recurrence runs token by token within each document.  A batch of one
+ * request with one token is the single-token (decode) path.
+ *
+ * Outputs are opt-in per request; nothing is computed that no one asked for
+ * (no head matmul when neither logits nor surprisal is requested).
+ */
+#ifndef RWKV_FORWARD_H
+#define RWKV_FORWARD_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/error.h"
+#include "core/model.h"
+#include "core/state.h"
+
+typedef enum rwkv_logits_mode {
+    RWKV_LOGITS_NONE = 0,
+    RWKV_LOGITS_LAST = 1, /* logits_out: [V], after the last token */
+    RWKV_LOGITS_ALL = 2,  /* logits_out: [n_tokens][V]; row t predicts token t+1 */
+} rwkv_logits_mode;
+
+typedef enum rwkv_hidden_mode {
+    RWKV_HIDDEN_NONE = 0,
+    RWKV_HIDDEN_LAST = 1, /* hidden_out: [C], ln_out output at the last token */
+    RWKV_HIDDEN_ALL = 2,  /* hidden_out: [n_tokens][C] */
+    RWKV_HIDDEN_MEAN = 3, /* hidden_out: [C], mean over this request's tokens */
+} rwkv_hidden_mode;
+
+typedef struct rwkv_request {
+    rwkv_state *state;        /* updated in place */
+    const uint32_t *tokens;   /* n_tokens >= 1 ids, each < vocab size */
+    int n_tokens;
+    rwkv_logits_mode logits;
+    float *logits_out;
+    rwkv_hidden_mode hidden;
+    float *hidden_out;
+    /* Optional [C] float64 accumulator: += the sum of the ln_out output
+     * over this request's tokens (running means across blocks). */
+    double *hidden_sum;
+    /* Optional [n_tokens]: surprisal_out[t] = -ln p(target_t | tokens so
+     * far) in nats, where target_t = tokens[t+1], and for the last position
+     * next_token; NaN there when next_token < 0 (the head is then skipped
+     * for that position unless logits are wanted). */
+    float *surprisal_out;
+    int64_t next_token;
+} rwkv_request;
+
+typedef struct rwkv_engine rwkv_engine;
+
+/* n_threads <= 0: one per online CPU.  NULL with err set on failure. */
+rwkv_engine *rwkv_engine_new(const rwkv_model *m, int n_threads, rwkv_error *err);
+void rwkv_engine_free(rwkv_engine *e); /* accepts NULL */
+int rwkv_engine_threads(const rwkv_engine *e);
+const rwkv_model *rwkv_engine_model(const rwkv_engine *e);
+
+/* Runs the requests.  Returns -1 with err set, before touching any state,
+ * when a request is malformed (token out of range, no tokens, a state of
+ * another model, a mode without its buffer) or memory runs out. */
+int rwkv_forward(rwkv_engine *e, rwkv_request *reqs, int n_reqs, rwkv_error *err);
+
+#endif

@@ -1,0 +1,70 @@
+/* model.h — an RWKV model loaded from an official checkpoint.
+ *
+ * rwkv_model_load opens a .pth or .safetensors file (see tensor_file.h),
+ * recognises the generation and the shape from tensor names and shapes
+ * (../shared/rwkv-math.md §0), checks every tensor the generation needs is
+ * there with the right shape and that nothing unknown is (an unknown tensor
+ * means a variant we would silently compute wrongly), and prepares the
+ * weights: large matrices stay in the mapped file in their stored dtype
+ * (f32, f16 or bf16); small per-channel vectors and LoRA factors become
+ * float32 copies.  A model is immutable after loading and may be shared by
+ * any number of threads and engine contexts.
+ */
+#ifndef RWKV_MODEL_H
+#define RWKV_MODEL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/error.h"
+#include "core/tensor_file.h"
+
+typedef enum rwkv_generation {
+    RWKV_GEN_V4 = 40,
+    RWKV_GEN_V5_0 = 50,
+    RWKV_GEN_V5_1 = 51,
+    RWKV_GEN_V5_2 = 52,
+    RWKV_GEN_V6 = 60,
+    RWKV_GEN_V7 = 70,
+} rwkv_generation;
+
+typedef struct rwkv_model_info {
+    rwkv_generation generation;
+    const char *generation_name; /* e.g. "RWKV-7 (x070)" */
+    int n_layer;
+    int n_embd;      /* C */
+    int n_head;      /* H (1 for v4, which has no heads) */
+    int head_size;   /* N, with H*N = C (C for v4) */
+    int vocab_size;  /* V */
+    int ffn_dim;     /* width of the channel-mix hidden layer */
+    size_t state_floats;   /* floats in an exported state */
+    size_t n_params;       /* parameters in the checkpoint */
+    size_t weight_bytes;   /* bytes of all tensors as stored */
+    rwkv_dtype matrix_dtype; /* dtype of head.weight (the usual storage dtype) */
+    const char *path;      /* as given to rwkv_model_load */
+    const char *format;    /* "pth" or "safetensors" */
+} rwkv_model_info;
+
+typedef struct rwkv_model rwkv_model;
+
+/* Loads and validates.  On failure *out is NULL and err names the file and
+ * the problem (missing tensor, wrong shape, unsupported generation...).
+ * Generations other than RWKV-7 are recognised and refused with a message
+ * saying so until their engine lands. */
+int rwkv_model_load(const char *path, rwkv_model **out, rwkv_error *err);
+
+/* Takes ownership of an already opened tensor file (closed on failure too). */
+int rwkv_model_from_tensors(rwkv_tensor_file *f, rwkv_model **out, rwkv_error *err);
+
+void rwkv_model_free(rwkv_model *m); /* accepts NULL */
+
+const rwkv_model_info *rwkv_model_get_info(const rwkv_model *m);
+
+/* Recognises the generation from tensor names/shapes without building the
+ * model.  Returns 0 and sets *gen, or -1 with a message saying why the file
+ * is not a (supported) RWKV checkpoint. */
+int rwkv_detect_generation(const rwkv_tensor_file *f, rwkv_generation *gen, rwkv_error *err);
+
+const char *rwkv_generation_name(rwkv_generation g);
+
+#endif

@@ -1,9 +1,17 @@
-/* threadpool.c — see threadpool.h.  A generation counter announces each
- * region; workers spin on it for a short while, then sleep on a condvar. */
-#include "threadpool.h"
+/* threadpool.c — see threadpool.h.
+ *
+ * One 64-bit ticket word holds (generation << 32 | next task index).  The
+ * caller publishes a region by storing a new generation with index 0; anyone
+ * takes a task with a compare-and-swap that also checks the generation, so a
+ * worker that wakes late can never run a task of a region that is over.  The
+ * region's parameters live in two alternating slots: a slot is rewritten only
+ * two generations later, after every task of its region has completed. */
+#include "core/threadpool.h"
 
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <unistd.h>
 
@@ -18,19 +26,23 @@
  * regions of one forward pass, short enough not to burn an idle core. */
 #define SPIN_ITERS 20000
 
+typedef struct {
+    _Atomic(rwkv_task_fn) fn;
+    _Atomic(void *) arg;
+    atomic_uint n_tasks;
+} region;
+
 struct rwkv_pool {
-    int n;                 /* threads including the caller */
+    int n; /* threads including the caller */
     pthread_t *threads;
     pthread_mutex_t mu;
-    pthread_cond_t wake;   /* a new region or shutdown */
-    pthread_cond_t done;   /* the last worker left a region */
-    atomic_uint generation;
-    atomic_int next_task;
-    atomic_int busy;       /* workers still inside the current region */
-    int n_tasks;
-    rwkv_task_fn fn;
-    void *arg;
-    int stop;
+    pthread_cond_t wake;
+    atomic_uint_least64_t ticket;
+    atomic_uint done;   /* tasks of the current region completed */
+    atomic_int sleepers;
+    atomic_int stop;
+    region slot[2];
+    uint32_t gen;       /* caller side: the last published generation */
 };
 
 typedef struct {
@@ -44,13 +56,28 @@ int rwkv_cpu_count(void)
     return n > 0 ? (int)n : 1;
 }
 
-static void drain(rwkv_pool *p, int thread)
+static uint32_t gen_of(uint64_t t)
 {
+    return (uint32_t)(t >> 32);
+}
+
+/* Takes and runs tasks of generation g until none is left. */
+static void drain(rwkv_pool *p, uint32_t g, int thread)
+{
+    region *r = &p->slot[g & 1];
+    rwkv_task_fn fn = atomic_load_explicit(&r->fn, memory_order_relaxed);
+    void *arg = atomic_load_explicit(&r->arg, memory_order_relaxed);
+    uint32_t n = atomic_load_explicit(&r->n_tasks, memory_order_relaxed);
+    uint64_t cur = atomic_load_explicit(&p->ticket, memory_order_acquire);
     for (;;) {
-        int t = atomic_fetch_add_explicit(&p->next_task, 1, memory_order_relaxed);
-        if (t >= p->n_tasks)
-            break;
-        p->fn(p->arg, t, thread);
+        if (gen_of(cur) != g || (uint32_t)cur >= n)
+            return;
+        if (atomic_compare_exchange_weak_explicit(&p->ticket, &cur, cur + 1, memory_order_acq_rel,
+                                                  memory_order_acquire)) {
+            fn(arg, (int)(uint32_t)cur, thread);
+            atomic_fetch_add_explicit(&p->done, 1, memory_order_release);
+            cur = atomic_load_explicit(&p->ticket, memory_order_acquire);
+        }
     }
 }
 
@@ -60,35 +87,27 @@ static void *worker_main(void *varg)
     rwkv_pool *p = wa->pool;
     int index = wa->index;
     free(wa);
-    /* the generation at creation: a region may already have been announced
-     * before this thread first runs, and it must still take part in it */
-    unsigned seen = 0;
+    uint32_t seen = 0; /* generation 0 is "nothing published yet" */
     for (;;) {
-        unsigned g;
+        uint64_t t;
         int spins = 0;
-        while ((g = atomic_load_explicit(&p->generation, memory_order_acquire)) == seen &&
-               spins < SPIN_ITERS) {
+        while (gen_of(t = atomic_load_explicit(&p->ticket, memory_order_acquire)) == seen &&
+               spins < SPIN_ITERS && !atomic_load_explicit(&p->stop, memory_order_relaxed)) {
             cpu_relax();
             spins++;
         }
-        if (g == seen) {
+        if (gen_of(t) == seen) {
             pthread_mutex_lock(&p->mu);
-            while ((g = atomic_load(&p->generation)) == seen && !p->stop)
+            atomic_fetch_add(&p->sleepers, 1);
+            while (gen_of(t = atomic_load(&p->ticket)) == seen && !atomic_load(&p->stop))
                 pthread_cond_wait(&p->wake, &p->mu);
-            int stop = p->stop;
+            atomic_fetch_sub(&p->sleepers, 1);
             pthread_mutex_unlock(&p->mu);
-            if (stop)
-                return NULL;
         }
-        seen = g;
-        if (p->stop)
+        if (atomic_load(&p->stop))
             return NULL;
-        drain(p, index);
-        if (atomic_fetch_sub_explicit(&p->busy, 1, memory_order_acq_rel) == 1) {
-            pthread_mutex_lock(&p->mu);
-            pthread_cond_signal(&p->done);
-            pthread_mutex_unlock(&p->mu);
-        }
+        seen = gen_of(t);
+        drain(p, seen, index);
     }
 }
 
@@ -99,10 +118,9 @@ rwkv_pool *rwkv_pool_new(int n_threads)
     rwkv_pool *p = calloc(1, sizeof *p);
     if (!p)
         return NULL;
-    p->n = n_threads;
+    p->n = 1;
     pthread_mutex_init(&p->mu, NULL);
     pthread_cond_init(&p->wake, NULL);
-    pthread_cond_init(&p->done, NULL);
     if (n_threads > 1) {
         p->threads = calloc((size_t)n_threads - 1, sizeof *p->threads);
         if (!p->threads) {
@@ -111,13 +129,16 @@ rwkv_pool *rwkv_pool_new(int n_threads)
         }
         for (int i = 1; i < n_threads; i++) {
             worker_arg *wa = malloc(sizeof *wa);
-            if (!wa || pthread_create(&p->threads[i - 1], NULL, worker_main,
-                                      (wa->pool = p, wa->index = i, wa)) != 0) {
+            if (wa) {
+                wa->pool = p;
+                wa->index = i;
+            }
+            if (!wa || pthread_create(&p->threads[i - 1], NULL, worker_main, wa) != 0) {
                 free(wa);
-                p->n = i; /* only i-1 workers exist: free joins exactly those */
-                rwkv_pool_free(p);
+                rwkv_pool_free(p); /* joins the p->n - 1 workers that exist */
                 return NULL;
             }
+            p->n = i + 1;
         }
     }
     return p;
@@ -129,8 +150,7 @@ void rwkv_pool_free(rwkv_pool *p)
         return;
     if (p->threads) {
         pthread_mutex_lock(&p->mu);
-        p->stop = 1;
-        atomic_fetch_add(&p->generation, 1);
+        atomic_store(&p->stop, 1);
         pthread_cond_broadcast(&p->wake);
         pthread_mutex_unlock(&p->mu);
         for (int i = 1; i < p->n; i++)
@@ -139,7 +159,6 @@ void rwkv_pool_free(rwkv_pool *p)
     }
     pthread_mutex_destroy(&p->mu);
     pthread_cond_destroy(&p->wake);
-    pthread_cond_destroy(&p->done);
     free(p);
 }
 
@@ -157,25 +176,27 @@ void rwkv_pool_run(rwkv_pool *p, int n_tasks, rwkv_task_fn fn, void *arg)
             fn(arg, t, 0);
         return;
     }
-    p->fn = fn;
-    p->arg = arg;
-    p->n_tasks = n_tasks;
-    atomic_store(&p->next_task, 0);
-    atomic_store(&p->busy, p->n - 1);
-    pthread_mutex_lock(&p->mu);
-    atomic_fetch_add_explicit(&p->generation, 1, memory_order_release);
-    pthread_cond_broadcast(&p->wake);
-    pthread_mutex_unlock(&p->mu);
-    drain(p, 0);
-    /* wait for the workers to leave the region: spin first, then sleep */
-    for (int spins = 0; atomic_load_explicit(&p->busy, memory_order_acquire) != 0; spins++) {
-        if (spins < SPIN_ITERS) {
-            cpu_relax();
-            continue;
-        }
+    uint32_t g = ++p->gen;
+    if (g == 0) /* 0 means "nothing yet" to a new worker; skip it on wrap */
+        g = ++p->gen;
+    region *r = &p->slot[g & 1];
+    atomic_store_explicit(&r->fn, fn, memory_order_relaxed);
+    atomic_store_explicit(&r->arg, arg, memory_order_relaxed);
+    atomic_store_explicit(&r->n_tasks, (unsigned)n_tasks, memory_order_relaxed);
+    atomic_store_explicit(&p->done, 0, memory_order_relaxed);
+    atomic_store_explicit(&p->ticket, (uint64_t)g << 32, memory_order_release);
+    if (atomic_load(&p->sleepers) > 0) {
         pthread_mutex_lock(&p->mu);
-        while (atomic_load(&p->busy) != 0)
-            pthread_cond_wait(&p->done, &p->mu);
+        pthread_cond_broadcast(&p->wake);
         pthread_mutex_unlock(&p->mu);
+    }
+    drain(p, g, 0);
+    /* only tasks a worker has started can still be running */
+    for (int spins = 0;
+         atomic_load_explicit(&p->done, memory_order_acquire) != (unsigned)n_tasks; spins++) {
+        if (spins < SPIN_ITERS)
+            cpu_relax();
+        else
+            sched_yield();
     }
 }

@@ -5,9 +5,14 @@
  * (a dozen per layer in decode), so wake-up latency matters more than
  * generality.  Workers spin briefly after a region (a few microseconds,
  * covering the gap to the next region of the same token) and then sleep on a
- * condition variable, so an idle daemon costs no CPU.  OpenBLAS is used in
- * its serial flavour and called from inside our tasks, so exactly one set of
- * threads exists.
+ * condition variable, so an idle daemon costs no CPU.  OpenBLAS runs
+ * single-threaded inside our tasks, so exactly one set of threads exists.
+ *
+ * The caller never waits for a worker to wake up: tasks are taken from a
+ * shared ticket counter by whoever is running, and the caller only waits for
+ * tasks that a worker has actually started.  On a machine where other
+ * processes occupy the other cores, a region therefore costs at worst what
+ * it costs single-threaded, instead of a scheduler time slice.
  *
  * A pool is used by one caller thread at a time (the engine context that owns
  * it); regions do not nest.

@@ -113,7 +113,7 @@ int rwkvd_ckpt_store_open(const char *dir, rwkvd_ckpt_store **out, rwkv_error *e
         goto fail;
     }
     /* crash debris: half-written temp files of a previous run */
-    int dfd = dup(st->dirfd);
+    int dfd = openat(st->dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC); /* own offset */
     DIR *d = dfd >= 0 ? fdopendir(dfd) : NULL;
     if (!d) {
         if (dfd >= 0)
@@ -325,14 +325,13 @@ int rwkvd_ckpt_store_list(rwkvd_ckpt_store *st, rwkvd_ckpt_list_fn fn, void *ctx
                           rwkv_error *err)
 {
     size_t bad = 0;
-    int dfd = dup(st->dirfd);
+    int dfd = openat(st->dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC); /* own offset */
     DIR *d = dfd >= 0 ? fdopendir(dfd) : NULL;
     if (!d) {
         if (dfd >= 0)
             close(dfd);
         return rwkv_fail(err, "%s: cannot list: %s", st->dir, strerror(errno));
     }
-    rewinddir(d);
     struct dirent *e;
     int stop = 0;
     while (!stop && (e = readdir(d))) {

@@ -14,6 +14,19 @@
  * Every refusal yields one reason code (reason.h) and one human line naming
  * the byte offset, e.g. "ingest message: offset 9: field \"seq\": negative".
  *
+ * Why msgpack-c behind a pre-scan rather than our own cursor decoder: the
+ * library is the well-kept reference implementation (and fuzzed upstream);
+ * its one hazard for hostile input — allocating for counts it has not seen —
+ * is exactly what the pre-scan removes.  The price is msgpack-c's object
+ * tree: 24 bytes per array element, so a token list sent as a msgpack array
+ * costs up to 24 * max_tokens bytes while it is decoded (24 MiB at the
+ * default limit).  Bulk producers should send tokens as a bin of uint32 LE,
+ * which costs 4 bytes per token.
+ *
+ * Where the offsets come from: values are read from the tree, offsets from
+ * walking the raw bytes in step with it (rwkvd_mp_skip/child), so both views
+ * of the message must agree — the pre-scan guarantees they do.
+ *
  * Decoding is all-or-nothing: a refused message leaves no allocation behind
  * and the document's state must not change (PROTOCOL.md §5).  All functions
  * are thread safe (no globals); a struct is used by one thread at a time.

@@ -5,6 +5,10 @@
 
 #include "core/matmul.h"
 
+/* Largest head size the engine accepts (official RWKV-7 models use 64); a
+ * head's state is transposed through a stack buffer of this size squared. */
+#define RWKV7_MAX_HEAD 128
+
 typedef struct rwkv7_layer {
     const float *ln1_w, *ln1_b, *ln2_w, *ln2_b;
     /* time mix */

@@ -30,8 +30,9 @@ static int bind(rwkv_model *m, rwkv_binder *b, rwkv_error *err)
         return rwkv_fail(err, "%s: blocks.0.att.r_k must exist with shape (H, N), H*N = %d", path,
                          C);
     int H = (int)rk->shape[0], N = (int)rk->shape[1];
-    if (N > 1024)
-        return rwkv_fail(err, "%s: head size %d too large (at most 1024)", path, N);
+    if (N > RWKV7_MAX_HEAD)
+        return rwkv_fail(err, "%s: head size %d is not supported (at most %d)", path, N,
+                         RWKV7_MAX_HEAD);
     const rwkv_tensor *fk = rwkv_bind_find(b, "blocks.0.ffn.key.weight");
     if (!fk || fk->ndim != 2 || fk->shape[1] != C || fk->shape[0] < 1 || fk->shape[0] > 65536)
         return rwkv_fail(err, "%s: blocks.0.ffn.key.weight must exist with shape (F, %d)", path, C);

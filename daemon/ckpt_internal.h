@@ -1,0 +1,58 @@
+/* ckpt_internal.h — what the checkpoint encoder (ckpt_encode.c) and decoder
+ * (ckpt_decode.c) share with checkpoint.c: the flag bits, little-endian
+ * helpers, the payload size formula and THE consistency rules, kept in one
+ * place so the writer can never produce a file the reader refuses.
+ * Not part of the daemon's public API.
+ */
+#ifndef RWKVD_CKPT_INTERNAL_H
+#define RWKVD_CKPT_INTERNAL_H
+
+#include "daemon/checkpoint.h"
+
+enum {
+    RWKVD_CKPT_FL_FINISHED = 1,
+    RWKVD_CKPT_FL_STATE = 2,
+    RWKVD_CKPT_FL_LAST_EMB = 4,
+    RWKVD_CKPT_FL_PREV_LOGITS = 8,
+    RWKVD_CKPT_FL_ALL = 15,
+};
+
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+#define RWKVD_HOST_LE 1
+#else
+#define RWKVD_HOST_LE 0
+#endif
+
+static inline void rwkvd_put32(uint8_t *p, uint32_t v)
+{
+    for (int i = 0; i < 4; i++)
+        p[i] = (uint8_t)(v >> (8 * i));
+}
+static inline void rwkvd_put64(uint8_t *p, uint64_t v)
+{
+    for (int i = 0; i < 8; i++)
+        p[i] = (uint8_t)(v >> (8 * i));
+}
+static inline uint32_t rwkvd_get32(const uint8_t *p)
+{
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+static inline uint64_t rwkvd_get64(const uint8_t *p)
+{
+    return rwkvd_get32(p) | (uint64_t)rwkvd_get32(p + 4) << 32;
+}
+
+/* Flag bits implied by which arrays ck points at. */
+uint32_t rwkvd_ckpt_flags(const rwkvd_ckpt *ck);
+
+/* Payload bytes implied by the scalars and flags; only meaningful once
+ * rwkvd_ckpt_check_scalars passed (every factor is capped; at most ~2^35). */
+uint64_t rwkvd_ckpt_raw_size(const rwkvd_ckpt *ck, uint32_t flags);
+
+/* The rules on scalars and flags; -1 with `why` = "what: problem". */
+int rwkvd_ckpt_check_scalars(const rwkvd_ckpt *ck, uint32_t flags, rwkv_error *why);
+
+/* The rules on array contents (finite floats, ids below the vocabulary). */
+int rwkvd_ckpt_check_arrays(const rwkvd_ckpt *ck, rwkv_error *why);
+
+#endif

@@ -40,8 +40,9 @@
  * content size before a byte is allocated; the payload CRC is checked before
  * decompressing, and zstd's own checksum after.
  *
- * Both directions apply the same consistency rules (ckpt_check in
- * checkpoint.c), so the writer can never produce a file the reader refuses.
+ * Both directions apply the same consistency rules (checkpoint.c; encoder in
+ * ckpt_encode.c, decoder in ckpt_decode.c), so the writer can never produce
+ * a file the reader refuses.
  * All functions are thread safe; structs are used by one thread at a time.
  */
 #ifndef RWKVD_CHECKPOINT_H

@@ -3,10 +3,10 @@
  * calling the generation's layers, and the outputs (hidden states, logits,
  * surprisal).
  *
- * Passes: the concatenated tokens of all requests are processed in slices
- * of at most PASS_ROWS rows, so the working memory is bounded whatever the
- * block size; a long request simply continues from its state in the next
- * pass.  1024 rows is past the point where sgemm efficiency stops growing.
+ * Passes: requests are processed in groups of at most PASS_ROWS rows, so
+ * the working memory is bounded whatever the block size; a longer request
+ * continues from its state in the next pass.  1024 rows is past the point
+ * where sgemm efficiency stops growing.
  */
 #include <cblas.h>
 #include <math.h>
@@ -319,21 +319,27 @@ int rwkv_forward(rwkv_engine *e, rwkv_request *reqs, int n_reqs, rwkv_error *err
             !(mean_acc[i] = calloc((size_t)C, sizeof(double))))
             goto oom;
 
-    /* walk the requests' tokens in passes of at most PASS_ROWS rows */
+    /* Passes hold whole requests (up to PASS_ROWS rows together); a request
+     * longer than PASS_ROWS runs alone, cut at multiples of PASS_ROWS from
+     * its own start.  So where a request's rows fall never depends on the
+     * other requests in the batch, and neither do its results (see
+     * forward.h on batch invariance). */
     int req = 0, tok = 0;
     while (req < n_reqs) {
         int n_seg = 0, rows = 0;
-        while (req < n_reqs && rows < PASS_ROWS) {
-            int take = reqs[req].n_tokens - tok;
-            if (take > PASS_ROWS - rows)
-                take = PASS_ROWS - rows;
+        while (req < n_reqs) {
+            int left = reqs[req].n_tokens - tok;
+            if (n_seg > 0 && rows + left > PASS_ROWS)
+                break;
+            int take = left < PASS_ROWS ? left : PASS_ROWS;
             seg[n_seg] = (segment){req, tok, tok + take};
             row0[n_seg] = rows;
             n_seg++;
             rows += take;
             tok += take;
-            if (tok == reqs[req].n_tokens)
-                req++, tok = 0;
+            if (tok < reqs[req].n_tokens)
+                break; /* a long request continues alone in the next pass */
+            req++, tok = 0;
         }
         if (reserve((void **)&e->x, &e->x_cap, (size_t)rows * C, sizeof(float)) ||
             reserve((void **)&e->scratch, &e->scratch_cap, m->arch->scratch_floats(m, rows),

@@ -10,6 +10,14 @@
  *
  * Outputs are opt-in per request; nothing is computed that no one asked for
  * (no head matmul when neither logits nor surprisal is requested).
+ *
+ * Batch invariance: a request with more than RWKV_GEMV_MAX_ROWS (4) tokens
+ * gives bit-identical results whether it runs alone or in a batch with any
+ * other requests, and whatever the thread count (every row is computed by
+ * the same kernels in the same order; tests/test_rwkv7_batch.c checks it).
+ * The daemon relies on this to re-emit byte-identical outputs after a
+ * restart.  Requests of 1..4 tokens take the GEMV path when alone and may
+ * differ in the last bits when batched.
  */
 #ifndef RWKV_FORWARD_H
 #define RWKV_FORWARD_H

@@ -4,18 +4,25 @@
  * features], stored as f32, f16 or bf16 (used in place, e.g. from the mmap).
  * X is [m][cols] float32, Y is [m][rows] float32.
  *
- * Two paths, chosen by m:
- *  - m <= RWKV_GEMV_MAX_ROWS (decode and tiny batches): our own kernel reads
+ * The m rows of X come in segments (one per document of a batch), and every
+ * segment is multiplied as if it were alone: the same path, the same call
+ * shape, the same summation order.  So a document's results never depend on
+ * the other documents of its batch (forward.h, "batch invariance"); OpenBLAS
+ * cannot promise that for one product over the whole batch (its small-matrix
+ * kernels are chosen by the product's size and round differently).
+ *
+ * Two paths, chosen per segment by its row count:
+ *  - <= RWKV_GEMV_MAX_ROWS rows (decode, tiny blocks): our own kernel reads
  *    each weight row once in its stored dtype and widens it in registers, so
  *    decode is bound by the bytes of the weights actually stored (2 per bf16
- *    parameter), not by a 4-byte copy.
- *  - larger m (prefill): OpenBLAS sgemm.  Non-f32 weights are widened in
- *    slices of a few dozen rows into a per-thread buffer that stays in L2,
- *    just before the sgemm that consumes them; no fp32 copy of the model is
- *    ever kept.
- * Work is split over weight rows (output columns) across the thread pool;
- * each task calls the serial sgemm.  Several independent products can be
- * issued as one parallel region (rwkv_matmul_many) to save wake-ups.
+ *    parameter), not by a 4-byte copy.  Sums run in a fixed lane order.
+ *  - more rows (prefill): OpenBLAS sgemm.  Non-f32 weights are widened slice
+ *    by slice into a per-thread buffer just before the sgemm calls that
+ *    consume them (one widening serves every segment); no fp32 copy of the
+ *    model is ever kept.
+ * Work is split over slices of weight rows whose width depends only on the
+ * weight's shape (not on the batch or the thread count), spread over the
+ * pool; several independent products can share one parallel region.
  */
 #ifndef RWKV_MATMUL_H
 #define RWKV_MATMUL_H
@@ -33,6 +40,12 @@ typedef struct rwkv_matrix {
     const void *data; /* rows*cols elements, row-major */
 } rwkv_matrix;
 
+/* Row segments of X and Y: segment i is rows start[i] .. start[i+1]-1. */
+typedef struct rwkv_segments {
+    int n;
+    const int *start; /* [n + 1], start[0] = 0, increasing */
+} rwkv_segments;
+
 /* One product Y[m][ldy] (=|+=) X[m][ldx] · Wᵀ. */
 typedef struct rwkv_matmul_op {
     const rwkv_matrix *w;
@@ -48,14 +61,14 @@ typedef struct rwkv_matmul_scratch rwkv_matmul_scratch;
 rwkv_matmul_scratch *rwkv_matmul_scratch_new(int n_threads);
 void rwkv_matmul_scratch_free(rwkv_matmul_scratch *s); /* accepts NULL */
 
-/* Runs n_ops products over the same m rows, in one parallel region.  Never
- * fails (memory for scratch is allocated at creation, sized for any cols up
- * to RWKV_MATMUL_MAX_COLS). */
+/* Runs n_ops products over the same row segments in one parallel region.
+ * Never fails (scratch is reserved at creation for any cols up to
+ * RWKV_MATMUL_MAX_COLS; only touched pages become resident). */
 #define RWKV_MATMUL_MAX_COLS 65536
-void rwkv_matmul_many(rwkv_pool *pool, rwkv_matmul_scratch *s, int m,
+void rwkv_matmul_many(rwkv_pool *pool, rwkv_matmul_scratch *s, const rwkv_segments *seg,
                       const rwkv_matmul_op *ops, int n_ops);
 
-/* Convenience for one product. */
+/* One product over one segment of m rows. */
 void rwkv_matmul(rwkv_pool *pool, rwkv_matmul_scratch *s, int m, const rwkv_matrix *w,
                  const float *x, int ldx, float *y, int ldy, int accumulate);
 

@@ -190,10 +190,10 @@ static void wkv_task(void *arg, int task, int thread)
 RWKV_CLONES
 static float dot3(const float *a, const float *b, const float *d, int n)
 {
-    float s = 0;
-    RWKV_SIMD_SUM(s)
-    for (int i = 0; i < n; i++)
-        s += a[i] * b[i] * d[i];
+    float s;
+#define T3(i) (a[i] * b[i] * d[i])
+    RWKV_LANE_SUM(s, n, T3);
+#undef T3
     return s;
 }
 
@@ -276,7 +276,8 @@ void rwkv7_layer_forward(rwkv_engine *e, int layer, const rwkv_batch *b, float *
         {&ly->g1, c.mix[MIX_G], C, c.hg, c.wts->lora_g, 0},
         {&ly->v1, c.mix[MIX_V], C, c.hv, c.wts->lora_v, 0},
     };
-    rwkv_matmul_many(e->pool, e->mm, M, first, layer > 0 ? 7 : 6);
+    rwkv_segments seg = {b->n_seqs, b->start};
+    rwkv_matmul_many(e->pool, e->mm, &seg, first, layer > 0 ? 7 : 6);
     rwkv_parallel_ranges(e, M, rows_per_task, lora_act_rows, &c);
     rwkv_matmul_op second[4] = {
         {&ly->w2, c.hw, c.wts->lora_w, c.w, C, 0},
@@ -284,19 +285,22 @@ void rwkv7_layer_forward(rwkv_engine *e, int layer, const rwkv_batch *b, float *
         {&ly->g2, c.hg, c.wts->lora_g, c.g, C, 0},
         {&ly->v2, c.hv, c.wts->lora_v, c.vm, C, 0},
     };
-    rwkv_matmul_many(e->pool, e->mm, M, second, layer > 0 ? 4 : 3);
+    rwkv_matmul_many(e->pool, e->mm, &seg, second, layer > 0 ? 4 : 3);
     rwkv_parallel_ranges(e, M, rows_per_task, elementwise_rows, &c);
 
     /* the recurrence, then the output projection into the residual */
     rwkv_pool_run(e->pool, b->n_seqs * c.H, wkv_task, &c);
     rwkv_parallel_ranges(e, M, rows_per_task, output_rows, &c);
-    rwkv_matmul(e->pool, e->mm, M, &ly->output, c.y, C, x, C, 1);
+    rwkv_matmul_op out = {&ly->output, c.y, C, x, C, 1};
+    rwkv_matmul_many(e->pool, e->mm, &seg, &out, 1);
 
     /* channel mix */
     rwkv_parallel_ranges(e, M, rows_per_task, ln2_rows, &c);
     rwkv_parallel_ranges(e, M, rows_per_task, ffn_mix_rows, &c);
     save_shift(&c, c.xx, (size_t)C + (size_t)c.H * c.N * c.N);
-    rwkv_matmul(e->pool, e->mm, M, &ly->ffn_key, c.mix[0], C, c.hid, c.F, 0);
+    rwkv_matmul_op fk = {&ly->ffn_key, c.mix[0], C, c.hid, c.F, 0};
+    rwkv_matmul_many(e->pool, e->mm, &seg, &fk, 1);
     rwkv_parallel_ranges(e, M, rows_per_task, relu_sq_rows, &c);
-    rwkv_matmul(e->pool, e->mm, M, &ly->ffn_value, c.hid, c.F, x, C, 1);
+    rwkv_matmul_op fv = {&ly->ffn_value, c.hid, c.F, x, C, 1};
+    rwkv_matmul_many(e->pool, e->mm, &seg, &fv, 1);
 }

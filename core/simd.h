@@ -20,7 +20,59 @@
 
 #define RWKV_PRAGMA(x) _Pragma(#x)
 #define RWKV_SIMD RWKV_PRAGMA(omp simd)
-#define RWKV_SIMD_SUM(v) RWKV_PRAGMA(omp simd reduction(+ : v))
+
+/* Sums in a fixed order.  A vectorised reduction's order depends on how the
+ * compiler peels the loop for alignment and on the vector width, so the
+ * same row could round differently at another address or on another CPU.
+ * Instead, element i always adds into lane i % RWKV_LANES (the compiler
+ * turns the lane loop into a few vector registers) and the lanes are folded
+ * in a fixed tree: the result depends on the values alone.  The engine's
+ * batch invariance (forward.h) and the daemon's byte-identical re-emission
+ * rest on this. */
+#define RWKV_LANES 32
+
+static inline float rwkv_fold_lanes(float *acc)
+{
+    for (int w = RWKV_LANES / 2; w >= 1; w /= 2)
+        for (int l = 0; l < w; l++)
+            acc[l] += acc[l + w];
+    return acc[0];
+}
+
+static inline double rwkv_fold_lanes_f64(double *acc)
+{
+    for (int w = RWKV_LANES / 2; w >= 1; w /= 2)
+        for (int l = 0; l < w; l++)
+            acc[l] += acc[l + w];
+    return acc[0];
+}
+
+/* Expands to a fixed-order sum of EXPR(i) for i in [0, n) into `result`
+ * (float lanes).  EXPR is a macro of one index argument. */
+#define RWKV_LANE_SUM(result, n, EXPR)                                               \
+    do {                                                                             \
+        float acc_[RWKV_LANES] = {0};                                                \
+        size_t n_ = (size_t)(n), i_ = 0;                                             \
+        for (; i_ + RWKV_LANES <= n_; i_ += RWKV_LANES)                              \
+            for (int l_ = 0; l_ < RWKV_LANES; l_++)                                  \
+                acc_[l_] += EXPR(i_ + l_);                                           \
+        for (int l_ = 0; i_ + l_ < n_; l_++)                                         \
+            acc_[l_] += EXPR(i_ + l_);                                               \
+        (result) = rwkv_fold_lanes(acc_);                                            \
+    } while (0)
+
+/* The same with double lanes. */
+#define RWKV_LANE_SUM_F64(result, n, EXPR)                                           \
+    do {                                                                             \
+        double acc_[RWKV_LANES] = {0};                                               \
+        size_t n_ = (size_t)(n), i_ = 0;                                             \
+        for (; i_ + RWKV_LANES <= n_; i_ += RWKV_LANES)                              \
+            for (int l_ = 0; l_ < RWKV_LANES; l_++)                                  \
+                acc_[l_] += EXPR(i_ + l_);                                           \
+        for (int l_ = 0; i_ + l_ < n_; l_++)                                         \
+            acc_[l_] += EXPR(i_ + l_);                                               \
+        (result) = rwkv_fold_lanes_f64(acc_);                                        \
+    } while (0)
 
 static inline float rwkv_bits_to_f32(uint32_t u)
 {

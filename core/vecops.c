@@ -8,14 +8,14 @@
 RWKV_CLONES
 static void moments(const float *x, int n, double *mean, double *var)
 {
-    double s = 0;
-    RWKV_SIMD_SUM(s)
-    for (int i = 0; i < n; i++)
-        s += x[i];
-    double mu = s / n, q = 0;
-    RWKV_SIMD_SUM(q)
-    for (int i = 0; i < n; i++)
-        q += ((double)x[i] - mu) * ((double)x[i] - mu);
+    double s, q;
+#define VAL(i) ((double)x[i])
+    RWKV_LANE_SUM_F64(s, n, VAL);
+    double mu = s / n;
+#define DEV2(i) (((double)x[i] - mu) * ((double)x[i] - mu))
+    RWKV_LANE_SUM_F64(q, n, DEV2);
+#undef VAL
+#undef DEV2
     *mean = mu;
     *var = q / n;
 }
@@ -113,10 +113,10 @@ static double sum_exp_shifted(const float *x, int n, float m)
     double total = 0;
     for (int i0 = 0; i0 < n; i0 += 1024) {
         int i1 = i0 + 1024 < n ? i0 + 1024 : n;
-        float s = 0;
-        RWKV_SIMD_SUM(s)
-        for (int i = i0; i < i1; i++)
-            s += rwkv_expf(x[i] - m);
+        float s;
+#define EXPT(i) rwkv_expf(x[i0 + (int)(i)] - m)
+        RWKV_LANE_SUM(s, i1 - i0, EXPT);
+#undef EXPT
         total += s;
     }
     return total;

@@ -101,10 +101,10 @@ typedef struct {
 RWKV_CLONES
 static float sum_floats(const float *p, size_t n)
 {
-    float s = 0;
-    RWKV_SIMD_SUM(s)
-    for (size_t i = 0; i < n; i++)
-        s += p[i];
+    float s;
+#define ELEM(i) p[i]
+    RWKV_LANE_SUM(s, n, ELEM);
+#undef ELEM
     return s;
 }
 

@@ -10,6 +10,13 @@
  *
  * Which format a file is in is decided by its content (zip magic "PK\3\4" or
  * a safetensors header), never by the extension.
+ *
+ * .pth: the CRC-32 of data.pkl and of every storage record in use is
+ * verified at open (about 14 GB/s with PCLMUL, so ~30 ms for 400 MB).  Only
+ * FloatStorage / HalfStorage / BFloat16Storage are accepted; views sharing
+ * a storage are fine.  .safetensors: F32 / F16 / BF16, ranges must tile the
+ * data section exactly.  Implementation: mapped_file, zip_reader,
+ * torch_pickle, pth_reader, safetensors_reader, tensor_set.
  */
 #ifndef RWKV_TENSOR_FILE_H
 #define RWKV_TENSOR_FILE_H
@@ -36,10 +43,11 @@ typedef struct rwkv_tensor {
     const char *name;  /* NUL-terminated, owned by the tensor_file */
     rwkv_dtype dtype;
     int ndim;          /* 0..RWKV_TENSOR_MAX_DIMS; 0 means a scalar (1 element) */
-    int64_t shape[RWKV_TENSOR_MAX_DIMS];
-    size_t numel;      /* product of shape, checked for overflow */
+    int64_t shape[RWKV_TENSOR_MAX_DIMS]; /* each >= 0; entries past ndim are 0 */
+    size_t numel;      /* product of shape, checked for overflow; may be 0 */
     const void *data;  /* contiguous, row-major, little-endian, aligned to
-                          rwkv_dtype_size(dtype); valid until close */
+                          rwkv_dtype_size(dtype); never NULL (a dummy when
+                          numel == 0); valid until close */
 } rwkv_tensor;
 
 typedef struct rwkv_tensor_file rwkv_tensor_file;
@@ -65,11 +73,19 @@ const char *rwkv_tensor_file_format(const rwkv_tensor_file *f);
 const char *rwkv_tensor_file_path(const rwkv_tensor_file *f);
 
 /* Tensors in file order (state-dict order for .pth, header order for
- * safetensors).  i must be < count. */
+ * safetensors).  rwkv_tensor_file_at returns NULL when i >= count.  All
+ * accessors are read-only and safe to call from several threads. */
 size_t rwkv_tensor_file_count(const rwkv_tensor_file *f);
 const rwkv_tensor *rwkv_tensor_file_at(const rwkv_tensor_file *f, size_t i);
 
-/* Lookup by exact name; NULL when absent. */
+/* Lookup by exact name; NULL when absent.  O(1) (hash index). */
 const rwkv_tensor *rwkv_tensor_file_find(const rwkv_tensor_file *f, const char *name);
+
+/* Bytes copied into owned 64-byte-aligned memory at open: non-contiguous
+ * torch views (gathered) and data misaligned for its dtype inside the file
+ * (safetensors packs tensors back to back, so e.g. an f32 tensor after an
+ * odd number of bf16 elements).  0 for torch.save files (64-byte aligned
+ * records) and for single-dtype safetensors files. */
+size_t rwkv_tensor_file_copied_bytes(const rwkv_tensor_file *f);
 
 #endif

@@ -17,7 +17,8 @@
 
 # Debian packages the build and the tests need; installed on demand (root).
 DEB_PACKAGES := build-essential libzmq3-dev libmsgpack-dev libzstd-dev \
-                libopenblas-pthread-dev libjansson-dev python3 python3-zmq python3-msgpack
+                libopenblas-pthread-dev libjansson-dev libssl-dev libsystemd-dev \
+                libmicrohttpd-dev python3 python3-zmq python3-msgpack
 
 FIXTURES ?= $(if $(RWKVD_FIXTURES),$(RWKVD_FIXTURES),../shared/fixtures)
 export RWKVD_FIXTURES := $(FIXTURES)
@@ -37,7 +38,8 @@ BLAS_LIB := /usr/lib/x86_64-linux-gnu/openblas-pthread
 WARN := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
         -Wformat=2 -Wvla -Wno-format-nonliteral
 BASE_CFLAGS := -std=c11 -D_GNU_SOURCE -g -fopenmp-simd -ffp-contract=fast -pthread $(WARN) -I. -I$(BLAS_INC)
-LIBS := -L$(BLAS_LIB) -Wl,-rpath,$(BLAS_LIB) -lopenblas -ljansson -lzstd -lzmq -lmsgpackc -lm -lpthread
+LIBS := -L$(BLAS_LIB) -Wl,-rpath,$(BLAS_LIB) -lopenblas -ljansson -lzstd -lzmq -lmsgpackc \
+        -lcrypto -lsystemd -lmicrohttpd -lm -lpthread
 
 REL_CFLAGS := $(BASE_CFLAGS) -O2
 SAN_FLAGS := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
@@ -180,7 +182,7 @@ run: $(B)/rel/bin/rwkvd
 FUZZ_SECONDS ?= 60
 FUZZ_BINS := $(patsubst tests/fuzz/fuzz_%.c,$(B)/fuzz/fuzz_%,$(FUZZ_SRC))
 FUZZ_CFLAGS := $(BASE_CFLAGS) -DRWKV_NO_CUDA -O1 -fsanitize=fuzzer,address,undefined \
-               -fno-sanitize-recover=all -Wno-unused-command-line-argument
+               -fno-sanitize-recover=all -Wno-unused-command-line-argument -Wno-pass-failed
 $(B)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(CORE_SRC) $(DAEMON_SRC) $(HEADERS) | $(B)/.deps-ok
 	@mkdir -p $(dir $@)
 	$(CLANG) $(FUZZ_CFLAGS) $< $(CORE_SRC) $(DAEMON_SRC) $(LIBS) -o $@

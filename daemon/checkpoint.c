@@ -27,14 +27,13 @@ void rwkvd_ckpt_release(rwkvd_ckpt *ck)
     ck->pending_tokens = NULL;
     ck->mean_sum = NULL;
     ck->last_emb = NULL;
-    ck->prev_logits = NULL;
     ck->state = NULL;
 }
 
 uint32_t rwkvd_ckpt_flags(const rwkvd_ckpt *ck)
 {
     return (ck->finished ? RWKVD_CKPT_FL_FINISHED : 0) | (ck->state ? RWKVD_CKPT_FL_STATE : 0) |
-           (ck->last_emb ? RWKVD_CKPT_FL_LAST_EMB : 0) | (ck->prev_logits ? RWKVD_CKPT_FL_PREV_LOGITS : 0);
+           (ck->last_emb ? RWKVD_CKPT_FL_LAST_EMB : 0) | (ck->has_carry ? RWKVD_CKPT_FL_CARRY : 0);
 }
 
 uint64_t rwkvd_ckpt_raw_size(const rwkvd_ckpt *ck, uint32_t flags)
@@ -44,8 +43,6 @@ uint64_t rwkvd_ckpt_raw_size(const rwkvd_ckpt *ck, uint32_t flags)
         n += 8 * c;
     if (flags & RWKVD_CKPT_FL_STATE)
         n += 4 * ck->model.state_floats;
-    if (flags & RWKVD_CKPT_FL_PREV_LOGITS)
-        n += 4 * (uint64_t)ck->model.vocab;
     if (flags & RWKVD_CKPT_FL_LAST_EMB)
         n += 4 * c;
     return n + 4 * (uint64_t)ck->n_pending_tokens + ck->n_pending_bytes;
@@ -73,7 +70,7 @@ int rwkvd_ckpt_check_scalars(const rwkvd_ckpt *ck, uint32_t flags, rwkv_error *w
     if (ck->n_pending_bytes > RWKVD_CKPT_PENDING_BYTES_MAX)
         return rwkv_fail(why, "%zu pending tokenizer bytes, at most %d", ck->n_pending_bytes,
                          RWKVD_CKPT_PENDING_BYTES_MAX);
-    if (ck->n_pending_tokens >= ck->block_size)
+    if (ck->n_pending_tokens > ck->block_size)
         return rwkv_fail(why, "%zu pending tokens, a block holds %u", ck->n_pending_tokens,
                          ck->block_size);
     if (ck->n_pending_bytes && ck->input != RWKVD_INPUT_BYTES)
@@ -102,8 +99,16 @@ int rwkvd_ckpt_check_scalars(const rwkvd_ckpt *ck, uint32_t flags, rwkv_error *w
     if (!isfinite(ck->surprisal_sum) || ck->surprisal_sum < 0)
         return rwkv_fail(why, "surprisal sum %g is not a finite non-negative number",
                          ck->surprisal_sum);
-    if ((flags & (RWKVD_CKPT_FL_LAST_EMB | RWKVD_CKPT_FL_PREV_LOGITS)) && ck->tokens_done == 0)
+    if ((flags & RWKVD_CKPT_FL_LAST_EMB) && ck->tokens_done == 0)
         return rwkv_fail(why, "per-token vectors in a document with no completed block");
+    if (flags & RWKVD_CKPT_FL_CARRY) {
+        if (!(ck->carry_surprisal >= 0) || !isfinite(ck->carry_surprisal))
+            return rwkv_fail(why, "carried surprisal %g is not a finite non-negative number",
+                             (double)ck->carry_surprisal);
+        if (ck->tokens_done == 0 || ck->n_pending_tokens == 0)
+            return rwkv_fail(why, "a carried surprisal without a completed block and a "
+                                  "pending token");
+    }
     return 0;
 }
 
@@ -127,7 +132,6 @@ int rwkvd_ckpt_check_arrays(const rwkvd_ckpt *ck, rwkv_error *why)
             if (!isfinite(ck->mean_sum[i]))
                 return rwkv_fail(why, "mean sum[%llu] is not finite", (unsigned long long)i);
     if ((ck->last_emb && check_f32(ck->last_emb, c, "last embedding", why)) ||
-        (ck->prev_logits && check_f32(ck->prev_logits, ck->model.vocab, "logits", why)) ||
         (ck->state && check_f32(ck->state, ck->model.state_floats, "state", why)))
         return -1;
     return 0;

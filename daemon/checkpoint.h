@@ -9,13 +9,14 @@
  *    12   4  header size (204 + doc_len)  102  1  input kind (0 none yet,
  *    16   4  flags: 1 finished,                   1 text/bytes, 2 tokens)
  *              2 has state, 4 has last    103  1  reserved, 0
- *              embedding, 8 has prev      104  4  topk
- *              logits; other bits 0       108  4  pending tokenizer bytes
+ *              embedding, 8 has carried   104  4  topk
+ *              surprisal; other bits 0    108  4  pending tokenizer bytes
  *    20   4  generation (rwkv_generation) 112  4  pending tokens
  *    24   4  n_layer                      116  4  doc_len (1..256)
  *    28   4  n_embd (C)                   120  8  compressed payload size
  *    32   4  vocab (V)                    128  4  CRC-32 of the compressed payload
- *    36   4  block size (B)               132  4  reserved, 0
+ *    36   4  block size (B)               132  4  carried surprisal (f32; 0
+ *                                                  unless flag 8)
  *    40   8  state floats (S)             136 32  model sha256
  *    48   8  next seq                     168 32  tokenizer sha256 (0s: bytes)
  *    56   8  blocks done                  200  n  doc id
@@ -27,8 +28,7 @@
  *
  *   payload: ONE zstd frame (content size and XXH64 checksum flags set) of
  *     f64[C] mean sum (pooling mean only), f32[S] state (flag 2),
- *     f32[V] logits after the last token (flag 8), f32[C] last ln_out
- *     (flag 4), u32[pending tokens], u8[pending bytes]
+ *     f32[C] last ln_out (flag 4), u32[pending tokens], u8[pending bytes]
  *   in that order, so every array is naturally aligned in the decompressed
  *   buffer and the reader hands out pointers into it (no second copy of a
  *   state of tens of MB).  Nothing follows the frame.
@@ -98,14 +98,19 @@ typedef struct rwkvd_ckpt {
     rwkvd_doc_opts opts;
     const uint8_t *pending_bytes;  /* tokenizer bytes not yet a token */
     size_t n_pending_bytes;        /* <= RWKVD_CKPT_PENDING_BYTES_MAX */
-    const uint32_t *pending_tokens; /* tokens of the partial block */
-    size_t n_pending_tokens;       /* < block_size */
+    const uint32_t *pending_tokens; /* tokens not yet in a completed block */
+    size_t n_pending_tokens;       /* <= block_size (a full block waits for
+                                      the token after it) */
     const double *mean_sum;        /* [n_embd], iff opts.pooling == MEAN */
     uint64_t mean_count;           /* tokens summed into mean_sum */
     const float *last_emb;         /* [n_embd] ln_out at the last token, or NULL */
     double surprisal_sum;          /* running sum (nats), finite, >= 0 */
     uint64_t surprisal_count;
-    const float *prev_logits;      /* [vocab] logits after the last token, or NULL */
+    /* The surprisal of the first pending token, computed with the block
+     * before it (a block runs once the token after it is known, so the
+     * prediction across the boundary is taken then and carried). */
+    bool has_carry;
+    float carry_surprisal;         /* finite, >= 0 when has_carry */
     const float *state;            /* [state_floats]; NULL only when finished */
     void *owned;                   /* set by the decoder only */
 } rwkvd_ckpt;

@@ -67,8 +67,9 @@ static int parse_header(const char *label, const uint8_t *p, size_t len,
         return dfail(st, RWKVD_CKPT_CORRUPT, err, label,
                      "offset %zu: header checksum mismatch (stored %08x, computed %08x)", hs - 4,
                      want, got);
-    if (rwkvd_get32(p + 12) != hs || p[103] || rwkvd_get32(p + 132) || (rwkvd_get32(p + 16) & ~(uint32_t)RWKVD_CKPT_FL_ALL) ||
-        p[100] > 1 || p[101] > 1)
+    uint32_t fl = rwkvd_get32(p + 16);
+    if (rwkvd_get32(p + 12) != hs || p[103] || (fl & ~(uint32_t)RWKVD_CKPT_FL_ALL) ||
+        (!(fl & RWKVD_CKPT_FL_CARRY) && rwkvd_get32(p + 132)) || p[100] > 1 || p[101] > 1)
         return dfail(st, RWKVD_CKPT_CORRUPT, err, label,
                      "offset 12: header fields out of range (size, reserved bytes or flags)");
     memset(ck, 0, sizeof *ck);
@@ -93,6 +94,9 @@ static int parse_header(const char *label, const uint8_t *p, size_t len,
     ck->opts.topk = rwkvd_get32(p + 104);
     ck->n_pending_bytes = rwkvd_get32(p + 108);
     ck->n_pending_tokens = rwkvd_get32(p + 112);
+    ck->has_carry = (fl & RWKVD_CKPT_FL_CARRY) != 0;
+    uint32_t carry_bits = rwkvd_get32(p + 132);
+    memcpy(&ck->carry_surprisal, &carry_bits, 4);
     ck->doc_len = doc_len;
     *comp_size = rwkvd_get64(p + 120);
     *comp_crc = rwkvd_get32(p + 128);
@@ -250,8 +254,6 @@ int rwkvd_ckpt_decode(const char *label, const void *buf, size_t len,
         TAKE(mean_sum, double, c);
     if (flags & RWKVD_CKPT_FL_STATE)
         TAKE(state, float, out->model.state_floats);
-    if (flags & RWKVD_CKPT_FL_PREV_LOGITS)
-        TAKE(prev_logits, float, out->model.vocab);
     if (flags & RWKVD_CKPT_FL_LAST_EMB)
         TAKE(last_emb, float, c);
     if (out->n_pending_tokens)

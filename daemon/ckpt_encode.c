@@ -77,6 +77,10 @@ static void write_header(uint8_t *h, const rwkvd_ckpt *ck, uint32_t flags, uint6
     rwkvd_put32(h + 116, (uint32_t)ck->doc_len);
     rwkvd_put64(h + 120, comp_size);
     rwkvd_put32(h + 128, comp_crc);
+    uint32_t carry_bits = 0;
+    if (ck->has_carry)
+        memcpy(&carry_bits, &ck->carry_surprisal, 4);
+    rwkvd_put32(h + 132, carry_bits);
     memcpy(h + 136, ck->model.model_sha256, 32);
     memcpy(h + 168, ck->model.tokenizer_sha256, 32);
     memcpy(h + 200, ck->doc, ck->doc_len);
@@ -126,8 +130,6 @@ int rwkvd_ckpt_encode(const rwkvd_ckpt *ck, int level, uint8_t **out, size_t *ou
         bad = feed(cc, &o, ck->mean_sum, c, 8);
     if (!bad && ck->state)
         bad = feed(cc, &o, ck->state, ck->model.state_floats, 4);
-    if (!bad && ck->prev_logits)
-        bad = feed(cc, &o, ck->prev_logits, ck->model.vocab, 4);
     if (!bad && ck->last_emb)
         bad = feed(cc, &o, ck->last_emb, c, 4);
     if (!bad && ck->n_pending_tokens)

@@ -13,7 +13,7 @@ enum {
     RWKVD_CKPT_FL_FINISHED = 1,
     RWKVD_CKPT_FL_STATE = 2,
     RWKVD_CKPT_FL_LAST_EMB = 4,
-    RWKVD_CKPT_FL_PREV_LOGITS = 8,
+    RWKVD_CKPT_FL_CARRY = 8, /* header offset 132 holds the carried surprisal */
     RWKVD_CKPT_FL_ALL = 15,
 };
 

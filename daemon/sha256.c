@@ -1,103 +1,79 @@
-/* sha256.c — SHA-256 compression function and padding (FIPS 180-4 §6.2). */
+/* sha256.c — see sha256.h: thin wrappers over libcrypto's EVP interface. */
 #include "daemon/sha256.h"
 
+#include <errno.h>
+#include <fcntl.h>
+#include <openssl/evp.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
-static const uint32_t K[64] = {
-    0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5,
-    0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe, 0x9bdc06a7, 0xc19bf174,
-    0xe49b69c1, 0xefbe4786, 0x0fc19dc6, 0x240ca1cc, 0x2de92c6f, 0x4a7484aa, 0x5cb0a9dc, 0x76f988da,
-    0x983e5152, 0xa831c66d, 0xb00327c8, 0xbf597fc7, 0xc6e00bf3, 0xd5a79147, 0x06ca6351, 0x14292967,
-    0x27b70a85, 0x2e1b2138, 0x4d2c6dfc, 0x53380d13, 0x650a7354, 0x766a0abb, 0x81c2c92e, 0x92722c85,
-    0xa2bfe8a1, 0xa81a664b, 0xc24b8b70, 0xc76c51a3, 0xd192e819, 0xd6990624, 0xf40e3585, 0x106aa070,
-    0x19a4c116, 0x1e376c08, 0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a, 0x5b9cca4f, 0x682e6ff3,
-    0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7, 0xc67178f2,
-};
-
-static inline uint32_t ror(uint32_t x, int n) { return (x >> n) | (x << (32 - n)); }
-
-static void compress(uint32_t h[8], const uint8_t *p)
+int rwkvd_sha256_init(rwkvd_sha256 *s)
 {
-    uint32_t w[64];
-    for (int i = 0; i < 16; i++)
-        w[i] = (uint32_t)p[4 * i] << 24 | (uint32_t)p[4 * i + 1] << 16 |
-               (uint32_t)p[4 * i + 2] << 8 | p[4 * i + 3];
-    for (int i = 16; i < 64; i++) {
-        uint32_t s0 = ror(w[i - 15], 7) ^ ror(w[i - 15], 18) ^ (w[i - 15] >> 3);
-        uint32_t s1 = ror(w[i - 2], 17) ^ ror(w[i - 2], 19) ^ (w[i - 2] >> 10);
-        w[i] = w[i - 16] + s0 + w[i - 7] + s1;
+    s->ctx = EVP_MD_CTX_new();
+    if (!s->ctx || EVP_DigestInit_ex(s->ctx, EVP_sha256(), NULL) != 1) {
+        rwkvd_sha256_abort(s);
+        return -1;
     }
-    uint32_t a = h[0], b = h[1], c = h[2], d = h[3], e = h[4], f = h[5], g = h[6], k = h[7];
-    for (int i = 0; i < 64; i++) {
-        uint32_t t1 = k + (ror(e, 6) ^ ror(e, 11) ^ ror(e, 25)) + ((e & f) ^ (~e & g)) + K[i] + w[i];
-        uint32_t t2 = (ror(a, 2) ^ ror(a, 13) ^ ror(a, 22)) + ((a & b) ^ (a & c) ^ (b & c));
-        k = g;
-        g = f;
-        f = e;
-        e = d + t1;
-        d = c;
-        c = b;
-        b = a;
-        a = t1 + t2;
-    }
-    h[0] += a, h[1] += b, h[2] += c, h[3] += d, h[4] += e, h[5] += f, h[6] += g, h[7] += k;
+    return 0;
 }
 
-void rwkvd_sha256_init(rwkvd_sha256 *s)
+int rwkvd_sha256_update(rwkvd_sha256 *s, const void *data, size_t n)
 {
-    static const uint32_t iv[8] = {0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a,
-                                   0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19};
-    memcpy(s->h, iv, sizeof iv);
-    s->total = 0;
-    s->nbuf = 0;
+    return s->ctx && EVP_DigestUpdate(s->ctx, data, n) == 1 ? 0 : -1;
 }
 
-void rwkvd_sha256_update(rwkvd_sha256 *s, const void *data, size_t n)
+int rwkvd_sha256_final(rwkvd_sha256 *s, uint8_t out[32])
 {
-    const uint8_t *p = data;
-    s->total += n;
-    if (s->nbuf) {
-        size_t take = 64 - s->nbuf < n ? 64 - s->nbuf : n;
-        memcpy(s->buf + s->nbuf, p, take);
-        s->nbuf += take, p += take, n -= take;
-        if (s->nbuf < 64)
-            return;
-        compress(s->h, s->buf);
-        s->nbuf = 0;
-    }
-    for (; n >= 64; p += 64, n -= 64)
-        compress(s->h, p);
-    memcpy(s->buf, p, n);
-    s->nbuf = n;
+    unsigned len = 0;
+    int ok = s->ctx && EVP_DigestFinal_ex(s->ctx, out, &len) == 1 && len == 32;
+    rwkvd_sha256_abort(s);
+    return ok ? 0 : -1;
 }
 
-void rwkvd_sha256_final(rwkvd_sha256 *s, uint8_t out[32])
+void rwkvd_sha256_abort(rwkvd_sha256 *s)
 {
-    uint64_t bits = s->total * 8;
-    s->buf[s->nbuf++] = 0x80;
-    if (s->nbuf > 56) {
-        memset(s->buf + s->nbuf, 0, 64 - s->nbuf);
-        compress(s->h, s->buf);
-        s->nbuf = 0;
-    }
-    memset(s->buf + s->nbuf, 0, 56 - s->nbuf);
-    for (int i = 0; i < 8; i++)
-        s->buf[56 + i] = (uint8_t)(bits >> (56 - 8 * i));
-    compress(s->h, s->buf);
-    for (int i = 0; i < 8; i++) {
-        out[4 * i] = (uint8_t)(s->h[i] >> 24);
-        out[4 * i + 1] = (uint8_t)(s->h[i] >> 16);
-        out[4 * i + 2] = (uint8_t)(s->h[i] >> 8);
-        out[4 * i + 3] = (uint8_t)s->h[i];
-    }
+    EVP_MD_CTX_free(s->ctx);
+    s->ctx = NULL;
 }
 
 void rwkvd_sha256_buf(const void *data, size_t n, uint8_t out[32])
 {
+    unsigned len = 0;
+    if (EVP_Digest(data, n, out, &len, EVP_sha256(), NULL) != 1 || len != 32)
+        abort(); /* only when libcrypto cannot allocate its context */
+}
+
+int rwkvd_sha256_file(const char *path, uint8_t out[32], rwkv_error *err)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return rwkv_fail(err, "%s: cannot open: %s", path, strerror(errno));
     rwkvd_sha256 s;
-    rwkvd_sha256_init(&s);
-    rwkvd_sha256_update(&s, data, n);
-    rwkvd_sha256_final(&s, out);
+    if (rwkvd_sha256_init(&s) != 0) {
+        close(fd);
+        return rwkv_fail(err, "%s: sha256: out of memory", path);
+    }
+    enum { CHUNK = 1 << 20 };
+    unsigned char *buf = malloc(CHUNK);
+    int rc = buf ? 0 : rwkv_fail(err, "%s: sha256: out of memory", path);
+    while (rc == 0) {
+        ssize_t got = read(fd, buf, CHUNK);
+        if (got < 0 && errno == EINTR)
+            continue;
+        if (got < 0)
+            rc = rwkv_fail(err, "%s: read: %s", path, strerror(errno));
+        else if (got == 0)
+            break;
+        else if (rwkvd_sha256_update(&s, buf, (size_t)got) != 0)
+            rc = rwkv_fail(err, "%s: sha256 failed", path);
+    }
+    free(buf);
+    close(fd);
+    if (rc == 0 && rwkvd_sha256_final(&s, out) != 0)
+        rc = rwkv_fail(err, "%s: sha256 failed", path);
+    rwkvd_sha256_abort(&s);
+    return rc;
 }
 
 void rwkvd_sha256_hex(const uint8_t digest[32], char out[65])

@@ -19,7 +19,7 @@
 
 static rwkvd_model_id model;
 static double mean_sum[C];
-static float last_emb[C], logits[V], state[S];
+static float last_emb[C], state[S];
 static uint32_t ptoks[3] = {1, 15, 7};
 static const uint8_t pbytes[5] = {0xe2, 0x82, 0x00, 0xff, 'a'};
 
@@ -46,8 +46,6 @@ static void full_ckpt(rwkvd_ckpt *ck)
         mean_sum[i] = (double)(int64_t)test_rand(&seed) / 1e15;
         last_emb[i] = (float)((double)(test_rand(&seed) >> 11) / 9007199254740992.0 - 0.5);
     }
-    for (int i = 0; i < V; i++)
-        logits[i] = (float)i * 0.25f - 2.0f;
     for (int i = 0; i < S; i++)
         state[i] = (float)((double)(test_rand(&seed) >> 11) / 9007199254740992.0 * 8 - 4);
     memset(ck, 0, sizeof *ck);
@@ -73,7 +71,8 @@ static void full_ckpt(rwkvd_ckpt *ck)
     ck->last_emb = last_emb;
     ck->surprisal_sum = 31.25;
     ck->surprisal_count = 19;
-    ck->prev_logits = logits;
+    ck->has_carry = true;
+    ck->carry_surprisal = 2.75f;
     ck->state = state;
 }
 
@@ -109,8 +108,8 @@ static int same_ckpt(const rwkvd_ckpt *a, const rwkvd_ckpt *b)
         return 0;
     if (!a->last_emb != !b->last_emb || (a->last_emb && memcmp(a->last_emb, b->last_emb, 4 * C)))
         return 0;
-    if (!a->prev_logits != !b->prev_logits ||
-        (a->prev_logits && memcmp(a->prev_logits, b->prev_logits, 4 * V)))
+    if (a->has_carry != b->has_carry ||
+        (a->has_carry && memcmp(&a->carry_surprisal, &b->carry_surprisal, 4)))
         return 0;
     if (!a->state != !b->state || (a->state && memcmp(a->state, b->state, 4 * S)))
         return 0;
@@ -153,7 +152,7 @@ static void test_round_trip_variants(void)
     ck.opts.pooling = RWKVD_POOL_LAST;
     ck.mean_sum = NULL;
     ck.mean_count = 0;
-    ck.prev_logits = NULL;
+    ck.has_carry = false;
     size_t n;
     uint8_t *b = enc(&ck, &n);
     CHECK(b);
@@ -170,7 +169,8 @@ static void test_round_trip_variants(void)
     ck.blocks_done = ck.tokens_done = ck.mean_count = ck.surprisal_count = 0;
     ck.surprisal_sum = 0;
     ck.n_pending_bytes = ck.n_pending_tokens = 0;
-    ck.last_emb = ck.prev_logits = NULL;
+    ck.last_emb = NULL;
+    ck.has_carry = false;
     b = enc(&ck, &n);
     CHECK(b);
     rc = rwkvd_ckpt_decode("mem", b, n, &model, 0, &back, NULL, &err);
@@ -200,7 +200,7 @@ static void test_header_only(void)
           info.blocks_done == 5 && info.tokens_done == 20 && info.n_pending_tokens == 3 &&
           !info.finished && info.block_size == 4 && info.header_size == hs &&
           info.comp_size == n - hs);
-    CHECK(info.raw_size == 8 * C + 4 * S + 4 * V + 4 * C + 4 * 3 + 5);
+    CHECK(info.raw_size == 8 * C + 4 * S + 4 * C + 4 * 3 + 5);
 }
 
 static void test_every_byte_flip_refused(void)
@@ -332,7 +332,8 @@ static void test_sealed_bad_headers(void)
         {8, 4, 2, "format version 2"},
         {12, 4, 999, "out of range"},
         {16, 4, 0x10, "out of range"},          /* unknown flag bit */
-        {16, 4, 0x0, "without its recurrent state"},
+        {16, 4, 0xC, "without its recurrent state"}, /* carry + last emb, no state */
+        {16, 4, 0x6, "out of range"},          /* carry bits at 132 without flag 8 */
         {24, 4, 0, "model shape"},              /* n_layer 0 */
         {28, 4, 1u << 20, "model shape"},       /* n_embd too big */
         {40, 8, UINT64_C(1) << 40, "model shape"}, /* 4 TB state claim */
@@ -348,8 +349,8 @@ static void test_sealed_bad_headers(void)
         {103, 1, 1, "out of range"},            /* reserved byte */
         {104, 4, 0, "options"},                 /* topk 0 */
         {108, 4, 5000, "pending tokenizer bytes"},
-        {112, 4, 4, "pending tokens"},          /* == block size */
-        {132, 4, 1, "out of range"},            /* reserved word */
+        {112, 4, 5, "pending tokens"},          /* > block size */
+        {132, 4, 0x7fc00000u, "carried surprisal"}, /* NaN */
     };
     rwkvd_ckpt ck, back;
     full_ckpt(&ck);
@@ -439,8 +440,8 @@ static void test_sealed_bad_payloads(void)
         const char *expect;
     } cases[] = {
         {8 * C + 4 * 3, 0x7fc00000u, "state[3] is not finite"},
-        {8 * C + 4 * S + 4 * 2, 0x7f800000u, "logits[2] is not finite"},
-        {8 * C + 4 * S + 4 * V + 4 * C + 4, 16, "pending token 1: id 16"},
+        {8 * C + 4 * S + 4 * 2, 0x7f800000u, "last embedding[2] is not finite"},
+        {8 * C + 4 * S + 4 * C + 4, 16, "pending token 1: id 16"},
     };
     for (size_t i = 0; i < 3; i++) {
         memcpy(mod, raw, raw_len);
@@ -530,7 +531,9 @@ static void test_writer_refuses_bad_snapshots(void)
     REFUSED(ck.state = nan_state, "state[7] is not finite");
     uint32_t bad_tok[3] = {1, 16, 2};
     REFUSED(ck.pending_tokens = bad_tok, "pending token 1");
-    REFUSED(ck.n_pending_tokens = 4, "pending tokens");
+    REFUSED(ck.n_pending_tokens = 5, "pending tokens");
+    REFUSED(ck.carry_surprisal = -1.0f, "carried surprisal");
+    REFUSED((ck.n_pending_tokens = 0, ck.n_pending_bytes = 0), "carried surprisal");
     REFUSED(ck.state = NULL, "without its recurrent state");
     REFUSED(ck.tokens_done = 19, "not all full");
     REFUSED((ck.finished = true, ck.n_pending_bytes = ck.n_pending_tokens = 0,

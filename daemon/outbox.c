@@ -1,0 +1,95 @@
+/* outbox.c — see outbox.h.  A FIFO of malloc'ed messages. */
+#include "daemon/outbox.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <zmq.h>
+
+typedef struct item {
+    struct item *next;
+    void *data;
+    size_t len;
+} item;
+
+struct rwkvd_outbox {
+    item *head, *tail;
+    size_t count, bytes;
+    rwkvd_journal *journal;
+};
+
+rwkvd_outbox *rwkvd_outbox_new(rwkvd_journal *journal)
+{
+    rwkvd_outbox *ob = calloc(1, sizeof *ob);
+    if (ob)
+        ob->journal = journal;
+    return ob;
+}
+
+void rwkvd_outbox_free(rwkvd_outbox *ob)
+{
+    if (!ob)
+        return;
+    for (item *it = ob->head, *next; it; it = next) {
+        next = it->next;
+        free(it->data);
+        free(it);
+    }
+    free(ob);
+}
+
+int rwkvd_outbox_push(rwkvd_outbox *ob, void *data, size_t len, bool journal, rwkv_error *err)
+{
+    if (journal && ob->journal && rwkvd_journal_append(ob->journal, data, len, err) != 0) {
+        free(data);
+        return -1;
+    }
+    item *it = malloc(sizeof *it);
+    if (!it) {
+        free(data);
+        return rwkv_fail(err, "outbox: out of memory");
+    }
+    it->next = NULL;
+    it->data = data;
+    it->len = len;
+    if (ob->tail)
+        ob->tail->next = it;
+    else
+        ob->head = it;
+    ob->tail = it;
+    ob->count++;
+    ob->bytes += len;
+    return 0;
+}
+
+int rwkvd_outbox_flush(rwkvd_outbox *ob, void *zsock, rwkv_error *err)
+{
+    int sent = 0;
+    while (ob->head) {
+        item *it = ob->head;
+        /* zmq_send copies; a refused send (EAGAIN) leaves the item queued */
+        if (zmq_send(zsock, it->data, it->len, ZMQ_DONTWAIT) < 0) {
+            if (errno == EAGAIN || errno == EINTR)
+                return sent;
+            return rwkv_fail(err, "emit: zmq_send: %s", zmq_strerror(errno));
+        }
+        ob->head = it->next;
+        if (!ob->head)
+            ob->tail = NULL;
+        ob->count--;
+        ob->bytes -= it->len;
+        free(it->data);
+        free(it);
+        sent++;
+    }
+    return sent;
+}
+
+size_t rwkvd_outbox_count(const rwkvd_outbox *ob)
+{
+    return ob->count;
+}
+
+size_t rwkvd_outbox_bytes(const rwkvd_outbox *ob)
+{
+    return ob->bytes;
+}

@@ -1,0 +1,139 @@
+/* outputs.c — see outputs.h. */
+#include "daemon/outputs.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/vecops.h"
+#include "daemon/log.h"
+
+void rwkvd_l2_normalize(float *v, size_t n)
+{
+    double s = 0;
+    for (size_t i = 0; i < n; i++)
+        s += (double)v[i] * v[i];
+    if (s <= 0)
+        return;
+    float inv = (float)(1.0 / sqrt(s));
+    for (size_t i = 0; i < n; i++)
+        v[i] *= inv;
+}
+
+/* true when (a_val, a_id) ranks above (b_val, b_id) */
+static int above(float av, uint32_t ai, float bv, uint32_t bi)
+{
+    return av > bv || (av == bv && ai < bi);
+}
+
+void rwkvd_topk_rows(const float *logits, size_t n, uint32_t V, uint32_t k, uint32_t *ids,
+                     float *logprobs)
+{
+    if (k > V)
+        k = V;
+    for (size_t r = 0; r < n; r++) {
+        const float *row = logits + r * V;
+        uint32_t *id = ids + r * k;
+        float *lp = logprobs + r * k;
+        /* insertion into a sorted list of k: O(V) with a cheap threshold test */
+        uint32_t have = 0;
+        for (uint32_t v = 0; v < V; v++) {
+            float x = row[v];
+            if (have == k && !above(x, v, row[id[k - 1]], id[k - 1]))
+                continue;
+            uint32_t at = have < k ? have++ : k - 1;
+            while (at > 0 && above(x, v, row[id[at - 1]], id[at - 1])) {
+                id[at] = id[at - 1];
+                at--;
+            }
+            id[at] = v;
+        }
+        double lse = rwkv_logsumexp(row, (int)V);
+        for (uint32_t j = 0; j < k; j++)
+            lp[j] = (float)((double)row[id[j]] - lse);
+    }
+}
+
+static rwkvd_out_head head_for(const rwkvd_server *srv, const rwkvd_session *s)
+{
+    rwkvd_out_head h = srv->head_template;
+    h.doc = s->doc;
+    h.doc_len = s->doc_len;
+    h.pooling = s->opts.pooling;
+    h.normalize = s->opts.normalize;
+    return h;
+}
+
+static int queue(rwkvd_server *srv, msgpack_sbuffer *sb, bool journal, rwkv_error *err)
+{
+    size_t len = sb->size;
+    void *data = msgpack_sbuffer_release(sb);
+    return rwkvd_outbox_push(srv->outbox, data, len, journal, err);
+}
+
+int rwkvd_queue_block(rwkvd_server *srv, const rwkvd_session *s, const rwkvd_block_out *b,
+                      rwkv_error *err)
+{
+    rwkvd_out_head h = head_for(srv, s);
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    if (rwkvd_encode_block(&sb, &h, b, err) != 0) {
+        msgpack_sbuffer_destroy(&sb);
+        return -1;
+    }
+    return queue(srv, &sb, true, err);
+}
+
+int rwkvd_queue_final(rwkvd_server *srv, const rwkvd_session *s, const rwkvd_final_out *f,
+                      rwkv_error *err)
+{
+    rwkvd_out_head h = head_for(srv, s);
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    if (rwkvd_encode_final(&sb, &h, f, err) != 0) {
+        msgpack_sbuffer_destroy(&sb);
+        return -1;
+    }
+    return queue(srv, &sb, true, err);
+}
+
+void rwkvd_emit_error(rwkvd_server *srv, const uint8_t *doc, size_t doc_len, bool have_seq,
+                      uint64_t seq, rwkvd_reason reason, const char *message, bool have_expected,
+                      uint64_t expected)
+{
+    if ((unsigned)reason < RWKVD_REASON_COUNT)
+        srv->stats.rejected[reason]++;
+    char d[96] = "-";
+    if (doc)
+        rwkvd_log_doc(doc, doc_len, d);
+    LOG_WARN("refused: doc %s seq %lld: %s: %s", d, have_seq ? (long long)seq : -1LL,
+             rwkvd_reason_name(reason), message);
+    rwkvd_error_out e = {.doc = doc,
+                         .doc_len = doc_len,
+                         .have_seq = have_seq,
+                         .seq = seq,
+                         .reason = reason,
+                         .message = message,
+                         .have_expected_seq = have_expected,
+                         .expected_seq = expected};
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    rwkv_error err;
+    if (rwkvd_encode_error(&sb, &e, &err) != 0 || queue(srv, &sb, false, &err) != 0) {
+        msgpack_sbuffer_destroy(&sb);
+        LOG_ERROR("could not queue an error output: %s", err.msg);
+    }
+}
+
+void rwkvd_emit_ack(rwkvd_server *srv, const uint8_t *doc, size_t doc_len, uint64_t seq,
+                    uint64_t next_seq)
+{
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    rwkv_error err;
+    if (rwkvd_encode_ack(&sb, doc, doc_len, seq, next_seq, &err) != 0 ||
+        queue(srv, &sb, false, &err) != 0) {
+        msgpack_sbuffer_destroy(&sb);
+        LOG_ERROR("could not queue an ack: %s", err.msg);
+    }
+}

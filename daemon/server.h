@@ -1,0 +1,141 @@
+/* server.h — the daemon as one struct, and the pieces of its main loop.
+ *
+ * rwkvd is one event loop (server.c) over four descriptors: the ingest PULL
+ * socket, the control ROUTER, the emit PUSH (only while outputs wait) and a
+ * signalfd.  The engine runs inside the loop, one batch at a time, with its
+ * own thread pool; everything else is single-threaded, so sessions need no
+ * locks.  The data path, file by file:
+ *   ingest.c   message -> document (sequencing, held messages, tokenizer)
+ *   sched.c    documents with a ready block -> one engine batch
+ *   outputs.c  engine results -> block/final messages (pooling, top-k)
+ *   outbox.c   messages -> emit socket (+ emit_journal.c)
+ *   persist.c  documents <-> checkpoint files, eviction
+ *   control.c  status / resume / checkpoint / drop / health
+ */
+#ifndef RWKVD_SERVER_H
+#define RWKVD_SERVER_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/forward.h"
+#include "core/model.h"
+#include "core/tokenizer.h"
+#include "daemon/checkpoint.h"
+#include "daemon/ckpt_store.h"
+#include "daemon/config.h"
+#include "daemon/emit_journal.h"
+#include "daemon/msg_encode.h"
+#include "daemon/outbox.h"
+#include "daemon/session.h"
+
+/* Most documents in one engine batch, and most tokens. */
+#define RWKVD_BATCH_DOCS 16
+#define RWKVD_BATCH_TOKENS 4096
+
+typedef struct rwkvd_server {
+    rwkvd_config cfg;
+    int argc;
+    char **argv, **envp;          /* kept for SIGHUP reloads */
+
+    /* model */
+    rwkv_model *model;
+    const rwkv_model_info *mi;
+    rwkv_tokenizer *tok;
+    rwkv_engine *engine;
+    rwkvd_model_id model_id;
+    rwkvd_out_head head_template; /* model sha256, dim (doc and options per output) */
+
+    /* storage */
+    rwkvd_ckpt_store *store;
+    int state_dirfd;
+    rwkvd_journal *journal;
+    rwkvd_outbox *outbox;
+    uint64_t max_ckpt_raw;
+
+    /* sockets */
+    void *zctx, *ingest, *emit, *control;
+    int sigfd;                    /* read end of the signal self-pipe */
+
+    /* documents in memory */
+    rwkvd_session **buckets;
+    size_t n_buckets, n_active;
+    rwkvd_session *lru_head, *lru_tail;
+    rwkvd_session **ready;        /* FIFO of sessions with work */
+    size_t ready_cap, ready_head, ready_len;
+    size_t held_bytes;            /* all held messages */
+    uint64_t pending_tokens;      /* all sessions' pending tokens */
+
+    /* figures for status and /metrics */
+    rwkvd_status_info stats;
+    double started_at;
+    double tps_time[11];
+    uint64_t tps_tokens[11];
+    int tps_n;
+    bool stopping, degraded;
+
+    /* the /metrics endpoint reads a copy under this lock */
+    pthread_mutex_t snap_mu;
+    rwkvd_status_info snap;
+    void *http;                   /* struct MHD_Daemon */
+} rwkvd_server;
+
+/* Monotonic seconds. */
+double rwkvd_now(void);
+
+/* ---- server.c ---- */
+int rwkvd_server_init(rwkvd_server *srv, rwkv_error *err);
+int rwkvd_server_run(rwkvd_server *srv);   /* until SIGTERM/SIGINT; 0 on a clean stop */
+void rwkvd_server_free(rwkvd_server *srv);
+
+/* ---- docs.c: the table of active documents (hash + LRU) ---- */
+rwkvd_session *rwkvd_docs_find(rwkvd_server *srv, const uint8_t *doc, size_t len);
+int rwkvd_docs_insert(rwkvd_server *srv, rwkvd_session *s, rwkv_error *err);
+void rwkvd_docs_remove(rwkvd_server *srv, rwkvd_session *s); /* does not free */
+void rwkvd_docs_touch(rwkvd_server *srv, rwkvd_session *s);
+uint64_t rwkvd_doc_hash(const uint8_t *doc, size_t len);
+/* Queues a session for the scheduler if it has work and is not queued. */
+void rwkvd_ready_push(rwkvd_server *srv, rwkvd_session *s);
+rwkvd_session *rwkvd_ready_pop(rwkvd_server *srv); /* NULL when empty */
+
+/* ---- persist.c ---- */
+/* The session of a document: in memory, else loaded from its checkpoint,
+ * else (create) a new one.  Makes room by evicting the least recently used
+ * document.  Returns 0 with *out (NULL when absent and !create), or -1 with
+ * *reason (checkpoint_bad, other_model, io_error, overloaded) and err. */
+int rwkvd_session_get(rwkvd_server *srv, const uint8_t *doc, size_t len, bool create,
+                      rwkvd_session **out, rwkvd_reason *reason, rwkv_error *err);
+/* Writes the session's checkpoint (after making the emit journal durable). */
+int rwkvd_session_save(rwkvd_server *srv, rwkvd_session *s, rwkv_error *err);
+/* Saves if needed and frees it from memory. -1 (kept in memory) when the
+ * save fails. */
+int rwkvd_session_evict(rwkvd_server *srv, rwkvd_session *s, rwkv_error *err);
+/* Checkpoints due by block count or age; all dirty ones when `all`.
+ * Returns the number written; failures are logged and counted. */
+int rwkvd_checkpoint_due(rwkvd_server *srv, bool all);
+/* Forgets a document everywhere; *existed tells whether it was known. */
+int rwkvd_doc_drop(rwkvd_server *srv, const uint8_t *doc, size_t len, bool *existed,
+                   rwkv_error *err);
+
+/* ---- ingest.c ---- */
+void rwkvd_handle_ingest(rwkvd_server *srv, const void *buf, size_t len);
+
+/* ---- sched.c ---- */
+/* Runs one engine batch if any document is ready; returns whether it did. */
+bool rwkvd_run_batch(rwkvd_server *srv);
+
+/* ---- outputs.c ---- */
+/* Queues an error output (and logs it, and counts the reason). */
+void rwkvd_emit_error(rwkvd_server *srv, const uint8_t *doc, size_t doc_len, bool have_seq,
+                      uint64_t seq, rwkvd_reason reason, const char *message,
+                      bool have_expected, uint64_t expected);
+void rwkvd_emit_ack(rwkvd_server *srv, const uint8_t *doc, size_t doc_len, uint64_t seq,
+                    uint64_t next_seq);
+
+/* ---- control.c ---- */
+void rwkvd_handle_control(rwkvd_server *srv);
+void rwkvd_stats_refresh(rwkvd_server *srv); /* fills srv->stats */
+
+#endif

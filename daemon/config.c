@@ -39,7 +39,7 @@ static const rwkvd_option options[] = {
      "ENDPOINT", "ZeroMQ ROUTER endpoint the daemon binds for control requests."},
     {"ingest_hwm", RWKVD_OPT_INT, F(ingest_hwm), "1000", 1, 10000000, false, false, "N",
      "High-water mark (messages) of the ingest socket."},
-    {"emit_hwm", RWKVD_OPT_INT, F(emit_hwm), "10000", 1, 10000000, false, false, "N",
+    {"emit_hwm", RWKVD_OPT_INT, F(emit_hwm), "256", 1, 10000000, false, false, "N",
      "High-water mark (messages) of the emit socket; when full, the daemon stops taking "
      "input rather than drop outputs."},
     {"control_hwm", RWKVD_OPT_INT, F(control_hwm), "100", 1, 1000000, false, false, "N",

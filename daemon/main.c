@@ -46,6 +46,11 @@ static int load_model(rwkvd_server *srv, rwkv_error *err)
     if (rwkv_model_load(c->model, &srv->model, err) != 0)
         return -1;
     srv->mi = rwkv_model_get_info(srv->model);
+    if (!c->vocab[0] && srv->mi->vocab_size != 256)
+        return rwkv_fail(err,
+                         "model %s has a vocabulary of %d tokens: give its vocabulary file with "
+                         "--vocab (or --vocab bytes to feed raw bytes as ids 0..255)",
+                         c->model, srv->mi->vocab_size);
     if (!c->vocab[0] || strcmp(c->vocab, "bytes") == 0) {
         srv->tok = rwkv_tokenizer_bytes();
         if (!srv->tok)

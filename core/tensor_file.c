@@ -52,6 +52,14 @@ static int parse_into(rwkv_tensor_file *f, const unsigned char *b, size_t len, r
         f->format = "safetensors";
         return rwkv_safetensors_read(f->label, b, len, &f->set, err);
     }
+    /* torch < 1.6 (or _use_new_zipfile_serialization=False) wrote a bare
+     * pickle stream starting with a pickled magic number */
+    static const unsigned char legacy[] = {0x80, 0x02, 0x8a, 0x0a, 0x6c, 0xfc, 0x9c, 0x46, 0xf9};
+    if (len >= sizeof legacy && memcmp(b, legacy, sizeof legacy) == 0)
+        return rwkv_fail(err, "%s: legacy torch.save format (torch < 1.6, not a zip archive) is "
+                              "not supported; re-save it with a current torch or convert it to "
+                              "safetensors",
+                         f->label);
     if (len >= 4 && memcmp(b, "PK", 2) == 0)
         return rwkv_fail(err, "%s: zip archive does not start with a local file header; not a "
                               "torch.save checkpoint",

@@ -209,6 +209,9 @@ static void test_wrong_magic(void)
     z.p[0] = 'X';
     EXPECT_FAIL(z.p, z.n, "neither a .pth");
     z.p[0] = 'P';
+    static const unsigned char legacy[] = {0x80, 0x02, 0x8a, 0x0a, 0x6c, 0xfc, 0x9c, 0x46,
+                                           0xf9, 0x20, 0x6a, 0xa8, 0x50, 0x19, 0x2e};
+    EXPECT_FAIL(legacy, sizeof legacy, "legacy torch.save format (torch < 1.6");
     z.p[2] = 5; /* "PK\5\4" */
     EXPECT_FAIL(z.p, z.n, "does not start with a local file header");
     tw_free(&z);

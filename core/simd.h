@@ -12,7 +12,9 @@
 #include <stdint.h>
 #include <string.h>
 
-#if defined(__x86_64__) && !defined(RWKV_NO_CLONES)
+/* GCC only: clang 14 emits these clones under names its own callers do not
+ * link against (the libFuzzer builds use clang and need no speed). */
+#if defined(__x86_64__) && !defined(RWKV_NO_CLONES) && !defined(__clang__)
 #define RWKV_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
 #else
 #define RWKV_CLONES

@@ -12,6 +12,7 @@
 #   daemon/*.c        -> libdaemon.a + bin/rwkvd (daemon/main.c holds main)
 #   clients/<prog>/*.c -> bin/<prog>
 #   tests/test_*.c    -> one test program each
+#   tests/test_*.py   -> run by /usr/bin/python3 against build/rel and build/asan
 #   tests/fuzz/fuzz_*.c -> libFuzzer target (clang) and corpus replay (gcc)
 #   tests/bench/bench_*.c -> one benchmark program each
 
@@ -50,6 +51,7 @@ DAEMON_SRC := $(filter-out daemon/main.c,$(wildcard daemon/*.c))
 CLIENT_DIRS := $(patsubst clients/%/,%,$(dir $(wildcard clients/*/*.c)))
 CLIENT_PROGS := $(sort $(CLIENT_DIRS))
 TEST_SRC := $(wildcard tests/test_*.c)
+PY_TESTS := $(wildcard tests/test_*.py)
 TEST_SUPPORT := $(wildcard tests/support/*.c)
 FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
 BENCH_SRC := $(wildcard tests/bench/bench_*.c)
@@ -111,7 +113,10 @@ ifneq ($(NVCC),)
 CUDA_HOME := $(patsubst %/bin/nvcc,%,$(NVCC))
 NVCC_FLAGS := -O2 -std=c++17 -I. -Xcompiler -Wall,-Wextra,-Werror,-fPIC \
               -gencode arch=compute_80,code=sm_80 -gencode arch=compute_90,code=sm_90
-KERNEL_LINK := -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcublasLt -lcublas -lcudart -lstdc++
+# -u: core refers to rwkv_cuda_backend weakly (core/backend.h), and a weak
+# reference alone does not pull a member out of a static archive
+KERNEL_LINK := -Wl,-u,rwkv_cuda_backend -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 \
+               -lcublasLt -lcublas -lcudart -lstdc++
 KERNEL_OBJ := $(patsubst %.cu,$(B)/cuda/%.o,$(CU_SRC))
 KERNEL_LIB := $(if $(CU_SRC),$(B)/cuda/libkernels.a)
 $(B)/cuda/%.o: %.cu $(HEADERS) | $(B)/.deps-ok
@@ -166,7 +171,8 @@ test: features $(REL_TESTS) $(ASAN_TESTS) $(REPLAYS) $(REL_BINS) $(ASAN_BINS)
 	@sh tests/run-tests.sh \
 	  $(foreach t,$(REL_TESTS),rel:$(t)) \
 	  $(foreach t,$(ASAN_TESTS),asan:$(t)) \
-	  $(foreach t,$(REPLAYS),replay:$(t))
+	  $(foreach t,$(REPLAYS),replay:$(t)) \
+	  $(foreach t,$(PY_TESTS),py:$(t) py-asan:$(t))
 
 test-gpu: features $(B)/rel/tests/test_gpu_rwkv7
 	@sh tests/run-tests.sh rel:$(B)/rel/tests/test_gpu_rwkv7

@@ -3,6 +3,7 @@
 #ifndef RWKV_ENGINE_INTERNAL_H
 #define RWKV_ENGINE_INTERNAL_H
 
+#include "core/backend.h"
 #include "core/forward.h"
 #include "core/matmul.h"
 #include "core/model_internal.h"
@@ -19,6 +20,11 @@ typedef struct rwkv_batch {
 
 struct rwkv_engine {
     const rwkv_model *model;
+    /* a device engine: everything runs through ops (the CPU fields below
+     * stay unused) */
+    const rwkv_backend_ops *ops;
+    void *dev_ctx;
+    char device[128];
     rwkv_pool *pool;
     rwkv_matmul_scratch *mm;
     int n_threads;

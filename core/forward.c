@@ -10,10 +10,12 @@
  */
 #include <cblas.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/engine_internal.h"
+#include "core/state_internal.h"
 #include "core/vecops.h"
 
 #define PASS_ROWS 1024
@@ -73,6 +75,7 @@ rwkv_engine *rwkv_engine_new(const rwkv_model *m, int n_threads, rwkv_error *err
         return NULL;
     }
     e->n_threads = rwkv_pool_size(e->pool);
+    snprintf(e->device, sizeof e->device, "cpu (%d threads)", e->n_threads);
     e->mm = rwkv_matmul_scratch_new(e->n_threads);
     if (!e->mm) {
         rwkv_engine_free(e);
@@ -82,10 +85,68 @@ rwkv_engine *rwkv_engine_new(const rwkv_model *m, int n_threads, rwkv_error *err
     return e;
 }
 
+static int parse_device(const char *device, int *cuda_index, rwkv_error *err)
+{
+    *cuda_index = -1;
+    if (!device || !strcmp(device, "cpu"))
+        return 0;
+    if (!strcmp(device, "cuda")) {
+        *cuda_index = 0;
+        return 0;
+    }
+    if (!strncmp(device, "cuda:", 5) && device[5] >= '0' && device[5] <= '9') {
+        char *end;
+        long n = strtol(device + 5, &end, 10);
+        if (*end == '\0' && n >= 0 && n < 1024) {
+            *cuda_index = (int)n;
+            return 0;
+        }
+    }
+    return rwkv_fail(err, "device '%s': expected cpu, cuda or cuda:N", device);
+}
+
+rwkv_engine *rwkv_engine_new_on(const rwkv_model *m, const char *device, int n_threads,
+                                rwkv_error *err)
+{
+    int cuda;
+    if (parse_device(device, &cuda, err) != 0)
+        return NULL;
+    if (cuda < 0)
+        return rwkv_engine_new(m, n_threads, err);
+    const rwkv_backend_ops *ops = rwkv_cuda_backend ? rwkv_cuda_backend() : NULL;
+    if (!ops) {
+        rwkv_fail(err, "device %s: this build has no CUDA backend (nvcc was not found when it "
+                       "was built)",
+                  device);
+        return NULL;
+    }
+    rwkv_engine *e = calloc(1, sizeof *e);
+    if (!e) {
+        rwkv_fail(err, "engine: out of memory");
+        return NULL;
+    }
+    e->model = m;
+    e->ops = ops;
+    e->dev_ctx = ops->create(m, cuda, err);
+    if (!e->dev_ctx) {
+        free(e);
+        return NULL;
+    }
+    snprintf(e->device, sizeof e->device, "%s", ops->describe(e->dev_ctx));
+    return e;
+}
+
+const char *rwkv_engine_device(const rwkv_engine *e)
+{
+    return e->device;
+}
+
 void rwkv_engine_free(rwkv_engine *e)
 {
     if (!e)
         return;
+    if (e->ops)
+        e->ops->destroy(e->dev_ctx);
     rwkv_pool_free(e->pool);
     rwkv_matmul_scratch_free(e->mm);
     free(e->x);
@@ -306,6 +367,15 @@ int rwkv_forward(rwkv_engine *e, rwkv_request *reqs, int n_reqs, rwkv_error *err
 {
     if (validate(e, reqs, n_reqs, err) != 0)
         return -1;
+    if (e->ops) {
+        for (int i = 0; i < n_reqs; i++)
+            if (!rwkv_state_device(reqs[i].state, e->ops, e->dev_ctx, err))
+                return -1;
+        return e->ops->forward(e->dev_ctx, reqs, n_reqs, err);
+    }
+    for (int i = 0; i < n_reqs; i++)
+        if (!rwkv_state_host(reqs[i].state, err))
+            return -1; /* a state last run on a device comes home first */
     const rwkv_model *m = e->model;
     int C = m->info.n_embd, L = m->info.n_layer;
     int rc = -1;
@@ -349,7 +419,7 @@ int rwkv_forward(rwkv_engine *e, rwkv_request *reqs, int n_reqs, rwkv_error *err
             goto oom;
         for (int s = 0; s < n_seg; s++) {
             e->start[s] = row0[s];
-            e->states[s] = rwkv_state_data(reqs[seg[s].req].state);
+            e->states[s] = rwkv_state_host(reqs[seg[s].req].state, NULL);
         }
         e->start[n_seg] = rows;
         rwkv_batch b = {.n_seqs = n_seg, .M = rows, .start = e->start, .state = e->states};

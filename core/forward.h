@@ -63,8 +63,19 @@ typedef struct rwkv_request {
 
 typedef struct rwkv_engine rwkv_engine;
 
-/* n_threads <= 0: one per online CPU.  NULL with err set on failure. */
+/* A CPU engine.  n_threads <= 0: one per online CPU.  NULL with err set on
+ * failure. */
 rwkv_engine *rwkv_engine_new(const rwkv_model *m, int n_threads, rwkv_error *err);
+
+/* An engine on `device`: "cpu", "cuda" or "cuda:N" (NULL means "cpu").
+ * NULL with err when the device does not exist, the build has no CUDA, or
+ * the device backend does not support the model.  n_threads is for the CPU
+ * (a device engine uses it for host-side work only). */
+rwkv_engine *rwkv_engine_new_on(const rwkv_model *m, const char *device, int n_threads,
+                                rwkv_error *err);
+
+/* "cpu (N threads)" or the device backend's description. */
+const char *rwkv_engine_device(const rwkv_engine *e);
 void rwkv_engine_free(rwkv_engine *e); /* accepts NULL */
 int rwkv_engine_threads(const rwkv_engine *e);
 const rwkv_model *rwkv_engine_model(const rwkv_engine *e);

@@ -8,7 +8,9 @@
  * by one run, backend or machine continues in any other.
  *
  * A state belongs to the model it was created for; the model must outlive
- * it.  A state is not thread safe: one forward call at a time may use it.
+ * it, and so must any device engine that ran it.  A state is not thread
+ * safe: one forward call at a time may use it.  With a device engine the
+ * state stays on the device between calls and comes back on export.
  */
 #ifndef RWKV_STATE_H
 #define RWKV_STATE_H
@@ -34,14 +36,12 @@ int rwkv_state_copy(rwkv_state *dst, const rwkv_state *src, rwkv_error *err);
 size_t rwkv_state_floats(const rwkv_state *s);
 const rwkv_model *rwkv_state_model(const rwkv_state *s);
 
-/* Writes rwkv_state_floats(s) floats in the official layout. */
-void rwkv_state_export(const rwkv_state *s, float *out);
+/* Writes rwkv_state_floats(s) floats in the official layout.  Fails only
+ * when the state lives on a device and copying it back fails (-1, err). */
+int rwkv_state_export(const rwkv_state *s, float *out, rwkv_error *err);
 
 /* Reads n floats in the official layout.  Fails (state unchanged) when n is
  * not the model's state size or a value is NaN/inf. */
 int rwkv_state_import(rwkv_state *s, const float *in, size_t n, rwkv_error *err);
-
-/* Direct access for the engine (flat official layout). */
-float *rwkv_state_data(rwkv_state *s);
 
 #endif

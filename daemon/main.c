@@ -40,8 +40,6 @@ static int self_test(rwkvd_server *srv, rwkv_error *err)
 static int load_model(rwkvd_server *srv, rwkv_error *err)
 {
     const rwkvd_config *c = &srv->cfg;
-    if (c->device_kind != RWKVD_DEVICE_CPU)
-        return rwkv_fail(err, "device %s: this build runs on the CPU only", c->device);
     double t0 = rwkvd_now();
     if (rwkv_model_load(c->model, &srv->model, err) != 0)
         return -1;
@@ -74,17 +72,17 @@ static int load_model(rwkvd_server *srv, rwkv_error *err)
     id->state_floats = srv->mi->state_floats;
     memcpy(srv->head_template.model_sha256, id->model_sha256, 32);
     srv->head_template.dim = (uint32_t)srv->mi->n_embd;
-    srv->engine = rwkv_engine_new(srv->model, c->threads, err);
+    srv->engine = rwkv_engine_new_on(srv->model, c->device, c->threads, err);
     if (!srv->engine)
         return -1;
     char hex[65];
     rwkvd_sha256_hex(id->model_sha256, hex);
     LOG_INFO("model %s: %s, %d layers, dim %d, vocab %d, %zu parameters (%s), sha256 %s, "
-             "loaded in %.2f s; tokenizer %s; %d threads",
+             "loaded in %.2f s; tokenizer %s; engine on %s",
              c->model, srv->mi->generation_name, srv->mi->n_layer, srv->mi->n_embd,
              srv->mi->vocab_size, srv->mi->n_params, rwkv_dtype_name(srv->mi->matrix_dtype), hex,
              rwkvd_now() - t0, rwkv_tokenizer_kind_name(srv->tok),
-             rwkv_engine_threads(srv->engine));
+             rwkv_engine_device(srv->engine));
     srv->stats.n_layer = (uint32_t)srv->mi->n_layer;
     srv->stats.dim = (uint32_t)srv->mi->n_embd;
     srv->stats.vocab = (uint32_t)srv->mi->vocab_size;
@@ -93,7 +91,7 @@ static int load_model(rwkvd_server *srv, rwkv_error *err)
     srv->stats.model_path = c->model;
     srv->stats.generation = srv->mi->generation_name;
     srv->stats.tokenizer = rwkv_tokenizer_kind_name(srv->tok);
-    srv->stats.device = "cpu";
+    srv->stats.device = c->device;
     return 0;
 }
 

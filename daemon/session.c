@@ -112,7 +112,11 @@ int rwkvd_session_to_ckpt(rwkvd_server *srv, rwkvd_session *s, rwkvd_ckpt *ck, f
         *state_buf = malloc(srv->mi->state_floats * sizeof(float));
         if (!*state_buf)
             return rwkv_fail(err, "out of memory exporting a state");
-        rwkv_state_export(s->state, *state_buf);
+        if (rwkv_state_export(s->state, *state_buf, err) != 0) {
+            free(*state_buf);
+            *state_buf = NULL;
+            return -1;
+        }
         ck->state = *state_buf;
     }
     return 0;

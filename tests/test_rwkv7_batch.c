@@ -56,7 +56,7 @@ static int run(rwkv_engine *e, const rwkv_model *m, const uint32_t *tokens, cons
     if (rc != 0)
         test_fail_at(__FILE__, __LINE__, "forward: %s", err.msg);
     for (int i = 0; i < n; i++) {
-        rwkv_state_export(st[i], o[i].state);
+        rwkv_state_export(st[i], o[i].state, NULL);
         rwkv_state_free(st[i]);
     }
     return rc;

@@ -87,7 +87,7 @@ static int run_blocks(const rwkv_model *m, rwkv_engine *e, const float *init, si
         }
         pos += n;
     }
-    rwkv_state_export(st, o->state);
+    rwkv_state_export(st, o->state, NULL);
     rwkv_state_free(st);
     return 0;
 }
@@ -335,7 +335,7 @@ static void test_bad_requests_refused(void)
     float *before = malloc(fm.state_floats * sizeof(float));
     float *after = malloc(fm.state_floats * sizeof(float));
     uint32_t toks[2] = {65, 256};
-    rwkv_state_export(st, before);
+    rwkv_state_export(st, before, NULL);
     rwkv_request q = {.state = st, .tokens = toks, .n_tokens = 2};
     int rc1 = rwkv_forward(e, &q, 1, &err);
     int named = strstr(err.msg, "256") != NULL;
@@ -346,7 +346,7 @@ static void test_bad_requests_refused(void)
     int rc3 = rwkv_forward(e, &q, 1, &err);
     float bad[4] = {0, NAN, 0, 0};
     int rc4 = rwkv_state_import(st, bad, 4, &err);
-    rwkv_state_export(st, after);
+    rwkv_state_export(st, after, NULL);
     int same = memcmp(before, after, fm.state_floats * sizeof(float)) == 0;
     free(before);
     free(after);

@@ -327,7 +327,11 @@ static int finish_outputs(eval_run *r)
         float *buf = malloc(n * sizeof *buf);
         if (!buf)
             return cli_fail(CMD, "out of memory");
-        rwkv_state_export(r->st, buf);
+        rwkv_error err;
+        if (rwkv_state_export(r->st, buf, &err) != 0) {
+            free(buf);
+            return cli_fail(CMD, "%s", err.msg);
+        }
         rc = cli_out_write(CMD, &o->out_state, buf, n * sizeof *buf);
         free(buf);
     }

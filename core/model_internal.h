@@ -81,6 +81,9 @@ int rwkv_squeezed_shape(const rwkv_tensor *t, int64_t *dims);
 /* Owned memory freed with the model; NULL on OOM. */
 void *rwkv_model_alloc(struct rwkv_model *m, size_t bytes);
 
+extern const rwkv_arch rwkv_arch_v4;
+extern const rwkv_arch rwkv_arch_v5_0, rwkv_arch_v5_1, rwkv_arch_v5_2;
+extern const rwkv_arch rwkv_arch_v6;
 extern const rwkv_arch rwkv_arch_v7;
 
 #endif

@@ -29,6 +29,16 @@ const char *rwkv_generation_name(rwkv_generation g)
 static const rwkv_arch *arch_for(rwkv_generation g)
 {
     switch (g) {
+    case RWKV_GEN_V4:
+        return &rwkv_arch_v4;
+    case RWKV_GEN_V5_0:
+        return &rwkv_arch_v5_0;
+    case RWKV_GEN_V5_1:
+        return &rwkv_arch_v5_1;
+    case RWKV_GEN_V5_2:
+        return &rwkv_arch_v5_2;
+    case RWKV_GEN_V6:
+        return &rwkv_arch_v6;
     case RWKV_GEN_V7:
         return &rwkv_arch_v7;
     default:

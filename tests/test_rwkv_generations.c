@@ -1,0 +1,475 @@
+/* test_rwkv_generations.c — the RWKV-4, 5.0, 5.2 and 6 engines against the
+ * official package's outputs (../shared/fixtures/tiny-rwkv-{4v0,5v1,5v2,
+ * 6v0}*), for both checkpoint formats, with the manifests' tolerances:
+ * logits at all 4096 positions, hidden states (positions, last, mean),
+ * surprisal, probe logits, our state after 1000/2000/3000 tokens and at the
+ * end; then the invariances: block sizes and random splits, resuming from
+ * every state_after_N, and bit-exact batch invariance.  The same checks as
+ * test_rwkv7_golden.c / test_rwkv7_batch.c, per generation.
+ * Prints the measured max |Δlogit| / std per model and checkpoint. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/forward.h"
+#include "core/model.h"
+#include "core/state.h"
+#include "tests/support/fixture_model.h"
+#include "tests/testutil.h"
+
+typedef struct {
+    const char *dir;
+    rwkv_generation gen;
+    int n_head, head_size, ffn_dim;
+} model_case;
+
+static const model_case cases[] = {
+    {"tiny-rwkv-4v0-660K", RWKV_GEN_V4, 1, 128, 256},
+    {"tiny-rwkv-5v1-730K", RWKV_GEN_V5_0, 8, 8, 256},
+    {"tiny-rwkv-5v2-730K", RWKV_GEN_V5_2, 8, 8, 256},
+    {"tiny-rwkv-6v0-3m", RWKV_GEN_V6, 16, 8, 448},
+};
+
+static fixture_model fm;
+
+typedef struct {
+    float *logits, *hidden, *surprisal, *state;
+    double *hsum;
+    float *states_at[3]; /* our state after 1000/2000/3000 tokens, when run from 0 */
+} run_out;
+
+static void run_out_free(run_out *o)
+{
+    free(o->logits);
+    free(o->hidden);
+    free(o->surprisal);
+    free(o->state);
+    free(o->hsum);
+    for (int i = 0; i < 3; i++)
+        free(o->states_at[i]);
+    memset(o, 0, sizeof *o);
+}
+
+/* Runs tokens[from..to) from `init` (NULL: the model's initial state) in
+ * blocks of sizes[k % n] tokens, with every output.  Blocks never straddle
+ * 1000/2000/3000, so the state there can be taken. */
+static int run_blocks(const rwkv_model *m, rwkv_engine *e, const float *init, size_t from,
+                      size_t to, const int *sizes, int n_sizes, run_out *o)
+{
+    const rwkv_model_info *mi = rwkv_model_get_info(m);
+    size_t V = (size_t)mi->vocab_size, C = (size_t)mi->n_embd, T = to - from;
+    memset(o, 0, sizeof *o);
+    o->logits = malloc(T * V * sizeof(float));
+    o->hidden = malloc(T * C * sizeof(float));
+    o->surprisal = malloc(T * sizeof(float));
+    o->hsum = calloc(C, sizeof(double));
+    o->state = malloc(mi->state_floats * sizeof(float));
+    rwkv_state *st = rwkv_state_new(m);
+    rwkv_error err = {{0}};
+    if (init && rwkv_state_import(st, init, mi->state_floats, &err) != 0) {
+        test_fail_at(__FILE__, __LINE__, "import: %s", err.msg);
+        rwkv_state_free(st);
+        return -1;
+    }
+    size_t pos = 0;
+    for (int k = 0; pos < T; k++) {
+        size_t n = (size_t)sizes[k % n_sizes];
+        size_t abs = from + pos, next = (abs / 1000 + 1) * 1000;
+        if (n > T - pos)
+            n = T - pos;
+        if (next <= 3000 && abs + n > next)
+            n = next - abs;
+        rwkv_request q = {
+            .state = st,
+            .tokens = fm.tokens + abs,
+            .n_tokens = (int)n,
+            .logits = RWKV_LOGITS_ALL,
+            .logits_out = o->logits + pos * V,
+            .hidden = RWKV_HIDDEN_ALL,
+            .hidden_out = o->hidden + pos * C,
+            .hidden_sum = o->hsum,
+            .surprisal_out = o->surprisal + pos,
+            .next_token = abs + n < to ? (int64_t)fm.tokens[abs + n] : -1,
+        };
+        if (rwkv_forward(e, &q, 1, &err) != 0) {
+            test_fail_at(__FILE__, __LINE__, "forward: %s", err.msg);
+            rwkv_state_free(st);
+            return -1;
+        }
+        pos += n;
+        size_t now = from + pos;
+        if (from == 0 && now % 1000 == 0 && now >= 1000 && now <= 3000) {
+            float *s = malloc(mi->state_floats * sizeof(float));
+            rwkv_state_export(st, s, NULL);
+            o->states_at[now / 1000 - 1] = s;
+        }
+    }
+    rwkv_state_export(st, o->state, NULL);
+    rwkv_state_free(st);
+    return 0;
+}
+
+static int check_logits(const float *got, const float *ref, size_t rows, const char *what,
+                        double *measured)
+{
+    size_t V = (size_t)fm.vocab, w;
+    double bound = fm.logits_tol * fm.logits_std;
+    double d = max_abs_diff(got, ref, rows * V, &w);
+    if (measured)
+        *measured = d / fm.logits_std;
+    if (!(d <= bound)) {
+        test_fail_at(__FILE__, __LINE__,
+                     "%s %s: logits differ by %.3g (%.3g x std) at position %zu token %zu "
+                     "(got %.7g, reference %.7g); bound %.3g",
+                     fm.dir, what, d, d / fm.logits_std, w / V, w % V, got[w], ref[w], bound);
+        return -1;
+    }
+    return 0;
+}
+
+static rwkv_model *load(const char *ext, const model_case *mc)
+{
+    char rel[128];
+    snprintf(rel, sizeof rel, "models/%s.%s", mc->dir, ext);
+    rwkv_model *m = NULL;
+    rwkv_error err = {{0}};
+    if (rwkv_model_load(fixture_path(rel), &m, &err) != 0)
+        test_fail_at(__FILE__, __LINE__, "%s: %s", rel, err.msg);
+    return m;
+}
+
+static int check_hidden(const run_out *o)
+{
+    size_t C = (size_t)fm.n_embd, T = fm.n_tokens;
+    double hb = fm.hidden_tol * fm.hidden_std;
+    for (size_t i = 0; i < fm.n_hidden_pos; i++) {
+        size_t p = (size_t)fm.hidden_pos[i];
+        double d = max_abs_diff(o->hidden + p * C, fm.hidden_at + i * C, C, NULL);
+        if (!(d <= hb)) {
+            test_fail_at(__FILE__, __LINE__, "%s: hidden at position %zu differs by %.3g "
+                                             "(bound %.3g)",
+                         fm.dir, p, d, hb);
+            return -1;
+        }
+    }
+    double d = max_abs_diff(o->hidden + (T - 1) * C, fm.hidden_last, C, NULL);
+    float mean[4096];
+    for (size_t c = 0; c < C; c++)
+        mean[c] = (float)(o->hsum[c] / (double)T);
+    double dm = max_abs_diff(mean, fm.hidden_mean, C, NULL);
+    if (!(d <= hb) || !(dm <= hb)) {
+        test_fail_at(__FILE__, __LINE__, "%s: hidden last/mean differ by %.3g/%.3g (bound %.3g)",
+                     fm.dir, d, dm, hb);
+        return -1;
+    }
+    return 0;
+}
+
+static int check_surprisal(const run_out *o)
+{
+    size_t T = fm.n_tokens, w;
+    double d = max_abs_diff(o->surprisal, fm.surprisal, T - 1, &w);
+    if (!(d <= fm.surprisal_tol)) {
+        test_fail_at(__FILE__, __LINE__, "%s: surprisal differs by %.3g nats at %zu (bound %.3g)",
+                     fm.dir, d, w, fm.surprisal_tol);
+        return -1;
+    }
+    if (!isnan(o->surprisal[T - 1])) {
+        test_fail_at(__FILE__, __LINE__, "surprisal of the last position must be NaN");
+        return -1;
+    }
+    return 0;
+}
+
+static int check_probe(const rwkv_model *m, rwkv_engine *e)
+{
+    uint32_t probe[3] = {0x22, 0x69, 0x6E};
+    float lg[256];
+    rwkv_state *st = rwkv_state_new(m);
+    rwkv_error err = {{0}};
+    rwkv_request q = {.state = st, .tokens = probe, .n_tokens = 3, .logits = RWKV_LOGITS_LAST,
+                      .logits_out = lg, .next_token = -1};
+    int rc = rwkv_forward(e, &q, 1, &err);
+    rwkv_state_free(st);
+    if (rc != 0) {
+        test_fail_at(__FILE__, __LINE__, "%s", err.msg);
+        return -1;
+    }
+    double d = max_abs_diff(lg, fm.probe, (size_t)fm.vocab, NULL);
+    if (!(d <= fm.probe_tol)) {
+        test_fail_at(__FILE__, __LINE__, "%s: probe logits differ by %.3g (bound %.3g)", fm.dir, d,
+                     fm.probe_tol);
+        return -1;
+    }
+    return 0;
+}
+
+/* Everything against the reference, for one checkpoint format.  The .pth
+ * run goes in blocks of 1000 (our states after 1000/2000/3000 are checked),
+ * the .safetensors run in one block. */
+static void golden(const model_case *mc, const char *ext)
+{
+    rwkv_model *m = load(ext, mc);
+    CHECK(m);
+    const rwkv_model_info *mi = rwkv_model_get_info(m);
+    CHECKF(mi->generation == mc->gen, "generation %d (%s)", mi->generation, mi->generation_name);
+    CHECK(mi->n_layer == fm.n_layer && mi->n_embd == fm.n_embd && mi->vocab_size == fm.vocab);
+    CHECK(mi->n_head == mc->n_head && mi->head_size == mc->head_size &&
+          mi->ffn_dim == mc->ffn_dim);
+    CHECK(mi->state_floats == fm.state_floats);
+    rwkv_error err = {{0}};
+    rwkv_engine *e = rwkv_engine_new(m, 0, &err);
+    CHECK(e);
+    int is_pth = strcmp(ext, "pth") == 0;
+    int blk[1] = {is_pth ? 1000 : (int)fm.n_tokens};
+    run_out o;
+    double measured = NAN;
+    int ok = run_blocks(m, e, NULL, 0, fm.n_tokens, blk, 1, &o) == 0;
+    ok = ok && check_logits(o.logits, fm.logits, fm.n_tokens, ext, &measured) == 0;
+    ok = ok && fixture_check_state(&fm, o.state, fm.state_final, "state_final") == 0;
+    for (int i = 0; ok && is_pth && i < 3; i++) {
+        char what[128];
+        snprintf(what, sizeof what, "%s: state after %d tokens", fm.dir, (i + 1) * 1000);
+        ok = o.states_at[i] && fixture_check_state(&fm, o.states_at[i], fm.state_after[i], what) == 0;
+    }
+    ok = ok && check_hidden(&o) == 0 && check_surprisal(&o) == 0 && check_probe(m, e) == 0;
+    printf("# %s (%s, .%s): logits max |diff| / std = %.3g (bound %.3g)\n", fm.dir,
+           mi->generation_name, ext, measured, fm.logits_tol);
+    run_out_free(&o);
+    rwkv_engine_free(e);
+    rwkv_model_free(m);
+    CHECK(ok);
+}
+
+/* Block sizes 1, 7, 64, 333 and random splits all equal the reference
+ * within the fixture bounds (4096 is the .safetensors golden run).  The
+ * one-token and 7-token paths, which cost a parallel region per step, run
+ * over the first 1000 / 2000 tokens and end on state_after_N; the others
+ * over all 4096. */
+static void block_sizes(const model_case *mc)
+{
+    rwkv_model *m = load("safetensors", mc);
+    CHECK(m);
+    rwkv_error err = {{0}};
+    rwkv_engine *e = rwkv_engine_new(m, 0, &err);
+    CHECK(e);
+    int s1[] = {1}, s7[] = {7}, s64[] = {64}, s333[] = {333};
+    int rnd[64];
+    uint64_t seed = 777;
+    for (int i = 0; i < 64; i++)
+        rnd[i] = 1 + (int)(test_rand(&seed) % 300);
+    struct {
+        const int *s;
+        int n;
+        size_t until;
+        const char *name;
+    } bs[] = {{s1, 1, 1000, "block 1"},     {s7, 1, 2000, "block 7"},
+              {s64, 1, 4096, "block 64"},   {s333, 1, 4096, "block 333"},
+              {rnd, 64, 4096, "random splits"}};
+    int ok = 1;
+    for (size_t c = 0; ok && c < sizeof bs / sizeof bs[0]; c++) {
+        size_t T = bs[c].until < fm.n_tokens ? bs[c].until : fm.n_tokens;
+        const float *ref_state = T == fm.n_tokens ? fm.state_final : fm.state_after[T / 1000 - 1];
+        run_out o;
+        ok = run_blocks(m, e, NULL, 0, T, bs[c].s, bs[c].n, &o) == 0 &&
+             check_logits(o.logits, fm.logits, T, bs[c].name, NULL) == 0 &&
+             fixture_check_state(&fm, o.state, ref_state, bs[c].name) == 0;
+        for (int i = 0; ok && i < 3 && (size_t)(i + 1) * 1000 < T; i++)
+            ok = o.states_at[i] &&
+                 fixture_check_state(&fm, o.states_at[i], fm.state_after[i], bs[c].name) == 0;
+        /* surprisal across block boundaries uses next_token */
+        double d = ok ? max_abs_diff(o.surprisal, fm.surprisal, T - 1, NULL) : 0;
+        if (ok && !(d <= fm.surprisal_tol)) {
+            test_fail_at(__FILE__, __LINE__, "%s %s: surprisal differs by %.3g", fm.dir,
+                         bs[c].name, d);
+            ok = 0;
+        }
+        run_out_free(&o);
+    }
+    rwkv_engine_free(e);
+    rwkv_model_free(m);
+    CHECK(ok);
+}
+
+/* Resuming from each state_after_N with tokens[N:] reproduces logits[N:]
+ * and state_final. */
+static void resume(const model_case *mc)
+{
+    rwkv_model *m = load("pth", mc);
+    CHECK(m);
+    rwkv_error err = {{0}};
+    rwkv_engine *e = rwkv_engine_new(m, 0, &err);
+    CHECK(e);
+    size_t T = fm.n_tokens, V = (size_t)fm.vocab;
+    int ok = 1;
+    for (int i = 0; ok && i < 3; i++) {
+        size_t n = (size_t)(i + 1) * 1000;
+        int blk[] = {256};
+        run_out o;
+        char what[64];
+        snprintf(what, sizeof what, "resume from state_after_%zu", n);
+        ok = run_blocks(m, e, fm.state_after[i], n, T, blk, 1, &o) == 0 &&
+             check_logits(o.logits, fm.logits + n * V, T - n, what, NULL) == 0 &&
+             fixture_check_state(&fm, o.state, fm.state_final, what) == 0;
+        run_out_free(&o);
+    }
+    rwkv_engine_free(e);
+    rwkv_model_free(m);
+    CHECK(ok);
+}
+
+/* ---- batch invariance, bit for bit (as test_rwkv7_batch.c) ---- */
+
+typedef struct {
+    float *logits, *hidden, *sur, *state;
+} outs;
+
+static void outs_free(outs *o)
+{
+    free(o->logits);
+    free(o->hidden);
+    free(o->sur);
+    free(o->state);
+}
+
+static int run_batch(rwkv_engine *e, const rwkv_model *m, const int *start, const int *len, int n,
+                     outs *o)
+{
+    const rwkv_model_info *mi = rwkv_model_get_info(m);
+    size_t V = (size_t)mi->vocab_size, C = (size_t)mi->n_embd, S = mi->state_floats;
+    rwkv_request q[8];
+    rwkv_state *st[8];
+    rwkv_error err;
+    for (int i = 0; i < n; i++) {
+        st[i] = rwkv_state_new(m);
+        uint32_t warm[6] = {10, (uint32_t)(start[i] % 7), 33, 4, 95, 6};
+        rwkv_request w = {.state = st[i], .tokens = warm, .n_tokens = 6};
+        if (rwkv_forward(e, &w, 1, &err) != 0)
+            return -1;
+        o[i].logits = malloc(sizeof(float) * V * (size_t)len[i]);
+        o[i].hidden = malloc(sizeof(float) * C * (size_t)len[i]);
+        o[i].sur = malloc(sizeof(float) * (size_t)len[i]);
+        o[i].state = malloc(sizeof(float) * S);
+        q[i] = (rwkv_request){.state = st[i], .tokens = fm.tokens + start[i], .n_tokens = len[i],
+                              .logits = RWKV_LOGITS_ALL, .logits_out = o[i].logits,
+                              .hidden = RWKV_HIDDEN_ALL, .hidden_out = o[i].hidden,
+                              .surprisal_out = o[i].sur, .next_token = 7};
+    }
+    int rc = rwkv_forward(e, q, n, &err);
+    if (rc != 0)
+        test_fail_at(__FILE__, __LINE__, "forward: %s", err.msg);
+    for (int i = 0; i < n; i++) {
+        rwkv_state_export(st[i], o[i].state, NULL);
+        rwkv_state_free(st[i]);
+    }
+    return rc;
+}
+
+static int same(const outs *a, const outs *b, const rwkv_model *m, int len)
+{
+    const rwkv_model_info *mi = rwkv_model_get_info(m);
+    size_t V = (size_t)mi->vocab_size, C = (size_t)mi->n_embd;
+    return memcmp(a->hidden, b->hidden, sizeof(float) * C * (size_t)len) == 0 &&
+           memcmp(a->logits, b->logits, sizeof(float) * V * (size_t)len) == 0 &&
+           memcmp(a->sur, b->sur, sizeof(float) * (size_t)len) == 0 &&
+           memcmp(a->state, b->state, sizeof(float) * mi->state_floats) == 0;
+}
+
+static void batch_invariance(const model_case *mc)
+{
+    rwkv_model *m = load("safetensors", mc);
+    CHECK(m);
+    /* lengths around the pass (1024) and head-chunk (128) boundaries */
+    int start[4] = {0, 11, 400, 1200}, len[4] = {5, 37, 1100, 129};
+    rwkv_error err;
+    rwkv_engine *e1 = rwkv_engine_new(m, 1, &err), *e2 = rwkv_engine_new(m, 2, &err);
+    CHECK(e1 && e2);
+    outs alone[4] = {{0}}, batch[4] = {{0}}, rev[4] = {{0}};
+    int ok = 1;
+    for (int i = 0; i < 4 && ok; i++)
+        ok = run_batch(e1, m, &start[i], &len[i], 1, &alone[i]) == 0;
+    ok = ok && run_batch(e2, m, start, len, 4, batch) == 0;
+    int rs[4], rl[4];
+    for (int i = 0; i < 4; i++)
+        rs[i] = start[3 - i], rl[i] = len[3 - i];
+    ok = ok && run_batch(e2, m, rs, rl, 4, rev) == 0;
+    int bad = -1;
+    for (int i = 0; ok && i < 4; i++)
+        if (!same(&alone[i], &batch[i], m, len[i]) || !same(&alone[i], &rev[3 - i], m, len[i]))
+            bad = i;
+    for (int i = 0; i < 4; i++) {
+        outs_free(&alone[i]);
+        outs_free(&batch[i]);
+        outs_free(&rev[i]);
+    }
+    rwkv_engine_free(e1);
+    rwkv_engine_free(e2);
+    rwkv_model_free(m);
+    CHECK(ok);
+    CHECKF(bad < 0, "%s: request %d (%d tokens) differs between alone and batched", fm.dir, bad,
+           bad >= 0 ? len[bad] : 0);
+}
+
+/* ---- one RUN per (model, check) ---- */
+
+static int select_model(int i)
+{
+    if (fm.logits && strcmp(fm.dir, cases[i].dir) == 0)
+        return 0;
+    fixture_model_free(&fm);
+    if (fixture_model_load(&fm, cases[i].dir) != 0) {
+        test_fail_at(__FILE__, __LINE__, "fixtures of %s could not be loaded", cases[i].dir);
+        return -1;
+    }
+    return 0;
+}
+
+#define PER_MODEL(i, tag)                                                             \
+    static void test_##tag##_golden_pth(void)                                         \
+    {                                                                                 \
+        if (select_model(i) == 0)                                                     \
+            golden(&cases[i], "pth");                                                 \
+    }                                                                                 \
+    static void test_##tag##_golden_safetensors(void)                                 \
+    {                                                                                 \
+        if (select_model(i) == 0)                                                     \
+            golden(&cases[i], "safetensors");                                         \
+    }                                                                                 \
+    static void test_##tag##_block_sizes(void)                                        \
+    {                                                                                 \
+        if (select_model(i) == 0)                                                     \
+            block_sizes(&cases[i]);                                                   \
+    }                                                                                 \
+    static void test_##tag##_resume(void)                                             \
+    {                                                                                 \
+        if (select_model(i) == 0)                                                     \
+            resume(&cases[i]);                                                        \
+    }                                                                                 \
+    static void test_##tag##_batch_invariance(void)                                   \
+    {                                                                                 \
+        if (select_model(i) == 0)                                                     \
+            batch_invariance(&cases[i]);                                              \
+    }
+
+PER_MODEL(0, v4)
+PER_MODEL(1, v5_0)
+PER_MODEL(2, v5_2)
+PER_MODEL(3, v6)
+
+#define RUN_MODEL(tag)                                                                \
+    RUN(test_##tag##_golden_pth);                                                     \
+    RUN(test_##tag##_golden_safetensors);                                             \
+    RUN(test_##tag##_block_sizes);                                                    \
+    RUN(test_##tag##_resume);                                                         \
+    RUN(test_##tag##_batch_invariance)
+
+int main(void)
+{
+    RUN_MODEL(v4);
+    RUN_MODEL(v5_0);
+    RUN_MODEL(v5_2);
+    RUN_MODEL(v6);
+    fixture_model_free(&fm);
+    return test_summary();
+}

@@ -5,7 +5,8 @@
  * LoRA factors, the FFN) is one matrix-matrix product over all M tokens of
  * the batch; the cheap per-token arithmetic runs in parallel over rows; only
  * the WKV recurrence walks tokens in order, in parallel over (document,
- * head).  Token shift reads the previous row of the same document, or the
+ * head).  LayerNorm and token shift are the step every generation shares
+ * (token_shift.c): the previous row of the same document, or the
  * document's state for its first row. */
 #include <math.h>
 #include <string.h>
@@ -13,11 +14,11 @@
 #include "core/engine_internal.h"
 #include "core/rwkv7.h"
 #include "core/simd.h"
+#include "core/token_shift.h"
 #include "core/vecops.h"
 
 /* The decay constant of the official x070 code (≈ e^-0.5, rounded). */
 #define RWKV7_DECAY_SCALE 0.606531f
-#define LN_EPS 1e-5f
 #define GN_EPS 64e-5f
 
 enum { MIX_R, MIX_W, MIX_K, MIX_V, MIX_A, MIX_G, N_MIX };
@@ -69,51 +70,6 @@ static void carve(v7 *c, float *scratch)
     c->hg = p, p += (size_t)c->M * w->lora_g;
     c->hv = p, p += (size_t)c->M * w->lora_v;
     c->hid = p;
-}
-
-/* Index of the batch sequence that row m belongs to. */
-static int seq_of(const rwkv_batch *b, int m)
-{
-    int lo = 0, hi = b->n_seqs - 1;
-    while (lo < hi) {
-        int mid = (lo + hi + 1) / 2;
-        if (b->start[mid] <= m)
-            lo = mid;
-        else
-            hi = mid - 1;
-    }
-    return lo;
-}
-
-/* The previous token's normalised input for row m: the row above, or the
- * state's saved value for the first row of a document. */
-static const float *prev_row(const v7 *c, const float *rows, int m, size_t state_off)
-{
-    int s = seq_of(c->b, m);
-    if (m == c->b->start[s])
-        return c->b->state[s] + c->lstate + state_off;
-    return rows + (size_t)(m - 1) * c->C;
-}
-
-static void ln1_rows(void *arg, int m0, int m1)
-{
-    v7 *c = arg;
-    for (int m = m0; m < m1; m++)
-        rwkv_layernorm(c->x + (size_t)m * c->C, c->xx + (size_t)m * c->C, c->C, c->ly->ln1_w,
-                       c->ly->ln1_b, LN_EPS);
-}
-
-static void mix_rows(void *arg, int m0, int m1)
-{
-    v7 *c = arg;
-    const rwkv7_layer *ly = c->ly;
-    const float *mixw[N_MIX] = {ly->x_r, ly->x_w, ly->x_k, ly->x_v, ly->x_a, ly->x_g};
-    for (int m = m0; m < m1; m++) {
-        const float *xr = c->xx + (size_t)m * c->C;
-        const float *prev = prev_row(c, c->xx, m, 0);
-        for (int i = 0; i < N_MIX; i++)
-            rwkv_lerp(xr, prev, mixw[i], c->mix[i] + (size_t)m * c->C, c->C);
-    }
 }
 
 static void lora_act_rows(void *arg, int m0, int m1)
@@ -217,37 +173,10 @@ static void output_rows(void *arg, int m0, int m1)
     }
 }
 
-static void ln2_rows(void *arg, int m0, int m1)
-{
-    v7 *c = arg;
-    for (int m = m0; m < m1; m++)
-        rwkv_layernorm(c->x + (size_t)m * c->C, c->xx + (size_t)m * c->C, c->C, c->ly->ln2_w,
-                       c->ly->ln2_b, LN_EPS);
-}
-
-static void ffn_mix_rows(void *arg, int m0, int m1)
-{
-    v7 *c = arg;
-    size_t ffn_off = (size_t)c->C + (size_t)c->H * c->N * c->N;
-    for (int m = m0; m < m1; m++) {
-        const float *prev = prev_row(c, c->xx, m, ffn_off);
-        rwkv_lerp(c->xx + (size_t)m * c->C, prev, c->ly->ffn_x_k, c->mix[0] + (size_t)m * c->C,
-                  c->C);
-    }
-}
-
 static void relu_sq_rows(void *arg, int m0, int m1)
 {
     v7 *c = arg;
     rwkv_relu_sq_inplace(c->hid + (size_t)m0 * c->F, (m1 - m0) * c->F);
-}
-
-/* Saves each document's last row of `rows` into its state at state_off. */
-static void save_shift(v7 *c, const float *rows, size_t state_off)
-{
-    for (int s = 0; s < c->b->n_seqs; s++)
-        memcpy(c->b->state[s] + c->lstate + state_off,
-               rows + (size_t)(c->b->start[s + 1] - 1) * c->C, (size_t)c->C * sizeof(float));
 }
 
 void rwkv7_layer_forward(rwkv_engine *e, int layer, const rwkv_batch *b, float *x, float *scratch)
@@ -263,9 +192,12 @@ void rwkv7_layer_forward(rwkv_engine *e, int layer, const rwkv_batch *b, float *
     const int rows_per_task = 8;
 
     /* time mix: inputs */
-    rwkv_parallel_ranges(e, M, rows_per_task, ln1_rows, &c);
-    rwkv_parallel_ranges(e, M, rows_per_task, mix_rows, &c);
-    save_shift(&c, c.xx, 0);
+    rwkv_shift sh = {.form = RWKV_SHIFT_MAA,
+                     .n_out = N_MIX,
+                     .mix = {ly->x_r, ly->x_w, ly->x_k, ly->x_v, ly->x_a, ly->x_g},
+                     .out = {c.mix[MIX_R], c.mix[MIX_W], c.mix[MIX_K], c.mix[MIX_V],
+                             c.mix[MIX_A], c.mix[MIX_G]}};
+    rwkv_ln_shift(e, b, C, x, ly->ln1_w, ly->ln1_b, c.lstate, c.xx, &sh);
 
     rwkv_matmul_op first[7] = {
         {&ly->receptance, c.mix[MIX_R], C, c.r, C, 0},
@@ -295,9 +227,10 @@ void rwkv7_layer_forward(rwkv_engine *e, int layer, const rwkv_batch *b, float *
     rwkv_matmul_many(e->pool, e->mm, &seg, &out, 1);
 
     /* channel mix */
-    rwkv_parallel_ranges(e, M, rows_per_task, ln2_rows, &c);
-    rwkv_parallel_ranges(e, M, rows_per_task, ffn_mix_rows, &c);
-    save_shift(&c, c.xx, (size_t)C + (size_t)c.H * c.N * c.N);
+    rwkv_shift fsh = {.form = RWKV_SHIFT_MAA, .n_out = 1, .mix = {ly->ffn_x_k},
+                      .out = {c.mix[0]}};
+    rwkv_ln_shift(e, b, C, x, ly->ln2_w, ly->ln2_b,
+                  c.lstate + (size_t)C + (size_t)c.H * c.N * c.N, c.xx, &fsh);
     rwkv_matmul_op fk = {&ly->ffn_key, c.mix[0], C, c.hid, c.F, 0};
     rwkv_matmul_many(e->pool, e->mm, &seg, &fk, 1);
     rwkv_parallel_ranges(e, M, rows_per_task, relu_sq_rows, &c);

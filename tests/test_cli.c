@@ -383,6 +383,72 @@ static void test_info_shape(void)
     CHECKF(text_ok, "info text:\n%s", copy);
 }
 
+/* RWKV-4, 5.0, 5.2 and 6: info names the generation and the shape, and
+ * eval's last logits and final state match the official fixtures. */
+static void test_older_generations(void)
+{
+    static const struct {
+        const char *dir, *generation;
+        int heads, head_size, ffn;
+    } g[] = {
+        {"tiny-rwkv-4v0-660K", "RWKV-4", 1, 128, 256},
+        {"tiny-rwkv-5v1-730K", "RWKV-5.0", 8, 8, 256},
+        {"tiny-rwkv-5v2-730K", "RWKV-5.2", 8, 8, 256},
+        {"tiny-rwkv-6v0-3m", "RWKV-6", 16, 8, 448},
+    };
+    for (size_t i = 0; i < sizeof g / sizeof g[0]; i++) {
+        char rel[128], model[PATH_MAX], lo[PATH_MAX], st[PATH_MAX];
+        snprintf(rel, sizeof rel, "models/%s.pth", g[i].dir);
+        snprintf(model, sizeof model, "%s", fixture_path(rel));
+        fixture_model fm;
+        if (fixture_model_load(&fm, g[i].dir) != 0)
+            return;
+        run_result r;
+        RUN_OK(&r, NULL, "info", "--model", model, "--json");
+        json_t *j = json_loads(r.out, 0, NULL);
+        run_free(&r);
+        const char *gen = json_string_value(json_object_get(j, "generation"));
+        int info_ok = gen && strcmp(gen, g[i].generation) == 0 &&
+                      json_integer_value(json_object_get(j, "n_head")) == g[i].heads &&
+                      json_integer_value(json_object_get(j, "head_size")) == g[i].head_size &&
+                      json_integer_value(json_object_get(j, "ffn_dim")) == g[i].ffn &&
+                      json_integer_value(json_object_get(j, "n_layer")) == fm.n_layer &&
+                      json_integer_value(json_object_get(j, "state_floats")) ==
+                          (json_int_t)fm.state_floats;
+        json_decref(j);
+        if (!info_ok) {
+            fixture_model_free(&fm);
+            CHECKF(0, "info --json of %s: wrong generation or shape", g[i].dir);
+        }
+        RUN_OK(&r, NULL, "info", "-m", model);
+        char want[64];
+        snprintf(want, sizeof want, "generation:  %s\n", g[i].generation);
+        int text_ok = strstr(r.out, want) != NULL;
+        run_free(&r);
+        if (!text_ok) {
+            fixture_model_free(&fm);
+            CHECKF(0, "info text of %s does not say '%s'", g[i].dir, g[i].generation);
+        }
+        RUN_OK(&r, NULL, "eval", "-m", model, "--bytes", "--logits", "last", "--out-logits",
+               tmp("old-l.f32", lo), "--out-state", tmp("old-st.f32", st), "-q", g_input);
+        run_free(&r);
+        const size_t T = fm.n_tokens, V = (size_t)fm.vocab;
+        float *l = read_f32(lo, V), *state = read_f32(st, fm.state_floats);
+        if (l && state) {
+            double d = max_abs_diff(l, fm.logits + (T - 1) * V, V, NULL);
+            if (!(d <= fm.logits_tol * fm.logits_std))
+                test_fail_at(__FILE__, __LINE__, "%s: last logits differ by %.3g", g[i].dir, d);
+            if (!test_current_failed)
+                fixture_check_state(&fm, state, fm.state_final, g[i].dir);
+        }
+        free(l);
+        free(state);
+        fixture_model_free(&fm);
+        if (test_current_failed)
+            return;
+    }
+}
+
 /* ---- generate ---- */
 
 /* Greedy decoding in-process: prompt, then argmax token by token. */
@@ -776,6 +842,7 @@ int main(int argc, char **argv)
     RUN(test_resume_from_state_file);
     RUN(test_tokenize_world_long);
     RUN(test_info_shape);
+    RUN(test_older_generations);
     RUN(test_generate_greedy_and_seeded);
     RUN(test_mkmodel_small_model_runs);
     RUN(test_streaming_across_chunks);

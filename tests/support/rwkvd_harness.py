@@ -1,0 +1,506 @@
+"""rwkvd_harness.py — what the daemon end-to-end tests share: start a real
+rwkvd process on ipc:// sockets in a private temp dir, talk to it (ingest
+PUSH, emit PULL, control REQ), read its log, measure its RSS, and report
+test cases as PASS:/FAIL: lines for tests/run-tests.sh.
+
+Why this shape: every test starts its own daemon so no test depends on
+another's leftovers, and every daemon started is remembered so the runner
+kills it whatever happens (a test that raises must not leave a process
+behind).  A daemon that dies on a signal, or whose stderr/log holds a
+sanitizer report, fails the test that owns it: check_clean() is called when
+a daemon is stopped, not only at the end.
+
+Only the Python standard library plus python3-zmq and python3-msgpack
+(Debian's /usr/bin/python3): no numpy, floats are compared with array('f').
+"""
+import array
+import json
+import math
+import os
+import signal
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+
+import msgpack
+import zmq
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+REL_BIN = os.path.join(REPO, "build/rel/bin/rwkvd")
+ASAN_BIN = os.path.join(REPO, "build/asan/bin/rwkvd")
+RWKV_CLI = os.path.join(REPO, "build/rel/bin/rwkv")
+
+SANITIZER_MARKS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:",
+                   "SUMMARY: UndefinedBehaviorSanitizer", "AddressSanitizer:DEADLYSIGNAL")
+
+
+class TestFailure(Exception):
+    pass
+
+
+def check(cond, msg):
+    if not cond:
+        raise TestFailure(msg)
+
+
+# ------------------------------------------------------------------ fixtures
+def fixtures_dir():
+    d = os.environ.get("RWKVD_FIXTURES") or os.path.join(REPO, "..", "shared", "fixtures")
+    return os.path.abspath(d)
+
+
+def fixture_path(rel):
+    """Absolute path of a fixture; a missing fixture is a failure, never a skip."""
+    p = os.path.join(fixtures_dir(), rel)
+    if not os.path.isfile(p):
+        raise TestFailure("fixture missing: %s (set RWKVD_FIXTURES)" % p)
+    return p
+
+
+def fixture_bytes(rel):
+    with open(fixture_path(rel), "rb") as f:
+        return f.read()
+
+
+def fixture_f32(rel):
+    a = array.array("f")
+    a.frombytes(fixture_bytes(rel))
+    if sys.byteorder != "little":
+        a.byteswap()
+    return a
+
+
+def fixture_i32(rel):
+    a = array.array("i")
+    a.frombytes(fixture_bytes(rel))
+    if sys.byteorder != "little":
+        a.byteswap()
+    return a
+
+
+def manifest(model_dir):
+    with open(fixture_path(model_dir + "/manifest.json")) as f:
+        return json.load(f)
+
+
+def manifest_file(man, name):
+    for f in man["files"]:
+        if f["file"] == name:
+            return f
+    raise TestFailure("manifest has no entry for %s" % name)
+
+
+def tolerance_abs(man, name):
+    """Absolute tolerance of a fixture file as its manifest states it:
+    max x reference_std when the metric is relative to a std, else max."""
+    t = manifest_file(man, name)["tolerance"]
+    if "reference_std" in t:
+        return t["max"] * t["reference_std"]
+    return t["max"]
+
+
+TINY = "tiny-rwkv-7v0-834K"
+
+
+def tiny_model():
+    return fixture_path("models/%s.safetensors" % TINY)
+
+
+def tiny_text():
+    return fixture_bytes("inputs/gpl-3.first4096.bin")
+
+
+def f32(b):
+    """bin of little-endian float32 -> array('f')."""
+    a = array.array("f")
+    a.frombytes(b)
+    if sys.byteorder != "little":
+        a.byteswap()
+    return a
+
+
+def max_abs_diff(a, b):
+    check(len(a) == len(b), "length %d vs %d" % (len(a), len(b)))
+    m = 0.0
+    for x, y in zip(a, b):
+        d = abs(x - y)
+        if d != d:  # NaN
+            return float("inf")
+        if d > m:
+            m = d
+    return m
+
+
+def rss_kb(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+def free_tcp_port():
+    import socket
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+# ------------------------------------------------------------------ daemon
+_LIVE = []          # every Daemon started and not yet reaped
+_CTX = zmq.Context.instance()
+
+
+class Daemon:
+    """One rwkvd process on ipc:// endpoints under `work` (a temp dir)."""
+
+    def __init__(self, work, state_dir=None, model=None, binary=None, args=(), tag="d"):
+        self.work = work
+        self.state_dir = state_dir or os.path.join(work, "state")
+        self.model = model or tiny_model()
+        self.binary = binary or REL_BIN
+        check(os.access(self.binary, os.X_OK), "daemon binary missing: %s (make it)" % self.binary)
+        self.args = list(args)
+        self.tag = tag
+        self.ingest_ep = "ipc://%s/%s-ingest" % (work, tag)
+        self.emit_ep = "ipc://%s/%s-emit" % (work, tag)
+        self.control_ep = "ipc://%s/%s-control" % (work, tag)
+        self.log_file = os.path.join(work, "%s.log" % tag)
+        self.proc = None
+        self.starts = 0
+        self._ctl = None
+        self.stderr_files = []
+
+    # -- life cycle
+    def start(self, timeout=30.0, extra=()):
+        check(self.proc is None, "daemon already running")
+        self.starts += 1
+        err_path = os.path.join(self.work, "%s.stderr.%d" % (self.tag, self.starts))
+        self.stderr_files.append(err_path)
+        cmd = [self.binary, "--model", self.model, "--ingest", self.ingest_ep,
+               "--emit", self.emit_ep, "--control", self.control_ep,
+               "--state-dir", self.state_dir, "--log-file", self.log_file,
+               "--threads", "1"] + self.args + list(extra)
+        env = dict(os.environ)
+        env.pop("NOTIFY_SOCKET", None)
+        env.setdefault("ASAN_OPTIONS", "detect_leaks=1:abort_on_error=0")
+        env.setdefault("OPENBLAS_NUM_THREADS", "1")
+        with open(err_path, "wb") as ef:
+            self.proc = subprocess.Popen(cmd, stdout=ef, stderr=ef, env=env,
+                                         stdin=subprocess.DEVNULL)
+        _LIVE.append(self)
+        deadline = time.time() + timeout
+        while True:
+            if self.proc.poll() is not None:
+                rc = self.proc.returncode
+                self.proc = None
+                raise TestFailure("daemon exited with %s at start: %s" % (rc, self.stderr_tail()))
+            try:
+                r = self.ctl({"cmd": "health"}, timeout=0.5)
+                if r.get("ok"):
+                    return self
+            except TimeoutError:
+                pass
+            if time.time() > deadline:
+                raise TestFailure("daemon not ready after %.0f s: %s" % (timeout, self.stderr_tail()))
+
+    @property
+    def pid(self):
+        return self.proc.pid
+
+    def alive(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def kill9(self):
+        """SIGKILL and reap.  Returns nothing; a crash before the kill fails."""
+        check(self.proc is not None, "no daemon to kill")
+        rc = self.proc.poll()
+        if rc is not None:
+            self._reaped()
+            raise TestFailure("daemon had died by itself (status %s): %s" % (rc, self.stderr_tail()))
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait()
+        self._reaped()
+
+    def stop(self, timeout=60.0):
+        """SIGTERM, wait, check the exit status is 0 and no sanitizer spoke."""
+        check(self.proc is not None, "no daemon to stop")
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            rc = self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            self._reaped()
+            raise TestFailure("daemon did not stop within %.0f s of SIGTERM" % timeout)
+        self._reaped()
+        self.check_clean()
+        check(rc == 0, "daemon exited with status %s after SIGTERM: %s" % (rc, self.stderr_tail()))
+        return rc
+
+    def _reaped(self):
+        self.proc = None
+        if self in _LIVE:
+            _LIVE.remove(self)
+        if self._ctl is not None:
+            self._ctl.close(0)
+            self._ctl = None
+
+    def check_running(self):
+        check(self.proc is not None, "daemon not started")
+        rc = self.proc.poll()
+        if rc is not None:
+            self._reaped()
+            raise TestFailure("daemon died (status %s): %s" % (rc, self.stderr_tail()))
+
+    # -- output of the process
+    def stderr_text(self):
+        out = []
+        for p in self.stderr_files:
+            try:
+                with open(p, "rb") as f:
+                    out.append(f.read().decode("utf-8", "replace"))
+            except OSError:
+                pass
+        return "".join(out)
+
+    def stderr_tail(self, n=1500):
+        return self.stderr_text()[-n:] or "(no stderr)"
+
+    def log_text(self):
+        try:
+            with open(self.log_file, "rb") as f:
+                return f.read().decode("utf-8", "replace")
+        except OSError:
+            return ""
+
+    def check_clean(self):
+        text = self.stderr_text() + self.log_text()
+        for mark in SANITIZER_MARKS:
+            i = text.find(mark)
+            if i >= 0:
+                raise TestFailure("sanitizer report from the daemon: %s" % text[max(0, i - 200):i + 1500])
+
+    def rss_kb(self):
+        return rss_kb(self.proc.pid)
+
+    # -- sockets
+    def push(self, hwm=None, sndtimeo=None):
+        s = _CTX.socket(zmq.PUSH)
+        s.setsockopt(zmq.LINGER, 0)
+        if hwm is not None:
+            s.setsockopt(zmq.SNDHWM, hwm)
+        if sndtimeo is not None:
+            s.setsockopt(zmq.SNDTIMEO, sndtimeo)
+        s.connect(self.ingest_ep)
+        return s
+
+    def pull(self, hwm=None):
+        s = _CTX.socket(zmq.PULL)
+        s.setsockopt(zmq.LINGER, 0)
+        if hwm is not None:
+            s.setsockopt(zmq.RCVHWM, hwm)
+        s.connect(self.emit_ep)
+        return s
+
+    def ctl(self, req, timeout=10.0):
+        """One control request (v added); returns the reply map (str keys).
+        Raises TimeoutError when no reply comes."""
+        if self._ctl is None:
+            self._ctl = _CTX.socket(zmq.REQ)
+            self._ctl.setsockopt(zmq.LINGER, 0)
+            self._ctl.connect(self.control_ep)
+        msg = {"v": 1}
+        msg.update(req)
+        self._ctl.send(msgpack.packb(msg))
+        if not self._ctl.poll(int(timeout * 1000)):
+            self._ctl.close(0)
+            self._ctl = None
+            raise TimeoutError("no control reply to %r" % (req,))
+        return unpack(self._ctl.recv())
+
+    def call(self, timeout=10.0, **req):
+        return self.ctl(req, timeout)
+
+
+def unpack(b):
+    return msgpack.unpackb(b, raw=False, strict_map_key=False)
+
+
+def pack(obj):
+    return msgpack.packb(obj, use_bin_type=True)
+
+
+def ingest(doc, seq, payload=None, kind="bytes", eof=False, opts=None):
+    m = {"v": 1, "doc": doc, "seq": seq}
+    if payload is not None:
+        m[kind] = payload
+    if eof:
+        m["eof"] = True
+    if opts is not None:
+        m["opts"] = opts
+    return pack(m)
+
+
+def recv_until(pull, pred, timeout=60.0, daemon=None, keep=None):
+    """Receives outputs (decoded) until pred(out) is true; returns the list
+    of every output received (raw bytes kept in keep if given)."""
+    got = []
+    deadline = time.time() + timeout
+    while True:
+        left = deadline - time.time()
+        if left <= 0:
+            raise TestFailure("timed out after %.0f s waiting for outputs (%d received; last %r)"
+                              % (timeout, len(got), got[-1] if got else None))
+        if not pull.poll(int(min(left, 1.0) * 1000)):
+            if daemon is not None:
+                daemon.check_running()
+            continue
+        raw = pull.recv()
+        out = unpack(raw)
+        if keep is not None:
+            keep.append(raw)
+        got.append(out)
+        if pred(out):
+            return got
+
+
+def collect_docs(pull, docs, timeout=60.0, daemon=None):
+    """Receives until every doc in `docs` has its final message.  Returns
+    {doc: {"blocks": {n: out}, "final": out, "raw": {n|"final": bytes},
+    "errors": [...]}}; a duplicate block must be byte-identical."""
+    want = set(docs)
+    res = {d: {"blocks": {}, "final": None, "raw": {}, "errors": []} for d in docs}
+    deadline = time.time() + timeout
+    while want:
+        left = deadline - time.time()
+        if left <= 0:
+            raise TestFailure("timed out waiting for the final of %d documents (e.g. %r)"
+                              % (len(want), sorted(want)[:3]))
+        if not pull.poll(int(min(left, 1.0) * 1000)):
+            if daemon is not None:
+                daemon.check_running()
+            continue
+        raw = pull.recv()
+        out = unpack(raw)
+        d = out.get("doc")
+        if d not in res:
+            raise TestFailure("output for an unexpected document: %r" % (out,))
+        r = res[d]
+        t = out["type"]
+        if t == "block":
+            k = out["block"]
+            if k in r["raw"]:
+                check(r["raw"][k] == raw, "doc %r block %d sent twice with different bytes" % (d, k))
+            r["blocks"][k] = out
+            r["raw"][k] = raw
+        elif t == "final":
+            r["final"] = out
+            r["raw"]["final"] = raw
+            want.discard(d)
+        elif t == "error":
+            r["errors"].append(out)
+            raise TestFailure("unexpected error output: %r" % (out,))
+    return res
+
+
+# ------------------------------------------------------------------ runner
+class Work:
+    """A private temp dir, removed at the end unless RWKVD_KEEP_TMP is set."""
+
+    def __enter__(self):
+        self.path = tempfile.mkdtemp(prefix="rwkvd-test-")
+        return self.path
+
+    def __exit__(self, *exc):
+        for d in list(_LIVE):
+            if d.proc is not None and d.proc.poll() is None:
+                d.proc.kill()
+                d.proc.wait()
+            d._reaped()
+        if not os.environ.get("RWKVD_KEEP_TMP"):
+            shutil.rmtree(self.path, ignore_errors=True)
+        return False
+
+
+def reap_all():
+    """Kills every daemon still running (after a test, whatever happened).
+    Returns the sanitizer complaint of any of them, or None."""
+    problem = None
+    for d in list(_LIVE):
+        if d.proc is not None and d.proc.poll() is None:
+            d.proc.kill()
+            d.proc.wait()
+        d._reaped()
+        try:
+            d.check_clean()
+        except TestFailure as e:
+            problem = str(e)
+    return problem
+
+
+def run_cases(cases):
+    """cases: list of (name, fn) or (name, fn, flavour) with flavour "rel"
+    (the default) or "asan": the daemon binary the case runs.  When
+    RWKVD_BUILD_FLAVOUR is set (tests/run-tests.sh runs each Python test once
+    per flavour, py: and py-asan:), only that flavour's cases run; unset (by
+    hand), all of them.  Prints PASS:/FAIL: per case, exits 1 when any
+    failed."""
+    want = os.environ.get("RWKVD_BUILD_FLAVOUR")
+    failed = 0
+    for case in cases:
+        name, fn = case[0], case[1]
+        flavour = case[2] if len(case) > 2 else "rel"
+        if want and flavour != want:
+            continue
+        t0 = time.time()
+        try:
+            fn()
+            problem = reap_all()
+            if problem:
+                raise TestFailure(problem)
+            print("PASS: %s (%.1f s)" % (name, time.time() - t0), flush=True)
+        except Exception as e:  # any exception is this case's failure
+            reap_all()
+            why = str(e).replace("\n", " | ")
+            if not isinstance(e, TestFailure):
+                why = "%s: %s" % (type(e).__name__, why)
+                traceback.print_exc()
+            print("FAIL: %s: %s" % (name, why[:4000]), flush=True)
+            failed += 1
+    sys.exit(1 if failed else 0)
+
+
+def chunks_at(data, cuts):
+    """Splits data at the sorted byte positions `cuts`."""
+    out, prev = [], 0
+    for c in list(cuts) + [len(data)]:
+        out.append(data[prev:c])
+        prev = c
+    return out
+
+
+def random_split(data, rng, n):
+    cuts = sorted(set(rng.randrange(0, len(data) + 1) for _ in range(n)))
+    return chunks_at(data, cuts)
+
+
+def send_doc(push, doc, parts, kind="bytes", opts=None, start_seq=0):
+    """Sends parts as seq start_seq.. with eof on the last (an extra empty
+    eof message when parts is empty)."""
+    if not parts:
+        push.send(ingest(doc, start_seq, None, eof=True, opts=opts))
+        return
+    for i, p in enumerate(parts):
+        seq = start_seq + i
+        push.send(ingest(doc, seq, p, kind=kind, eof=(i == len(parts) - 1),
+                         opts=opts if seq == 0 else None))
+
+
+def isnan(x):
+    return x != x or math.isnan(x)

@@ -1,0 +1,276 @@
+#!/usr/bin/python3
+"""test_daemon_e2e.py — rwkvd end to end against the official fixtures.
+
+The tiny RWKV-7 fixture model runs inside a real daemon process; the GPL-3
+fixture text goes in over ZeroMQ split at random byte positions, and what
+comes out must match what the official implementation computed: surprisal
+per token, ln_out at the fixture's hidden positions (pooling last, no
+normalisation), the mean-pooled document embedding — each within the
+tolerance its manifest states.  Outputs must not depend on how the text was
+split (byte-identical messages), on the payload kind (bytes, text, token
+arrays, token bins), or on other documents sharing the engine batch.
+
+Block sizes 1, 7 and 256: with 1 every fixture position is a block end;
+with 7 and 256 the positions that are block ends are compared (4095, the
+last token, always is).
+"""
+import os
+import random
+import sys
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "support"))
+from rwkvd_harness import (ASAN_BIN, REL_BIN, TINY, Daemon, TestFailure, Work, check, collect_docs, fixture_f32,
+                           fixture_i32, f32, ingest, isnan, manifest, max_abs_diff, run_cases,
+                           random_split, send_doc, tiny_text, tolerance_abs)
+
+RAW = {"outputs": ["embedding", "surprisal"], "pooling": "last", "normalize": False}
+
+
+class Ref:
+    def __init__(self):
+        self.man = manifest(TINY)
+        self.text = tiny_text()
+        check(len(self.text) == self.man["input"]["T"], "fixture input length")
+        self.sur = fixture_f32(TINY + "/surprisal.f32")
+        self.pos = fixture_i32(TINY + "/hidden_positions.i32")
+        self.hid = fixture_f32(TINY + "/hidden_at_positions.f32")
+        self.last = fixture_f32(TINY + "/hidden_last.f32")
+        self.mean = fixture_f32(TINY + "/hidden_mean.f32")
+        self.C = self.man["architecture"]["n_embd"]
+        self.tol_hidden = tolerance_abs(self.man, "hidden_at_positions.f32")
+        self.tol_last = tolerance_abs(self.man, "hidden_last.f32")
+        self.tol_mean = tolerance_abs(self.man, "hidden_mean.f32")
+        self.tol_sur = tolerance_abs(self.man, "surprisal.f32")
+        s = 0.0
+        for x in self.sur:
+            s += x
+        self.mean_sur = s / len(self.sur)
+        sha = [c["sha256"] for c in self.man["checkpoints"] if c["file"].endswith(TINY + ".safetensors")]
+        check(len(sha) == 1, "manifest names the safetensors checkpoint")
+        self.sha = sha[0]
+
+    def hidden_row(self, i):
+        return self.hid[i * self.C:(i + 1) * self.C]
+
+
+REF = None
+
+
+def ref():
+    global REF
+    if REF is None:
+        REF = Ref()
+    return REF
+
+
+def check_doc(r, res, block_size, opts=RAW):
+    """Checks one document's outputs against the fixtures; returns the
+    number of hidden positions compared."""
+    T = len(r.text)
+    blocks, final = res["blocks"], res["final"]
+    n_blocks = (T + block_size - 1) // block_size
+    check(final is not None, "no final message")
+    check(final["tokens"] == T, "final tokens %r, expected %d" % (final["tokens"], T))
+    check(final["blocks"] == n_blocks, "final blocks %r, expected %d" % (final["blocks"], n_blocks))
+    check(sorted(blocks) == list(range(n_blocks)), "blocks received: %d of %d"
+          % (len(blocks), n_blocks))
+    check(final["model"] == r.sha, "model sha256 %r, manifest %r" % (final["model"], r.sha))
+    check(final["dim"] == r.C and final["pooling"] == opts["pooling"]
+          and final["normalize"] == opts["normalize"], "final header %r" % final)
+    sur = []
+    compared = 0
+    positions = {p: i for i, p in enumerate(r.pos)}
+    for k in range(n_blocks):
+        b = blocks[k]
+        check(b["tok_start"] == k * block_size, "block %d tok_start %r" % (k, b["tok_start"]))
+        check(b["tok_end"] == min(T, (k + 1) * block_size), "block %d tok_end %r" % (k, b["tok_end"]))
+        check(b["model"] == r.sha and b["dim"] == r.C, "block %d header" % k)
+        s = f32(b["surprisal"])
+        check(len(s) == b["tok_end"] - b["tok_start"], "block %d: %d surprisals" % (k, len(s)))
+        sur.extend(s)
+        e = f32(b["embedding"])
+        check(len(e) == r.C, "block %d embedding of %d floats" % (k, len(e)))
+        last_tok = b["tok_end"] - 1
+        if opts["pooling"] == "last" and last_tok in positions:
+            d = max_abs_diff(e, r.hidden_row(positions[last_tok]))
+            check(d <= r.tol_hidden, "block %d: ln_out at token %d differs by %g (tolerance %g)"
+                  % (k, last_tok, d, r.tol_hidden))
+            compared += 1
+    check(len(sur) == T, "%d surprisals for %d tokens" % (len(sur), T))
+    check(isnan(sur[0]), "token 0 surprisal is %r, expected NaN" % sur[0])
+    worst, at = 0.0, -1
+    for t in range(1, T):
+        d = abs(sur[t] - r.sur[t - 1])
+        if not d <= worst:
+            worst, at = d, t
+    check(worst <= r.tol_sur, "surprisal of token %d differs by %g (tolerance %g)"
+          % (at, worst, r.tol_sur))
+    check(abs(final["mean_surprisal"] - r.mean_sur) <= r.tol_sur,
+          "mean_surprisal %r, fixture %r" % (final["mean_surprisal"], r.mean_sur))
+    fe = f32(final["embedding"])
+    if opts["pooling"] == "last" and not opts["normalize"]:
+        d = max_abs_diff(fe, r.last)
+        check(d <= r.tol_last, "final embedding differs from hidden_last by %g (tolerance %g)"
+              % (d, r.tol_last))
+        check(fe == f32(blocks[n_blocks - 1]["embedding"]), "final embedding != last block's")
+    return compared
+
+
+def run_doc(d, doc, parts, block_size, opts=RAW, kind="bytes"):
+    push, pull = d.push(), d.pull()
+    try:
+        send_doc(push, doc, parts, kind=kind, opts=opts)
+        return collect_docs(pull, [doc], timeout=120, daemon=d)[doc]
+    finally:
+        push.close(0)
+        pull.close(0)
+
+
+def drop(d, doc):
+    r = d.call(cmd="drop", doc=doc)
+    check(r.get("ok") and r.get("dropped"), "drop %r: %r" % (doc, r))
+
+
+def no_errors_logged(d):
+    bad = [l for l in d.log_text().splitlines() if " ERROR " in l or " WARN " in l]
+    check(not bad, "daemon logged problems during a clean run: %s" % " | ".join(bad[:5]))
+
+
+def split_invariance(block_size, n_splits, binary=REL_BIN):
+    r = ref()
+    rng = random.Random(1000 + block_size)
+    with Work() as w:
+        d = Daemon(w, binary=binary, args=["--block-size", str(block_size)]).start()
+        first = None
+        for i in range(n_splits):
+            parts = random_split(r.text, rng, rng.choice([1, 5, 40, 300]))
+            res = run_doc(d, "gpl", parts, block_size)
+            n = check_doc(r, res, block_size)
+            if block_size == 1:
+                check(n == len(r.pos), "only %d of %d positions compared" % (n, len(r.pos)))
+            if first is None:
+                first = res["raw"]
+            else:
+                for key in first:
+                    check(res["raw"].get(key) == first[key],
+                          "split %d (%d messages): output %r differs byte-wise from split 0"
+                          % (i, len(parts), key))
+            drop(d, "gpl")
+        st = d.call(cmd="status")
+        check(st["checkpoints"]["failures_total"] == 0, "checkpoint failures: %r" % st["checkpoints"])
+        no_errors_logged(d)
+        d.stop()
+
+
+def test_block1_random_splits():
+    split_invariance(1, 2)
+
+
+def test_block7_random_splits():
+    split_invariance(7, 3)
+
+
+def test_block256_random_splits():
+    split_invariance(256, 4)
+
+
+def test_mean_pooling():
+    r = ref()
+    opts = {"outputs": ["embedding", "surprisal"], "pooling": "mean", "normalize": False}
+    with Work() as w:
+        d = Daemon(w, args=["--block-size", "256"]).start()
+        res = run_doc(d, "m", random_split(r.text, random.Random(5), 9), 256, opts)
+        check_doc(r, res, 256, opts)
+        fe = f32(res["final"]["embedding"])
+        diff = max_abs_diff(fe, r.mean)
+        check(diff <= r.tol_mean, "mean embedding differs by %g (tolerance %g)" % (diff, r.tol_mean))
+        # the last block's running mean covers every token: the document mean
+        last = f32(res["blocks"][15]["embedding"])
+        check(max_abs_diff(last, fe) <= 1e-6, "last block's running mean != final mean")
+        # normalize: the same direction, unit length
+        opts_n = dict(opts, normalize=True)
+        res_n = run_doc(d, "mn", [r.text], 256, opts_n)
+        en = f32(res_n["final"]["embedding"])
+        norm = sum(x * x for x in fe) ** 0.5
+        check(abs(sum(x * x for x in en) - 1.0) < 1e-5, "normalized embedding not unit length")
+        check(max_abs_diff(en, [x / norm for x in fe]) < 1e-6, "normalized mean != mean / |mean|")
+        no_errors_logged(d)
+        d.stop()
+
+
+def strip_doc(raw_map):
+    from rwkvd_harness import unpack
+    out = {}
+    for k, v in raw_map.items():
+        m = unpack(v)
+        m.pop("doc")
+        out[k] = m
+    return out
+
+
+def test_token_payloads():
+    """Token arrays and token bins give exactly the bytes payload's outputs."""
+    r = ref()
+    ids = list(r.text)  # byte-level model: id = byte
+    rng = random.Random(9)
+    with Work() as w:
+        d = Daemon(w, args=["--block-size", "256"]).start()
+        base = run_doc(d, "t", random_split(r.text, rng, 7), 256)
+        check_doc(r, base, 256)
+        drop(d, "t")
+        arr_parts = [list(p) for p in random_split(bytes(ids), rng, 6)]
+        res = run_doc(d, "t", arr_parts, 256, kind="tokens")
+        check(res["raw"] == base["raw"], "tokens as arrays: outputs differ from bytes")
+        drop(d, "t")
+        import struct
+        bin_parts = [struct.pack("<%dI" % len(p), *p) for p in random_split(bytes(ids), rng, 6)]
+        res = run_doc(d, "t", bin_parts, 256, kind="tokens")
+        check(res["raw"] == base["raw"], "tokens as bin: outputs differ from bytes")
+        drop(d, "t")
+        # text (the fixture is ASCII, so any split is at a character boundary)
+        check(all(c < 128 for c in r.text), "fixture text is ASCII")
+        txt_parts = [p.decode("ascii") for p in random_split(r.text, rng, 5)]
+        res = run_doc(d, "t", txt_parts, 256, kind="text")
+        check(res["raw"] == base["raw"], "text payload: outputs differ from bytes")
+        no_errors_logged(d)
+        d.stop()
+
+
+def test_documents_in_one_batch():
+    """Eight documents interleaved message by message (so they share engine
+    batches) give the outputs each gives alone."""
+    r = ref()
+    with Work() as w:
+        d = Daemon(w, args=["--block-size", "64"]).start()
+        alone = run_doc(d, "solo", [r.text], 64)
+        check_doc(r, alone, 64)
+        push, pull = d.push(), d.pull()
+        docs = ["doc-%d" % i for i in range(8)]
+        splits = {doc: random_split(r.text, random.Random(i), 20 + i) for i, doc in enumerate(docs)}
+        for i in range(max(len(p) for p in splits.values())):
+            for doc in docs:
+                parts = splits[doc]
+                if i < len(parts):
+                    push.send(ingest(doc, i, parts[i], eof=(i == len(parts) - 1),
+                                     opts=RAW if i == 0 else None))
+        res = collect_docs(pull, docs, timeout=120, daemon=d)
+        want = strip_doc(alone["raw"])
+        for doc in docs:
+            check(strip_doc(res[doc]["raw"]) == want, "document %s in a batch differs from alone" % doc)
+        push.close(0)
+        pull.close(0)
+        no_errors_logged(d)
+        d.stop()
+
+
+if __name__ == "__main__":
+    run_cases([
+        ("e2e block size 1, random splits vs fixtures", test_block1_random_splits),
+        ("e2e block size 7, random splits vs fixtures", test_block7_random_splits),
+        ("e2e block size 256, random splits vs fixtures", test_block256_random_splits),
+        ("e2e block size 256, random splits vs fixtures (asan)",
+         lambda: split_invariance(256, 2, ASAN_BIN), "asan"),
+        ("e2e mean pooling vs hidden_mean, normalize", test_mean_pooling),
+        ("e2e tokens (array, bin) and text payloads == bytes", test_token_payloads),
+        ("e2e documents sharing batches == alone", test_documents_in_one_batch),
+    ])

@@ -15,6 +15,7 @@
 #   tests/test_*.py   -> run by /usr/bin/python3 against build/rel and build/asan
 #   tests/fuzz/fuzz_*.c -> libFuzzer target (clang) and corpus replay (gcc)
 #   tests/bench/bench_*.c -> one benchmark program each
+#   tests/bench/bench_*.py -> Python benchmarks (/usr/bin/python3) against build/rel
 
 # Debian packages the build and the tests need; installed on demand (root).
 DEB_PACKAGES := build-essential libzmq3-dev libmsgpack-dev libzstd-dev \
@@ -55,6 +56,7 @@ PY_TESTS := $(wildcard tests/test_*.py)
 TEST_SUPPORT := $(wildcard tests/support/*.c)
 FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
 BENCH_SRC := $(wildcard tests/bench/bench_*.c)
+PY_BENCH := $(wildcard tests/bench/bench_*.py)
 HEADERS := $(wildcard core/*.h daemon/*.h tests/*.h tests/support/*.h kernels/*.h clients/*/*.h)
 
 NVCC := $(shell command -v nvcc 2>/dev/null || { test -x /usr/local/cuda/bin/nvcc && echo /usr/local/cuda/bin/nvcc; })
@@ -203,6 +205,7 @@ fuzz: $(FUZZ_BINS)
 # ---------------------------------------------------------------- benchmarks
 bench: features $(BENCHES) $(REL_BINS)
 	@for b in $(BENCHES); do echo "== $$b"; $$b || exit 1; done
+	@for b in $(PY_BENCH); do echo "== $$b"; /usr/bin/python3 $$b || exit 1; done
 
 clean:
 	rm -rf $(B)

@@ -159,13 +159,14 @@ _CTX = zmq.Context.instance()
 class Daemon:
     """One rwkvd process on ipc:// endpoints under `work` (a temp dir)."""
 
-    def __init__(self, work, state_dir=None, model=None, binary=None, args=(), tag="d"):
+    def __init__(self, work, state_dir=None, model=None, binary=None, args=(), tag="d", threads=1):
         self.work = work
         self.state_dir = state_dir or os.path.join(work, "state")
         self.model = model or tiny_model()
         self.binary = binary or REL_BIN
         check(os.access(self.binary, os.X_OK), "daemon binary missing: %s (make it)" % self.binary)
         self.args = list(args)
+        self.threads = threads
         self.tag = tag
         self.ingest_ep = "ipc://%s/%s-ingest" % (work, tag)
         self.emit_ep = "ipc://%s/%s-emit" % (work, tag)
@@ -185,7 +186,7 @@ class Daemon:
         cmd = [self.binary, "--model", self.model, "--ingest", self.ingest_ep,
                "--emit", self.emit_ep, "--control", self.control_ep,
                "--state-dir", self.state_dir, "--log-file", self.log_file,
-               "--threads", "1"] + self.args + list(extra)
+               "--threads", str(self.threads)] + self.args + list(extra)
         env = dict(os.environ)
         env.pop("NOTIFY_SOCKET", None)
         env.setdefault("ASAN_OPTIONS", "detect_leaks=1:abort_on_error=0")

@@ -122,10 +122,14 @@ static inline uint16_t rwkv_f32_to_bf16(float f)
 
 /* exp(x) in float, within ~2 ulp, vectorisable (no calls, no branches).
  * Inputs are clamped to the finite range of the result: exp(<-87.3) gives
- * ~1e-38 instead of a subnormal/0, harmless for softmax sums and sigmoids. */
+ * ~1e-38 instead of a subnormal/0, harmless for softmax sums and sigmoids.
+ * The lower clamp is written so that a NaN (a checkpoint may hold one)
+ * becomes -87.3 instead of reaching the float-to-int conversion below,
+ * which would be undefined behaviour; the NaN still reaches the outputs
+ * through every other operation. */
 static inline float rwkv_expf(float x)
 {
-    x = x < -87.3f ? -87.3f : x;
+    x = x > -87.3f ? x : -87.3f; /* NaN -> -87.3 */
     x = x > 88.0f ? 88.0f : x; /* keeps 2^n finite (n <= 127) */
     const float shifter = 12582912.0f; /* 1.5 * 2^23: rounds to an integer */
     float n = (x * 1.44269504088896341f + shifter) - shifter;

@@ -49,8 +49,8 @@ typedef struct rwkv_model rwkv_model;
 
 /* Loads and validates.  On failure *out is NULL and err names the file and
  * the problem (missing tensor, wrong shape, unsupported generation...).
- * Generations other than RWKV-7 are recognised and refused with a message
- * saying so until their engine lands. */
+ * RWKV-4, 5.0, 5.1, 5.2, 6 (also state-tuned: time_state is the initial
+ * state) and 7 load; anything else is refused. */
 int rwkv_model_load(const char *path, rwkv_model **out, rwkv_error *err);
 
 /* Takes ownership of an already opened tensor file (closed on failure too). */

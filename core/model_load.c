@@ -147,8 +147,7 @@ int rwkv_model_from_tensors(rwkv_tensor_file *f, rwkv_model **out, rwkv_error *e
     const rwkv_arch *arch = arch_for(gen);
     if (!arch) {
         rwkv_fail(err,
-                  "%s: %s checkpoints are recognised but not supported yet (only RWKV-7 runs "
-                  "in this build)",
+                  "%s: %s checkpoints are recognised but not supported by this build",
                   path, rwkv_generation_name(gen));
         rwkv_tensor_file_close(f);
         return -1;

@@ -70,9 +70,9 @@ int rwkvd_ckpt_check_scalars(const rwkvd_ckpt *ck, uint32_t flags, rwkv_error *w
     if (ck->n_pending_bytes > RWKVD_CKPT_PENDING_BYTES_MAX)
         return rwkv_fail(why, "%zu pending tokenizer bytes, at most %d", ck->n_pending_bytes,
                          RWKVD_CKPT_PENDING_BYTES_MAX);
-    if (ck->n_pending_tokens > ck->block_size)
-        return rwkv_fail(why, "%zu pending tokens, a block holds %u", ck->n_pending_tokens,
-                         ck->block_size);
+    if (ck->n_pending_tokens > RWKVD_CKPT_PENDING_TOKENS_MAX)
+        return rwkv_fail(why, "%zu pending tokens, at most %llu", ck->n_pending_tokens,
+                         (unsigned long long)RWKVD_CKPT_PENDING_TOKENS_MAX);
     if (ck->n_pending_bytes && ck->input != RWKVD_INPUT_BYTES)
         return rwkv_fail(why, "pending tokenizer bytes in a document not fed text/bytes");
     if (ck->input == RWKVD_INPUT_NONE && (ck->tokens_done || ck->n_pending_tokens))

@@ -61,6 +61,10 @@
 #define RWKVD_CKPT_HEADER_MAX (RWKVD_CKPT_HEADER_FIXED + RWKVD_DOC_MAX)
 #define RWKVD_CKPT_PENDING_BYTES_MAX 1024 /* tokenizer bytes held mid-token */
 #define RWKVD_BLOCK_MAX 65536             /* tokens per block */
+/* Tokens received but not yet in a completed block: a single message may
+ * bring up to max_tokens_per_message ids (or max_message_size bytes) at
+ * once, so this is bounded by those limits, not by the block size. */
+#define RWKVD_CKPT_PENDING_TOKENS_MAX (UINT64_C(1) << 30)
 #define RWKVD_CKPT_EMBD_MAX 65536         /* caps on shape fields read from files */
 #define RWKVD_CKPT_VOCAB_MAX (1u << 24)
 #define RWKVD_CKPT_LAYER_MAX 4096
@@ -99,8 +103,7 @@ typedef struct rwkvd_ckpt {
     const uint8_t *pending_bytes;  /* tokenizer bytes not yet a token */
     size_t n_pending_bytes;        /* <= RWKVD_CKPT_PENDING_BYTES_MAX */
     const uint32_t *pending_tokens; /* tokens not yet in a completed block */
-    size_t n_pending_tokens;       /* <= block_size (a full block waits for
-                                      the token after it) */
+    size_t n_pending_tokens;       /* <= RWKVD_CKPT_PENDING_TOKENS_MAX */
     const double *mean_sum;        /* [n_embd], iff opts.pooling == MEAN */
     uint64_t mean_count;           /* tokens summed into mean_sum */
     const float *last_emb;         /* [n_embd] ln_out at the last token, or NULL */

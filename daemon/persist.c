@@ -60,10 +60,14 @@ int rwkvd_session_evict(rwkvd_server *srv, rwkvd_session *s, rwkv_error *err)
     return 0;
 }
 
-/* Evicts the least recently used document that can be saved. */
+/* Evicts the least recently used idle document (one without a ready block
+ * or final: its work must not wait on disk for a message that may never
+ * come; intake pauses while no document is idle, see server.c). */
 static int make_room(rwkvd_server *srv, rwkv_error *err)
 {
     for (rwkvd_session *s = srv->lru_tail; s; s = s->lprev) {
+        if (rwkvd_session_ready(s))
+            continue;
         rwkv_error e;
         if (rwkvd_session_evict(srv, s, &e) == 0)
             return 0;
@@ -71,7 +75,8 @@ static int make_room(rwkvd_server *srv, rwkv_error *err)
         rwkvd_log_doc(s->doc, s->doc_len, d);
         LOG_ERROR("cannot evict document %s: %s", d, e.msg);
     }
-    return rwkv_fail(err, "no document can be evicted to make room (checkpoints failing)");
+    return rwkv_fail(err, "no idle document can be evicted to make room (all have work, or "
+                          "checkpoints are failing)");
 }
 
 int rwkvd_session_get(rwkvd_server *srv, const uint8_t *doc, size_t len, bool create,

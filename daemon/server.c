@@ -84,6 +84,12 @@ static void on_signal(int signo)
     errno = saved;
 }
 
+/* Pending tokens (all documents) above which intake pauses. */
+static uint64_t intake_cap(const rwkvd_server *srv)
+{
+    return (uint64_t)4 * RWKVD_BATCH_TOKENS + (uint64_t)srv->cfg.block_size * RWKVD_BATCH_DOCS;
+}
+
 static int count_doc(void *ctx, const rwkvd_ckpt_info *info, bool from_prev)
 {
     (void)info;
@@ -98,9 +104,13 @@ int rwkvd_server_init(rwkvd_server *srv, rwkv_error *err)
     srv->sigfd = -1;
     srv->state_dirfd = -1;
     pthread_mutex_init(&srv->snap_mu, NULL);
-    /* checkpoints may hold a whole state plus small vectors */
+    /* a checkpoint holds a state, small vectors and the pending tokens: at
+     * most what intake admits (can_read_ingest) plus one whole message */
+    uint64_t max_pending = (uint64_t)srv->cfg.max_message_size +
+                           (uint64_t)srv->cfg.max_tokens_per_message + intake_cap(srv) +
+                           RWKVD_BLOCK_MAX;
     srv->max_ckpt_raw = (uint64_t)srv->mi->state_floats * 4 + (uint64_t)srv->mi->n_embd * 16 +
-                        (uint64_t)RWKVD_BLOCK_MAX * 4 + 65536;
+                        max_pending * 4 + 65536;
 
     if (rwkvd_ckpt_store_open(srv->cfg.state_dir, &srv->store, err) != 0)
         return -1;
@@ -198,10 +208,15 @@ static void handle_signals(rwkvd_server *srv)
 
 static bool can_read_ingest(const rwkvd_server *srv)
 {
-    /* outputs waiting or plenty of work pending: let ZeroMQ hold the rest */
-    return !srv->stopping && rwkvd_outbox_count(srv->outbox) == 0 &&
-           srv->pending_tokens < (uint64_t)4 * RWKVD_BATCH_TOKENS +
-                                     (uint64_t)srv->cfg.block_size * RWKVD_BATCH_DOCS;
+    /* Let ZeroMQ hold the rest (backpressure to producers) while outputs
+     * wait, while plenty of tokens are pending, or while every document in
+     * memory has work: a new document would then have no idle one to evict
+     * (a document with work is never evicted, or its work would wait on
+     * disk for a message that may never come). */
+    bool room = srv->n_active < (size_t)srv->cfg.max_active_docs ||
+                srv->n_active > srv->ready_len;
+    return !srv->stopping && room && rwkvd_outbox_count(srv->outbox) == 0 &&
+           srv->pending_tokens < intake_cap(srv);
 }
 
 static void read_ingest(rwkvd_server *srv)

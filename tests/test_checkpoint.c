@@ -349,7 +349,7 @@ static void test_sealed_bad_headers(void)
         {103, 1, 1, "out of range"},            /* reserved byte */
         {104, 4, 0, "options"},                 /* topk 0 */
         {108, 4, 5000, "pending tokenizer bytes"},
-        {112, 4, 5, "pending tokens"},          /* > block size */
+        {112, 4, 0x40000001u, "pending tokens"}, /* > 2^30 */
         {132, 4, 0x7fc00000u, "carried surprisal"}, /* NaN */
     };
     rwkvd_ckpt ck, back;
@@ -531,7 +531,7 @@ static void test_writer_refuses_bad_snapshots(void)
     REFUSED(ck.state = nan_state, "state[7] is not finite");
     uint32_t bad_tok[3] = {1, 16, 2};
     REFUSED(ck.pending_tokens = bad_tok, "pending token 1");
-    REFUSED(ck.n_pending_tokens = 5, "pending tokens");
+    REFUSED(ck.n_pending_tokens = (size_t)RWKVD_CKPT_PENDING_TOKENS_MAX + 1, "pending tokens");
     REFUSED(ck.carry_surprisal = -1.0f, "carried surprisal");
     REFUSED((ck.n_pending_tokens = 0, ck.n_pending_bytes = 0), "carried surprisal");
     REFUSED(ck.state = NULL, "without its recurrent state");

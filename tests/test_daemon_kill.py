@@ -204,6 +204,9 @@ def test_kill9_loop():
         print("kill loop: %d kills, %d restarts, %d outputs received (%d duplicates), "
               "uninterrupted %.1f s, with kills %.1f s; resume next_seq %r"
               % (kills, d.starts, sink.copies, sink.dups, ref_s, elapsed, seqs), flush=True)
+        check(max(seqs) > 0 and any(wh == "disk" for wh, _s, _b in resumes),
+              "no restart ever resumed from a checkpoint (next_seq always 0): every life started "
+              "the document over")
         # checkpoints must have worked while streaming: otherwise every
         # restart starts over and kill -9 only "works" by recomputing all
         bad = [l for l in d.log_text().splitlines() + ref_d.log_text().splitlines()

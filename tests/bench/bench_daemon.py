@@ -17,7 +17,7 @@
    model (L1-D32-H32-V256) — the document bookkeeping, queues and journal
    are the same code whatever the model.
 
-Environment: BENCH_TOKENS (default 4096), BENCH_ROUNDS (2), BENCH_THREADS
+Environment: BENCH_TOKENS (default 4096), BENCH_ROUNDS (3), BENCH_THREADS
 (0 = one per CPU), BENCH_RSS_TOKENS (10000000).
 """
 import os
@@ -34,7 +34,7 @@ import zmq
 from rwkvd_harness import (RWKV_CLI, Daemon, Work, check, ingest, tiny_text, unpack, _CTX)
 
 TOKENS = int(os.environ.get("BENCH_TOKENS", "4096"))
-ROUNDS = int(os.environ.get("BENCH_ROUNDS", "2"))
+ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
 THREADS = int(os.environ.get("BENCH_THREADS", "0")) or os.cpu_count()
 RSS_TOKENS = int(os.environ.get("BENCH_RSS_TOKENS", "10000000"))
 BLOCK = 256
@@ -207,6 +207,7 @@ def rss_flat(w):
 def main():
     for p in (RWKV_CLI,):
         check(os.access(p, os.X_OK), "missing %s: make it first" % p)
+    load0 = os.getloadavg()[0]
     with Work() as w:
         t_make = time.time()
         model = mkmodel(w, SHAPE)
@@ -225,8 +226,13 @@ def main():
     print("%-34s %8d %14.1f %14.1f %8.3f   %s" % (SHAPE + " random (bf16)", TOKENS, e, m, m / e,
                                                 "target >= 0.90 met" if m / e >= 0.9 else
                                                 "target >= 0.90 NOT met"))
-    print("%-34s %8s %14s %14s" % ("  every round", "", " ".join("%.1f" % x for x in eng),
-                                   " ".join("%.1f" % x for x in dmn)))
+    print("%-34s %8s %14s %14s %8.3f   (medians)" % ("  every round", "",
+                                                     " ".join("%.1f" % x for x in eng),
+                                                     " ".join("%.1f" % x for x in dmn),
+                                                     statistics.median(dmn) / statistics.median(eng)))
+    print("  load average %.2f at start, %.2f at the end on %d CPUs: other work on the machine "
+          "makes single rounds noisy; the best round of each is compared"
+          % (load0, os.getloadavg()[0], os.cpu_count()))
     print()
     med = statistics.median(ck_s)
     pmed = statistics.median(plain)

@@ -1,5 +1,7 @@
 /* tokenizer.c — the public tokenizer API (tokenizer.h): loading with kind
- * recognition, the byte-level tokenizer, whole-text encode and decode.
+ * recognition (a digit first: World vocabulary; `{` after optional
+ * whitespace: tokenizer.json), the byte-level tokenizer, whole-text encode
+ * and decode.
  *
  * Everything kind-specific sits behind tokenizer_ops (tokenizer_impl.h);
  * this file only dispatches.  The byte tokenizer lives here because it is a
@@ -103,10 +105,10 @@ int rwkv_tokenizer_parse(const char *label, const void *buf, size_t len,
     while (i < len && (b[i] == ' ' || b[i] == '\t' || b[i] == '\r' || b[i] == '\n'))
         i++;
     if (i < len && b[i] == '{')
-        return rwkv_fail(err, "%s: byte %zu: this looks like a tokenizer.json (BPE), which "
-                         "is not supported yet", label, i);
+        return bpe_tokenizer_parse(label, b, len, out, err);
     return rwkv_fail(err, "%s: byte 0: unrecognised vocabulary format (expected an RWKV "
-                     "World vocabulary: lines of `<id> <literal> <length>`)", label);
+                     "World vocabulary: lines of `<id> <literal> <length>`, or a Hugging Face "
+                     "tokenizer.json: a JSON object)", label);
 }
 
 int rwkv_tokenizer_load(const char *path, rwkv_tokenizer **out, rwkv_error *err)

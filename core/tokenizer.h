@@ -1,21 +1,31 @@
 /* tokenizer.h — text bytes <-> token ids, with a streaming encoder.
  *
  * Kinds: the RWKV World tokenizer (rwkv_vocab_v20230424.txt: greedy longest
- * match over bytes) and the byte-level tokenizer of the tiny models (vocab
- * 256, id = byte).  A tokenizer is immutable after loading and may be shared
- * by any number of threads and encoders.
+ * match over bytes), the byte-level tokenizer of the tiny models (vocab 256,
+ * id = byte), and the byte-level BPE of the RWKV-4 Pile models read from a
+ * Hugging Face tokenizer.json (20B_tokenizer.json: NFC, the GPT-2 split
+ * pattern, ranked merges, added tokens).  A tokenizer is immutable after
+ * loading and may be shared by any number of threads and encoders.
  *
  * The streaming encoder promises: text fed in pieces split at ANY byte (even
  * inside a UTF-8 character) yields exactly the ids the whole text would.
  * Bytes whose token is not yet settled (they could still grow into a longer
  * match) are held until more input arrives or finish() is called.
  *
+ * BPE specifics: ids equal the Hugging Face reference's except where a
+ * stretch of about 1000 bytes has no place where the text may be cut
+ * independently (a word, a run of punctuation or whitespace, or a base
+ * character with marks, that long); such a stretch is cut by force, the same
+ * way by the whole-text and the streaming encoder (bpe_internal.h).  Invalid
+ * UTF-8 is encoded as Rust's from_utf8_lossy would turn it into text: each
+ * maximal invalid subpart as U+FFFD.
+ *
  * Implementation map: tokenizer.c (this API, kind recognition, the byte
  * tokenizer, decode), world_tokenizer.c + world_vocab.c + world_literal.c
  * (the World vocabulary and its greedy longest match), token_trie.c (the
- * double-array trie), token_encoder.c (streaming), token_ids.c (rwkv_ids).
- * Kinds sit behind an ops table (tokenizer_impl.h) so that later kinds
- * (GPT-NeoX BPE from tokenizer.json) need no change in callers.
+ * double-array trie), bpe*.c (the tokenizer.json BPE), token_encoder.c
+ * (streaming), token_ids.c (rwkv_ids).  Kinds sit behind an ops table
+ * (tokenizer_impl.h), so callers need no change per kind.
  */
 #ifndef RWKV_TOKENIZER_H
 #define RWKV_TOKENIZER_H
@@ -39,11 +49,15 @@ void rwkv_ids_free(rwkv_ids *ids);
 typedef enum rwkv_tokenizer_kind {
     RWKV_TOKENIZER_BYTES = 0, /* id = byte value, vocab 256 */
     RWKV_TOKENIZER_WORLD = 1, /* RWKV World trie tokenizer */
+    RWKV_TOKENIZER_BPE = 2,   /* byte-level BPE from a tokenizer.json (GPT-NeoX 20B) */
 } rwkv_tokenizer_kind;
 
 typedef struct rwkv_tokenizer rwkv_tokenizer;
 
-/* Loads a vocabulary file; the kind is recognised from its content.  Every
+/* Loads a vocabulary file; the kind is recognised from its content (a digit
+ * first: World; a JSON object: tokenizer.json, whose rules are in
+ * bpe_json.c: only the byte-level BPE pipeline of the 20B file is accepted,
+ * anything else is refused naming the field).  For World, every
  * entry is checked (ids, literal syntax, the byte-length column); a bad file
  * gives one error naming the file, line and byte offset.  The exact rules of
  * the World format (CRLF and a missing final newline accepted; empty files,
@@ -64,13 +78,14 @@ rwkv_tokenizer *rwkv_tokenizer_bytes(void);
 void rwkv_tokenizer_free(rwkv_tokenizer *t); /* accepts NULL */
 
 rwkv_tokenizer_kind rwkv_tokenizer_get_kind(const rwkv_tokenizer *t);
-const char *rwkv_tokenizer_kind_name(const rwkv_tokenizer *t); /* "bytes", "world" */
+const char *rwkv_tokenizer_kind_name(const rwkv_tokenizer *t); /* "bytes", "world", "bpe" */
 
-/* One more than the largest id (256 for bytes, 65530 for World). */
+/* One more than the largest id (256 for bytes, 65530 for World, 50277 for
+ * the 20B tokenizer.json). */
 uint32_t rwkv_tokenizer_vocab_size(const rwkv_tokenizer *t);
 
 /* The most bytes a streaming encoder of this tokenizer ever holds (0 for
- * bytes, longest token - 1 = 127 for the World vocabulary). */
+ * bytes, longest token - 1 = 127 for the World vocabulary, 1024 for BPE). */
 size_t rwkv_tokenizer_max_pending(const rwkv_tokenizer *t);
 
 /* The bytes of one token.  Returns 0 and sets *bytes and *len (owned by the

@@ -7,8 +7,9 @@
  * whose tokens no later input could change, and say how far it got.  The
  * whole-text encoder calls it with final = true; the streaming encoder
  * (token_encoder.c) calls it on each piece and holds the rest.  A later
- * kind (GPT-NeoX byte-level BPE from tokenizer.json) fits the same shape:
- * its settled prefix ends at a pre-tokenization boundary.
+ * kind (GPT-NeoX byte-level BPE from tokenizer.json, bpe.c) fits the same
+ * shape: its settled prefix ends at a cut point between chunks that encode
+ * independently.
  */
 #ifndef RWKV_TOKENIZER_IMPL_H
 #define RWKV_TOKENIZER_IMPL_H
@@ -49,6 +50,11 @@ struct rwkv_tokenizer {
 /* Builds a World tokenizer from the vocabulary text buf[0..len). */
 int world_tokenizer_parse(const char *label, const uint8_t *buf, size_t len,
                           rwkv_tokenizer **out, rwkv_error *err);
+
+/* Builds a byte-level BPE tokenizer from a tokenizer.json buf[0..len)
+ * (bpe.c; the format's rules in bpe_json.c). */
+int bpe_tokenizer_parse(const char *label, const uint8_t *buf, size_t len,
+                        rwkv_tokenizer **out, rwkv_error *err);
 
 /* Appends one id with the capacity check inlined (hot loops). */
 static inline int tok_push(rwkv_ids *out, uint32_t id, rwkv_error *err)

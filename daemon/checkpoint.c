@@ -33,7 +33,8 @@ void rwkvd_ckpt_release(rwkvd_ckpt *ck)
 uint32_t rwkvd_ckpt_flags(const rwkvd_ckpt *ck)
 {
     return (ck->finished ? RWKVD_CKPT_FL_FINISHED : 0) | (ck->state ? RWKVD_CKPT_FL_STATE : 0) |
-           (ck->last_emb ? RWKVD_CKPT_FL_LAST_EMB : 0) | (ck->has_carry ? RWKVD_CKPT_FL_CARRY : 0);
+           (ck->last_emb ? RWKVD_CKPT_FL_LAST_EMB : 0) | (ck->has_carry ? RWKVD_CKPT_FL_CARRY : 0) |
+           (ck->eof ? RWKVD_CKPT_FL_EOF : 0);
 }
 
 uint64_t rwkvd_ckpt_raw_size(const rwkvd_ckpt *ck, uint32_t flags)
@@ -83,6 +84,10 @@ int rwkvd_ckpt_check_scalars(const rwkvd_ckpt *ck, uint32_t flags, rwkv_error *w
         return rwkv_fail(why, "%llu tokens do not fit %llu blocks of %u",
                          (unsigned long long)ck->tokens_done, (unsigned long long)ck->blocks_done,
                          ck->block_size);
+    if ((flags & RWKVD_CKPT_FL_EOF) && (flags & RWKVD_CKPT_FL_FINISHED))
+        return rwkv_fail(why, "flags say both finished and waiting for the final message");
+    if ((flags & RWKVD_CKPT_FL_EOF) && ck->n_pending_bytes)
+        return rwkv_fail(why, "tokenizer bytes held after eof (eof flushes them)");
     if (flags & RWKVD_CKPT_FL_FINISHED) {
         if (ck->n_pending_bytes || ck->n_pending_tokens)
             return rwkv_fail(why, "a finished document with pending input");

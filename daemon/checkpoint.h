@@ -10,7 +10,8 @@
  *    16   4  flags: 1 finished,                   1 text/bytes, 2 tokens)
  *              2 has state, 4 has last    103  1  reserved, 0
  *              embedding, 8 has carried   104  4  topk
- *              surprisal; other bits 0    108  4  pending tokenizer bytes
+ *              surprisal, 16 eof received 108  4  pending tokenizer bytes
+ *              (final still due); others 0
  *    20   4  generation (rwkv_generation) 112  4  pending tokens
  *    24   4  n_layer                      116  4  doc_len (1..256)
  *    28   4  n_embd (C)                   120  8  compressed payload size
@@ -98,6 +99,8 @@ typedef struct rwkvd_ckpt {
     uint64_t tokens_done;          /* tokens in those blocks */
     uint32_t block_size;           /* the document's B (kept across restarts) */
     bool finished;                 /* eof processed, final emitted */
+    bool eof;                      /* eof received, the final still due (a
+                                      finished document has finished set instead) */
     rwkvd_input_kind input;
     rwkvd_doc_opts opts;
     const uint8_t *pending_bytes;  /* tokenizer bytes not yet a token */

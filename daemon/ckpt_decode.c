@@ -104,6 +104,7 @@ static int parse_header(const char *label, const uint8_t *p, size_t len,
     memcpy(ck->model.tokenizer_sha256, p + 168, 32);
     memcpy(ck->doc, p + 200, doc_len);
     ck->finished = *flags & RWKVD_CKPT_FL_FINISHED;
+    ck->eof = (*flags & RWKVD_CKPT_FL_EOF) != 0;
     rwkv_error why;
     if (rwkvd_ckpt_check_scalars(ck, *flags, &why) != 0)
         return dfail(st, RWKVD_CKPT_CORRUPT, err, label, "header: %s", why.msg);

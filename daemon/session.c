@@ -53,7 +53,7 @@ rwkvd_session *rwkvd_session_from_ckpt(rwkvd_server *srv, const rwkvd_ckpt *ck, 
     s->blocks_done = ck->blocks_done;
     s->tokens_done = ck->tokens_done;
     s->finished = ck->finished;
-    s->eof = ck->finished;
+    s->eof = ck->eof || ck->finished;
     if (ck->state && rwkv_state_import(s->state, ck->state, ck->model.state_floats, err) != 0)
         goto fail;
     if (ck->n_pending_bytes &&
@@ -94,6 +94,7 @@ int rwkvd_session_to_ckpt(rwkvd_server *srv, rwkvd_session *s, rwkvd_ckpt *ck, f
     ck->tokens_done = s->tokens_done;
     ck->block_size = s->block_size;
     ck->finished = s->finished;
+    ck->eof = s->eof && !s->finished;
     ck->input = s->input;
     ck->opts = s->opts;
     const uint8_t *held;

@@ -92,7 +92,8 @@ static int same_ckpt(const rwkvd_ckpt *a, const rwkvd_ckpt *b)
     if (memcmp(&a->model, &b->model, sizeof a->model) || a->doc_len != b->doc_len ||
         memcmp(a->doc, b->doc, a->doc_len) || a->next_seq != b->next_seq ||
         a->blocks_done != b->blocks_done || a->tokens_done != b->tokens_done ||
-        a->block_size != b->block_size || a->finished != b->finished || a->input != b->input ||
+        a->block_size != b->block_size || a->finished != b->finished ||
+        a->eof != b->eof || a->input != b->input ||
         a->opts.outputs != b->opts.outputs || a->opts.pooling != b->opts.pooling ||
         a->opts.normalize != b->opts.normalize || a->opts.topk != b->opts.topk ||
         a->n_pending_bytes != b->n_pending_bytes || a->n_pending_tokens != b->n_pending_tokens ||
@@ -141,6 +142,23 @@ static void test_round_trip_variants(void)
 {
     rwkvd_ckpt ck, back;
     rwkv_error err;
+    /* eof received, the last blocks and the final still to come */
+    {
+        full_ckpt(&ck);
+        ck.eof = true;
+        ck.n_pending_bytes = 0;
+        size_t n0;
+        uint8_t *b0 = enc(&ck, &n0);
+        CHECK(b0);
+        int rc0 = rwkvd_ckpt_decode("mem", b0, n0, &model, 0, &back, NULL, &err);
+        free(b0);
+        CHECKF(rc0 == 0, "%s", err.msg);
+        int same0 = same_ckpt(&ck, &back) && back.eof && !back.finished;
+        rwkvd_ckpt_release(&back);
+        CHECK(same0);
+        ck.n_pending_bytes = 2; /* eof flushes the tokenizer: refused */
+        CHECK(rwkvd_ckpt_encode(&ck, 3, &b0, &n0, &err) == -1 && strstr(err.msg, "after eof"));
+    }
     /* finished, no state, no pending, pooling last, nothing optional */
     full_ckpt(&ck);
     ck.finished = true;

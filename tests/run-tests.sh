@@ -1,11 +1,13 @@
 #!/bin/sh
 # run-tests.sh — runs test programs and prints one summary line.
 #
-# Arguments are FLAVOUR:PATH pairs.  Each program prints one line per test
-# case, "PASS: name", "FAIL: name: why" or "SKIP: name: why" (a skip is
-# reported, never counted as a pass).  A program that crashes, times out or
-# exits non-zero without reporting a failure counts as one failed test, so a
-# silent abort can never read as success.  Last line: "N passed, N failed".
+# Arguments are FLAVOUR:PATH pairs (py:PATH and py-FLAVOUR:PATH run a Python
+# test with /usr/bin/python3 against build/rel or build/FLAVOUR).  Each
+# program prints one line per test case, "PASS: name", "FAIL: name: why" or
+# "SKIP: name: why" (a skip is reported, never counted as a pass).  A program
+# that crashes, times out or exits non-zero without reporting a failure
+# counts as one failed test, so a silent abort can never read as success.
+# Last line: "N passed, N failed".
 passed=0
 failed=0
 skipped=0
@@ -18,7 +20,19 @@ for arg in "$@"; do
     name=$(basename "$prog")
     log="$log_dir/$flavour-$name.log"
     start=$(date +%s)
-    timeout "$RWKVD_TEST_TIMEOUT" "$prog" >"$log" 2>&1
+    case "$flavour" in
+    py|py-*)
+        # Python tests (Debian's python3: it has python3-zmq and -msgpack);
+        # py-FLAVOUR runs them against build/FLAVOUR/bin, plain py against rel.
+        py_flavour=rel
+        [ "$flavour" != py ] && py_flavour=${flavour#py-}
+        RWKVD_BUILD_FLAVOUR=$py_flavour timeout "$RWKVD_TEST_TIMEOUT" \
+            /usr/bin/python3 "$prog" >"$log" 2>&1
+        ;;
+    *)
+        timeout "$RWKVD_TEST_TIMEOUT" "$prog" >"$log" 2>&1
+        ;;
+    esac
     rc=$?
     secs=$(( $(date +%s) - start ))
     p=$(grep -c '^PASS: ' "$log")

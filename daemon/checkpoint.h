@@ -153,6 +153,7 @@ typedef struct rwkvd_ckpt_info {
     size_t n_pending_tokens;
     uint32_t block_size;
     bool finished;
+    bool eof;                     /* eof received, final still due */
     size_t header_size;
     uint64_t comp_size, raw_size;
 } rwkvd_ckpt_info;

@@ -147,6 +147,7 @@ static void fill_info(const rwkvd_ckpt *ck, uint32_t flags, uint64_t comp_size,
     info->n_pending_tokens = ck->n_pending_tokens;
     info->block_size = ck->block_size;
     info->finished = ck->finished;
+    info->eof = ck->eof;
     info->header_size = RWKVD_CKPT_HEADER_FIXED + ck->doc_len;
     info->comp_size = comp_size;
     info->raw_size = rwkvd_ckpt_raw_size(ck, flags);

@@ -90,12 +90,40 @@ static uint64_t intake_cap(const rwkvd_server *srv)
     return (uint64_t)4 * RWKVD_BATCH_TOKENS + (uint64_t)srv->cfg.block_size * RWKVD_BATCH_DOCS;
 }
 
-static int count_doc(void *ctx, const rwkvd_ckpt_info *info, bool from_prev)
+/* Counts the documents on disk and remembers those with work left. */
+static int scan_doc(void *ctx, const rwkvd_ckpt_info *info, bool from_prev)
 {
-    (void)info;
     (void)from_prev;
-    (*(uint64_t *)ctx)++;
+    rwkvd_server *srv = ctx;
+    srv->stats.docs_on_disk++;
+    bool work = !info->finished && (info->eof || info->n_pending_tokens > info->block_size);
+    if (work) {
+        rwkvd_doc_ref *w = realloc(srv->wake, (srv->n_wake + 1) * sizeof *w);
+        if (!w)
+            return 0; /* it wakes with its next message instead */
+        srv->wake = w;
+        memcpy(w[srv->n_wake].doc, info->doc, info->doc_len);
+        w[srv->n_wake].len = info->doc_len;
+        srv->n_wake++;
+    }
     return 0;
+}
+
+/* Loads documents left with work by the previous run while there is room. */
+static void wake_docs(rwkvd_server *srv)
+{
+    while (srv->wake_done < srv->n_wake && srv->n_active < (size_t)srv->cfg.max_active_docs) {
+        rwkvd_doc_ref *w = &srv->wake[srv->wake_done++];
+        rwkvd_session *s;
+        rwkvd_reason reason;
+        rwkv_error err;
+        if (rwkvd_session_get(srv, w->doc, w->len, false, &s, &reason, &err) != 0) {
+            char d[96];
+            rwkvd_log_doc(w->doc, w->len, d);
+            LOG_ERROR("document %s cannot be continued: %s: %s", d, rwkvd_reason_name(reason),
+                      err.msg);
+        }
+    }
 }
 
 int rwkvd_server_init(rwkvd_server *srv, rwkv_error *err)
@@ -134,11 +162,12 @@ int rwkvd_server_init(rwkvd_server *srv, rwkv_error *err)
 
     size_t n_bad = 0;
     rwkv_error lerr;
-    if (rwkvd_ckpt_store_list(srv->store, count_doc, &srv->stats.docs_on_disk, &n_bad, &lerr) != 0)
+    if (rwkvd_ckpt_store_list(srv->store, scan_doc, srv, &n_bad, &lerr) != 0)
         LOG_WARN("state directory listing: %s", lerr.msg);
     if (srv->stats.docs_on_disk || n_bad)
-        LOG_INFO("state directory %s: %llu documents, %zu unreadable files", srv->cfg.state_dir,
-                 (unsigned long long)srv->stats.docs_on_disk, n_bad);
+        LOG_INFO("state directory %s: %llu documents (%zu with work left), %zu unreadable files",
+                 srv->cfg.state_dir, (unsigned long long)srv->stats.docs_on_disk, srv->n_wake,
+                 n_bad);
 
     srv->zctx = zmq_ctx_new();
     if (!srv->zctx)
@@ -319,6 +348,7 @@ int rwkvd_server_run(rwkvd_server *srv)
             break;
         }
         handle_signals(srv);
+        wake_docs(srv);
         rwkvd_handle_control(srv);
         flush_outbox(srv);
         read_ingest(srv);
@@ -341,6 +371,7 @@ void rwkvd_server_free(rwkvd_server *srv)
     }
     free(srv->buckets);
     free(srv->ready);
+    free(srv->wake);
     if (srv->ingest)
         zmq_close(srv->ingest);
     if (srv->emit)

@@ -66,6 +66,11 @@ typedef struct rwkvd_server {
     rwkvd_session **ready;        /* FIFO of sessions with work */
     size_t ready_cap, ready_head, ready_len;
     size_t held_bytes;            /* all held messages */
+    /* documents found on disk at start-up with work left (eof received or
+     * a full block pending): loaded and run as room allows, since no
+     * message may ever come to wake them */
+    struct rwkvd_doc_ref *wake;
+    size_t n_wake, wake_done;
     uint64_t pending_tokens;      /* all sessions' pending tokens */
 
     /* figures for status and /metrics */
@@ -81,6 +86,11 @@ typedef struct rwkvd_server {
     rwkvd_status_info snap;
     void *http;                   /* struct MHD_Daemon */
 } rwkvd_server;
+
+typedef struct rwkvd_doc_ref {
+    uint8_t doc[RWKVD_DOC_MAX];
+    size_t len;
+} rwkvd_doc_ref;
 
 /* Monotonic seconds. */
 double rwkvd_now(void);

@@ -9,6 +9,8 @@
  *    bit-identical to the 5.2 file with the same decay and bonus repeated
  *    over each head's channels (the 5.2 path is checked against the
  *    official fixtures in test_rwkv_generations.c);
+ *  - fp16 / bf16 checkpoints: bit-identical to float32 files holding the
+ *    same (rounded) values;
  *  - one hand-made bad file per failure mode of the v4-v6 loaders, each
  *    refused with a message naming the tensor. */
 #include <math.h>
@@ -19,6 +21,7 @@
 #include "core/forward.h"
 #include "core/model.h"
 #include "core/safetensors_writer.h"
+#include "core/simd.h"
 #include "core/state.h"
 #include "tests/testutil.h"
 
@@ -29,7 +32,7 @@
 typedef struct {
     rwkv_st_entry e[MAX_T];
     size_t n;
-    void *owned[MAX_T]; /* data buffers made by the edits */
+    void *owned[4 * MAX_T]; /* data buffers made by the edits */
     size_t n_owned;
 } entries;
 
@@ -51,6 +54,8 @@ static void drop_entry(entries *es, const char *name)
 /* A new float32 buffer of n elements owned by es. */
 static float *new_data(entries *es, size_t n)
 {
+    if (es->n_owned == sizeof es->owned / sizeof es->owned[0])
+        abort(); /* a test bug: raise the bound */
     float *p = calloc(n ? n : 1, sizeof(float));
     es->owned[es->n_owned++] = p;
     return p;
@@ -63,8 +68,11 @@ static float *put(entries *es, const char *name, int ndim, const int64_t *shape)
     for (int i = 0; i < ndim; i++)
         n *= (size_t)shape[i];
     rwkv_st_entry *t = find_entry(es, name);
-    if (!t)
+    if (!t) {
+        if (es->n == MAX_T)
+            abort(); /* a test bug: raise the bound */
         t = &es->e[es->n++];
+    }
     float *d = new_data(es, n);
     *t = (rwkv_st_entry){.name = name, .dtype = RWKV_F32, .ndim = ndim, .data = d};
     memcpy(t->shape, shape, sizeof(int64_t) * (size_t)ndim);
@@ -81,8 +89,13 @@ static rwkv_model *synth(const char *rel, edit_fn edit, void *arg, void **buf, r
     rwkv_tensor_file *src;
     if (rwkv_tensor_file_open(fixture_path(rel), &src, err) != 0)
         return NULL;
+    if (rwkv_tensor_file_count(src) > MAX_T) {
+        rwkv_tensor_file_close(src);
+        rwkv_fail(err, "%s: more than %d tensors (raise MAX_T)", rel, MAX_T);
+        return NULL;
+    }
     entries *es = calloc(1, sizeof *es);
-    for (size_t i = 0; i < rwkv_tensor_file_count(src) && i < MAX_T; i++) {
+    for (size_t i = 0; i < rwkv_tensor_file_count(src); i++) {
         const rwkv_tensor *t = rwkv_tensor_file_at(src, i);
         rwkv_st_entry *e = &es->e[es->n++];
         *e = (rwkv_st_entry){.name = t->name, .dtype = t->dtype, .ndim = t->ndim, .data = t->data};
@@ -334,6 +347,110 @@ static void test_v5_1_equals_equivalent_v5_2(void)
     CHECKF(dorig > 1e-3, "the 5.1 edit changed nothing (%.3g)", dorig);
 }
 
+/* ---- half-precision checkpoints ---- */
+
+/* Real v4-v6 checkpoints ship in fp16/bf16.  Every tensor rounded to the
+ * half type and stored as such must give exactly what the same rounded
+ * values stored as float32 give: widening is exact, so the half path may
+ * not change a bit (matrices, LoRA factors incl. time_maa_w2, vectors). */
+typedef struct {
+    rwkv_dtype half; /* RWKV_BF16 or RWKV_F16 */
+    int store_half;  /* 1: store the half values; 0: store them widened */
+} half_arg;
+
+static uint16_t f32_to_f16(float f)
+{
+    /* round to nearest even; the fixtures' values are normal and small */
+    uint32_t u = rwkv_f32_to_bits(f), sign = (u >> 16) & 0x8000u;
+    int32_t ex = (int32_t)((u >> 23) & 0xff) - 127 + 15;
+    uint32_t man = u & 0x7fffffu;
+    if ((u & 0x7fffffffu) == 0 || ex < -10)
+        return (uint16_t)sign;
+    if (ex <= 0) { /* subnormal half */
+        man |= 0x800000u;
+        int shift = 14 - ex;
+        uint32_t h = man >> shift, rem = man & ((1u << shift) - 1), halfway = 1u << (shift - 1);
+        h += rem > halfway || (rem == halfway && (h & 1));
+        return (uint16_t)(sign | h);
+    }
+    uint32_t h = ((uint32_t)ex << 10) | (man >> 13), rem = man & 0x1fffu;
+    h += rem > 0x1000u || (rem == 0x1000u && (h & 1));
+    return (uint16_t)(sign | (h > 0x7bffu ? 0x7bffu : h));
+}
+
+static void to_half(entries *es, void *arg)
+{
+    const half_arg *a = arg;
+    for (size_t i = 0; i < es->n; i++) {
+        rwkv_st_entry *e = &es->e[i];
+        size_t n = 1;
+        for (int d = 0; d < e->ndim; d++)
+            n *= (size_t)e->shape[d];
+        const float *src = e->data;
+        uint16_t *h = (uint16_t *)new_data(es, n); /* n floats: room for n halves */
+        for (size_t k = 0; k < n; k++)
+            h[k] = a->half == RWKV_BF16 ? rwkv_f32_to_bf16(src[k]) : f32_to_f16(src[k]);
+        if (a->store_half) {
+            e->dtype = a->half;
+            e->data = h;
+        } else {
+            float *w = new_data(es, n);
+            for (size_t k = 0; k < n; k++)
+                w[k] = a->half == RWKV_BF16 ? rwkv_bf16_to_f32(h[k]) : rwkv_f16_to_f32(h[k]);
+            e->data = w;
+        }
+    }
+}
+
+static void half_for(const char *rel, rwkv_dtype half)
+{
+    rwkv_error err = {{0}};
+    half_arg ah = {half, 1}, af = {half, 0};
+    void *bh, *bf;
+    rwkv_model *mh = synth(rel, to_half, &ah, &bh, &err);
+    CHECKF(mh, "%s as %s: %s", rel, rwkv_dtype_name(half), err.msg);
+    rwkv_model *mf = synth(rel, to_half, &af, &bf, &err);
+    int dtype_ok = rwkv_model_get_info(mh)->matrix_dtype == half;
+    uint32_t *tok = input_tokens(300);
+    /* 300 tokens in one block (sgemm path), then 3 single tokens (GEMV) */
+    float *lh = mf && tok ? run_logits(mh, tok, 300, NULL) : NULL;
+    float *lf = lh ? run_logits(mf, tok, 300, NULL) : NULL;
+    float *sh = lf ? run_logits(mh, tok, 1, NULL) : NULL;
+    float *sf = sh ? run_logits(mf, tok, 1, NULL) : NULL;
+    size_t V = 256;
+    int same = sf && memcmp(lh, lf, 300 * V * sizeof(float)) == 0 &&
+               memcmp(sh, sf, V * sizeof(float)) == 0;
+    double d = sf ? max_abs_diff(lh, lf, 300 * V, NULL) : NAN;
+    free(lh);
+    free(lf);
+    free(sh);
+    free(sf);
+    free(tok);
+    rwkv_model_free(mh);
+    rwkv_model_free(mf);
+    free(bh);
+    free(bf);
+    CHECK(dtype_ok);
+    CHECKF(same, "%s: %s file differs from its widened copy by %.3g", rel, rwkv_dtype_name(half),
+           d);
+}
+
+static void test_half_checkpoints_v4(void)
+{
+    half_for("models/tiny-rwkv-4v0-660K.safetensors", RWKV_F16);
+}
+
+static void test_half_checkpoints_v5_2(void)
+{
+    half_for("models/tiny-rwkv-5v2-730K.pth", RWKV_BF16);
+}
+
+static void test_half_checkpoints_v6(void)
+{
+    half_for("models/tiny-rwkv-6v0-3m.safetensors", RWKV_BF16);
+    half_for("models/tiny-rwkv-6v0-3m.safetensors", RWKV_F16);
+}
+
 /* ---- refused files ---- */
 
 typedef struct {
@@ -401,6 +518,9 @@ int main(void)
     RUN(test_time_state_v5_2);
     RUN(test_time_state_v6);
     RUN(test_v5_1_equals_equivalent_v5_2);
+    RUN(test_half_checkpoints_v4);
+    RUN(test_half_checkpoints_v5_2);
+    RUN(test_half_checkpoints_v6);
     RUN(test_bad_files_refused);
     return test_summary();
 }

@@ -29,7 +29,15 @@
  * apostrophe, so b can be read raw; a comes from NFC of the last unit of A.
  * Everything is read from P's left within the chunk and at most
  * bpe_lookahead() bytes to its right (a raw added token starting at P), so
- * the streaming and the whole-text encoders agree on every cut point.
+ * the streaming and the whole-text encoders agree on every cut point.  The
+ * rules are checked by test_tokenizer_bpe_parts, which splits random tricky
+ * texts at every cut point found and compares the ids.
+ *
+ * Only the last cut point in a range is wanted, so bpe_find_cut first walks
+ * back from the end of the range while the bytes around P are ASCII and no
+ * raw added token can be near (then a = s[P-1], a' = s[P-2], exactly what the
+ * forward scan would see); otherwise, or when nothing is found within 256
+ * bytes, it scans the range forward.  Prose needs a few bytes per chunk.
  */
 #include "bpe_internal.h"
 

@@ -237,6 +237,8 @@ static int fill_vocab(reader *r, json_t *vocab, size_t *used)
                              shown(key, sb, sizeof sb), id);
         }
         bool sym;
+        if (strlen(key) > r->pool_cap - *used)
+            return rwkv_fail(r->err, "%s: token pool overflow (internal error)", r->label);
         size_t k = token_bytes(key, m->pool + *used, &sym);
         m->off[id] = (uint32_t)*used;
         m->len[id] = (uint32_t)k;
@@ -497,6 +499,8 @@ static int place_added(reader *r, json_t *root, json_t *vocab, size_t *used)
                              "gives to another token", r->label, i, shown(c, sb, sizeof sb), id);
         }
         bool sym;
+        if (strlen(c) > r->pool_cap - *used)
+            return rwkv_fail(r->err, "%s: token pool overflow (internal error)", r->label);
         size_t k = token_bytes(c, m->pool + *used, &sym);
         m->off[id] = (uint32_t)*used;
         m->len[id] = (uint32_t)k;

@@ -104,9 +104,11 @@ int rwkv_tokenizer_encode(const rwkv_tokenizer *t, const void *buf, size_t len,
  * *out_len; *out is NUL-terminated for convenience; the caller frees it).
  * The bytes are returned raw, valid UTF-8 or not (a token can be part of a
  * character): the official decode() would turn a whole invalid string into
- * one U+FFFD; how to show invalid bytes is the caller's choice.  An id
- * without bytes (World id 0, id >= vocab size) is an error naming its
- * position, and then *out is NULL. */
+ * one U+FFFD; how to show invalid bytes is the caller's choice (the
+ * Hugging Face BPE decode applies from_utf8_lossy).  BPE added tokens give
+ * their text (<|endoftext|>, runs of spaces).  An id without bytes (World id
+ * 0, id >= vocab size) is an error naming its position, and then *out is
+ * NULL (the Hugging Face decode skips unknown ids silently). */
 int rwkv_tokenizer_decode(const rwkv_tokenizer *t, const uint32_t *ids, size_t n,
                           uint8_t **out, size_t *out_len, rwkv_error *err);
 
@@ -134,8 +136,9 @@ size_t rwkv_encoder_pending(const rwkv_encoder *e, const uint8_t **bytes);
 /* Replaces the held bytes (restoring a checkpoint).  The bytes are untrusted:
  * fails (encoder unchanged) if n exceeds rwkv_tokenizer_max_pending, or if
  * the bytes are not a state this encoder can be in (World: they must be a
- * proper prefix of some token, i.e. a match that could still grow; bytes:
- * nothing is ever held).  Every state the encoder can reach is accepted. */
+ * proper prefix of some token, i.e. a match that could still grow; BPE: no
+ * cut point the encoder would take lies in them; bytes: nothing is ever
+ * held).  Every state the encoder can reach is accepted. */
 int rwkv_encoder_restore(rwkv_encoder *e, const uint8_t *bytes, size_t n, rwkv_error *err);
 
 #endif

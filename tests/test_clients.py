@@ -256,6 +256,37 @@ def test_send_dead_daemon():
     check(took < 10, "took %.1f s with --timeout 1" % took)
 
 
+def test_send_bad_control_replies():
+    """Hostile or broken control replies: one line, status 1, never a hang
+    or a crash."""
+    import threading
+    d = tmpdir()
+    path = write_file(d, "x", b"data")
+    replies = [b"\xc1", b"\xdd\xff\xff\xff\xff", msgpack.packb([1, 2]),
+               msgpack.packb({"v": 1, "ok": True, "id": 999999}),
+               msgpack.packb({"v": 1, "ok": True, "id": 1, "known": False}),
+               msgpack.packb({"v": 1, "ok": True, "id": 1, "known": False, "finished": False,
+                              "next_seq": -1, "tokens": 0, "blocks": 0}),
+               msgpack.packb({"v": 1, "ok": False, "reason": "unknown_cmd",
+                              "message": "no\nsuch\x01"}),
+               b"\x81" + b"\xa1k" * 40000]
+    for i, reply in enumerate(replies):
+        ep = "ipc://%s/ctl%d" % (d, i)
+        router = zmq.Context.instance().socket(zmq.ROUTER)
+        router.bind(ep)
+        defer(lambda r=router: r.close(linger=0))
+
+        def answer(r=router, reply=reply):
+            if r.poll(10000):
+                frames = r.recv_multipart()
+                r.send_multipart(frames[:-1] + [reply])
+        threading.Thread(target=answer, daemon=True).start()
+        eps = {"ingest": "ipc://%s/in%d" % (d, i), "control": ep}
+        rc, err = send_tool(eps, "--timeout", "1", path)
+        check(rc == 1 and len(err) == 1 and err[0].startswith("rwkvd-send: "),
+              "reply %d: status %d, %s" % (i, rc, err))
+
+
 def test_send_stuck_daemon_times_out():
     # The fake answers control but holds every message (seq 0 never arrives
     # because another producer claimed the doc with tokens): no progress.
@@ -748,6 +779,7 @@ def main():
     for t in (test_send_file_splits, test_send_edges, test_send_opts_on_seq0, test_send_stdin,
               test_send_kill_and_resume, test_send_stdin_kill_and_resume,
               test_send_finished_doc, test_send_mismatch_detected, test_send_dead_daemon,
+              test_send_bad_control_replies,
               test_send_stuck_daemon_times_out, test_send_daemon_restart,
               test_send_progress_on_terminal, test_sink_jsonl_roundtrip,
               test_sink_stdout_and_nil_embedding, test_sink_dedupe_and_verify,

@@ -37,7 +37,7 @@ static int hexval(char ch)
 
 /* A JSON string as render_bytes_as_text writes it: raw bytes except \" \\
  * and \u00XX.  Stores at most cap bytes; -1 when longer or malformed. */
-static int json_string(cursor *c, uint8_t *out, size_t cap, size_t *n)
+static int parse_jstring(cursor *c, uint8_t *out, size_t cap, size_t *n)
 {
     if (!lit(c, "\""))
         return -1;
@@ -66,7 +66,7 @@ static int json_string(cursor *c, uint8_t *out, size_t cap, size_t *n)
 }
 
 /* {"hex":"..."} with an even number of lower-case hex digits. */
-static int json_hex(cursor *c, uint8_t *out, size_t cap, size_t *n)
+static int parse_jhex(cursor *c, uint8_t *out, size_t cap, size_t *n)
 {
     if (!lit(c, "{\"hex\":\""))
         return -1;
@@ -87,12 +87,12 @@ int record_parse(const char *line, size_t len, record_key *k, rwkv_error *err)
     memset(k, 0, sizeof *k);
     uint8_t type[16];
     size_t type_len;
-    if (!lit(&c, "{\"type\":") || json_string(&c, type, sizeof type, &type_len) != 0) {
+    if (!lit(&c, "{\"type\":") || parse_jstring(&c, type, sizeof type, &type_len) != 0) {
         /* An unusual type longer than 16 bytes is still a record, not keyed;
          * anything else is not ours. */
         cursor d = {line, line + len};
         uint8_t big[256];
-        if (lit(&d, "{\"type\":") && json_string(&d, big, sizeof big, &type_len) == 0)
+        if (lit(&d, "{\"type\":") && parse_jstring(&d, big, sizeof big, &type_len) == 0)
             return 0;
         return rwkv_fail(err, "does not start with {\"type\":\"...\"");
     }
@@ -102,8 +102,8 @@ int record_parse(const char *line, size_t len, record_key *k, rwkv_error *err)
         return 0;
     if (!lit(&c, ",\"doc\":"))
         return rwkv_fail(err, "\"doc\" does not follow \"type\"");
-    int rc = c.p < c.end && *c.p == '{' ? json_hex(&c, k->doc, sizeof k->doc, &k->doc_len)
-                                        : json_string(&c, k->doc, sizeof k->doc, &k->doc_len);
+    int rc = c.p < c.end && *c.p == '{' ? parse_jhex(&c, k->doc, sizeof k->doc, &k->doc_len)
+                                        : parse_jstring(&c, k->doc, sizeof k->doc, &k->doc_len);
     if (rc != 0 || k->doc_len == 0)
         return rwkv_fail(err, "bad \"doc\" (not 1..256 bytes as a string or {\"hex\":...})");
     k->block = KEYSET_FINAL;

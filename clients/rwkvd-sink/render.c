@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "daemon/msg_decode.h"
 #include "daemon/utf8.h"
 
 #if !defined(__BYTE_ORDER__) || __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
@@ -289,19 +290,47 @@ static bool is_vec_ok(const msgpack_object *v, bool nil_ok)
         info->field##_len = info->field ? (o)->via.str.size : 0;                           \
     } while (0)
 
+/* Keys anywhere in the message must be what protocol v1 keys are: str of
+ * 1..32 bytes, here also printable ASCII — so every JSON reader takes the
+ * record (jansson, for one, refuses a NUL in a key).  Depth is bounded by
+ * the pre-scan. */
+static int check_keys(const msgpack_object *o, rwkv_error *err)
+{
+    if (o->type == MSGPACK_OBJECT_ARRAY) {
+        for (uint32_t i = 0; i < o->via.array.size; i++)
+            if (check_keys(&o->via.array.ptr[i], err) != 0)
+                return -1;
+        return 0;
+    }
+    if (o->type != MSGPACK_OBJECT_MAP)
+        return 0;
+    for (uint32_t i = 0; i < o->via.map.size; i++) {
+        const msgpack_object *k = &o->via.map.ptr[i].key;
+        if (k->type != MSGPACK_OBJECT_STR || k->via.str.size < 1 ||
+            k->via.str.size > RWKVD_KEY_MAX)
+            return rwkv_fail(err, "output has a key that is not a str of 1..%d bytes",
+                             RWKVD_KEY_MAX);
+        for (uint32_t j = 0; j < k->via.str.size; j++)
+            if (k->via.str.ptr[j] < 0x20 || k->via.str.ptr[j] > 0x7e)
+                return rwkv_fail(err, "output has a key that is not printable ASCII");
+        if (check_keys(&o->via.map.ptr[i].val, err) != 0)
+            return -1;
+    }
+    return 0;
+}
+
 int render_classify(const msgpack_object *root, out_info *info, rwkv_error *err)
 {
     memset(info, 0, sizeof *info);
     if (root->type != MSGPACK_OBJECT_MAP)
         return rwkv_fail(err, "output is not a map");
+    if (check_keys(root, err) != 0)
+        return -1;
     const msgpack_object *type = NULL;
     bool has_block = false;
     for (uint32_t i = 0; i < root->via.map.size; i++) {
         const msgpack_object *k = &root->via.map.ptr[i].key;
         const msgpack_object *v = &root->via.map.ptr[i].val;
-        if (k->type != MSGPACK_OBJECT_STR ||
-            rwkvd_utf8_check((const uint8_t *)k->via.str.ptr, k->via.str.size) != k->via.str.size)
-            return rwkv_fail(err, "output has a key that is not a UTF-8 str");
         if (key_is(k, "type")) {
             type = v;
         } else if (key_is(k, "doc")) {
@@ -361,9 +390,10 @@ int render_classify(const msgpack_object *root, out_info *info, rwkv_error *err)
         info->type = OUT_ACK;
     else
         info->type = OUT_OTHER;
-    if ((info->type == OUT_BLOCK || info->type == OUT_FINAL) && !info->has_doc)
-        return rwkv_fail(err, "%s output without a str or bin \"doc\"",
-                         info->type == OUT_BLOCK ? "block" : "final");
+    if ((info->type == OUT_BLOCK || info->type == OUT_FINAL) &&
+        (!info->has_doc || info->doc_len < 1 || info->doc_len > RWKVD_DOC_MAX))
+        return rwkv_fail(err, "%s output without a str or bin \"doc\" of 1..%d bytes",
+                         info->type == OUT_BLOCK ? "block" : "final", RWKVD_DOC_MAX);
     if (info->type == OUT_BLOCK && !has_block)
         return rwkv_fail(err, "block output without an integer \"block\"");
     if (info->type == OUT_BLOCK && info->block == UINT64_MAX)

@@ -58,7 +58,8 @@ typedef struct out_info {
     size_t reason_len, message_len, status_len;
 } out_info;
 
-/* Checks the shape the sink relies on: a map with str keys; "type" a str;
+/* Checks the shape the sink relies on: a map whose keys (at any depth) are
+ * str of 1..32 printable ASCII bytes; "type" a str;
  * block and final outputs with a str/bin "doc", blocks with an integer
  * "block"; vector fields (embedding, logits_last, surprisal, topk.ids,
  * topk.logprobs) bins of a multiple of 4 bytes when present.  0, or -1 with

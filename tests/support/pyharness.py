@@ -185,5 +185,14 @@ def read_log(path):
     """The fake daemon's JSON-lines log; a last line still being written
     (no newline yet) is left for the next read."""
     import json
-    with open(path) as f:
-        return [json.loads(line) for line in f if line.endswith("\n") and line.strip()]
+    with open(path, "rb") as f:
+        lines = f.read().split(b"\n")
+    out = []
+    for i, line in enumerate(lines[:-1]):   # lines[-1]: after the last newline
+        if not line.strip():
+            continue
+        try:
+            out.append(json.loads(line))
+        except ValueError as e:
+            raise CheckFailed("%s line %d: %s: %r" % (path, i + 1, e, line[:120]))
+    return out

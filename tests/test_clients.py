@@ -133,6 +133,20 @@ def test_send_opts_on_seq0():
     check(processed(logp, "no-outputs")[0][3] == {"outputs": []}, "--outputs '' is not []")
 
 
+def test_send_no_wait():
+    d = tmpdir()
+    _, eps, logp = start_fake(d, "--delay", "0.05")
+    data = random.Random(9).randbytes(40 * 1000)
+    path = write_file(d, "nw.bin", data)
+    t = time.monotonic()
+    rc, err = send_tool(eps, "--chunk-size", "1000", "--no-wait", path)
+    took = time.monotonic() - t
+    check(rc == 0 and err == [], "status %d: %s" % (rc, err))
+    check(took < 1.2, "--no-wait waited %.2f s for a 2 s job" % took)
+    wait_processed(logp, path, 40)
+    check_exactly_once(logp, path, data, 1000)
+
+
 def test_send_stdin():
     d = tmpdir()
     _, eps, logp = start_fake(d)
@@ -776,7 +790,8 @@ def test_real_daemon_end_to_end():
 
 
 def main():
-    for t in (test_send_file_splits, test_send_edges, test_send_opts_on_seq0, test_send_stdin,
+    for t in (test_send_file_splits, test_send_edges, test_send_opts_on_seq0, test_send_no_wait,
+              test_send_stdin,
               test_send_kill_and_resume, test_send_stdin_kill_and_resume,
               test_send_finished_doc, test_send_mismatch_detected, test_send_dead_daemon,
               test_send_bad_control_replies,

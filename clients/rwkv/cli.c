@@ -95,6 +95,22 @@ int cli_parse_double(const char *cmd, const char *opt, const char *s, double lo,
     return 0;
 }
 
+int cli_parse_device(const char *cmd, const char *s)
+{
+    if (strcmp(s, "cpu") == 0 || strcmp(s, "cuda") == 0)
+        return 0;
+    if (strncmp(s, "cuda:", 5) == 0 && s[5]) {
+        long n = 0;
+        const char *p = s + 5;
+        while (*p >= '0' && *p <= '9' && n < 1024)
+            n = n * 10 + (*p++ - '0');
+        if (*p == '\0' && n < 1024) /* the range core accepts */
+            return 0;
+    }
+    cli_usage(cmd, "--device: '%s' is not one of cpu, cuda, cuda:N", s);
+    return -1;
+}
+
 int cli_load_tokenizer(const char *cmd, const char *vocab, int bytes, rwkv_tokenizer **out)
 {
     *out = NULL;

@@ -37,6 +37,11 @@ int cli_parse_u64(const char *cmd, const char *opt, const char *s, uint64_t *out
 int cli_parse_double(const char *cmd, const char *opt, const char *s, double lo, double hi,
                      double *out);
 
+/* --device DEV: "cpu", "cuda" or "cuda:N" (N decimal).  0, or -1 after
+ * reporting a usage error; whether the device exists is the engine's
+ * business (rwkv_engine_new_on). */
+int cli_parse_device(const char *cmd, const char *s);
+
 /* --vocab V or --bytes (exactly one is required).  0, or CLI_USAGE /
  * CLI_FAIL after reporting. */
 int cli_load_tokenizer(const char *cmd, const char *vocab, int bytes, rwkv_tokenizer **out);

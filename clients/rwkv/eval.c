@@ -53,6 +53,8 @@ static void help(void)
            "      --out-state FILE    final recurrent state, float32\n"
            "      --in-state FILE     start from this state (exactly the model's state size)\n"
            "  -t, --threads N         worker threads (default 0: one per CPU)\n"
+           "      --device DEV        cpu (default), cuda or cuda:N (a GPU; precision bf16,\n"
+           "                          or fp32 with RWKV_CUDA_PRECISION=fp32 in the environment)\n"
            "  -q, --quiet             no summary line on stderr\n"
            "  -h, --help              this text\n"
            "\n"
@@ -67,6 +69,7 @@ typedef struct eval_opts {
     int logits, hidden; /* rwkv_logits_mode / rwkv_hidden_mode, -1 = not given */
     cli_out out_logits, out_hidden, out_state, out_surprisal;
     const char *in_state;
+    const char *device; /* NULL: cpu */
 } eval_opts;
 
 typedef struct eval_run {
@@ -97,7 +100,7 @@ static int parse_mode(const char *opt, const char *s, int allow_mean, int *out)
 static int parse_args(int argc, char **argv, eval_opts *o, int *status)
 {
     enum { O_VOCAB = 256, O_BYTES, O_LOGITS, O_HIDDEN, O_OUT_LOGITS, O_OUT_HIDDEN,
-           O_OUT_STATE, O_IN_STATE, O_OUT_SURPRISAL };
+           O_OUT_STATE, O_IN_STATE, O_OUT_SURPRISAL, O_DEVICE };
     static const struct option longs[] = {
         {"model", required_argument, NULL, 'm'},
         {"vocab", required_argument, NULL, O_VOCAB},
@@ -111,6 +114,7 @@ static int parse_args(int argc, char **argv, eval_opts *o, int *status)
         {"in-state", required_argument, NULL, O_IN_STATE},
         {"out-surprisal", required_argument, NULL, O_OUT_SURPRISAL},
         {"threads", required_argument, NULL, 't'},
+        {"device", required_argument, NULL, O_DEVICE},
         {"quiet", no_argument, NULL, 'q'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
@@ -136,6 +140,7 @@ static int parse_args(int argc, char **argv, eval_opts *o, int *status)
         case O_OUT_STATE: o->out_state.path = optarg; break;
         case O_IN_STATE: o->in_state = optarg; break;
         case O_OUT_SURPRISAL: o->out_surprisal.path = optarg; break;
+        case O_DEVICE: o->device = optarg; bad = cli_parse_device(CMD, optarg) != 0; break;
         case 'q': o->quiet = 1; break;
         case 'h': help(); *status = CLI_OK; return -1;
         default: *status = cli_bad_option(CMD, c, argv); return -1;
@@ -385,7 +390,7 @@ int cmd_eval(int argc, char **argv)
         cli_fail(CMD, "out of memory for blocks of %zu tokens (try a smaller --block)", T);
         goto out;
     }
-    r.eng = rwkv_engine_new(model, (int)o.threads, &err);
+    r.eng = rwkv_engine_new_on(model, o.device, (int)o.threads, &err);
     if (!r.eng) {
         cli_fail(CMD, "%s", err.msg);
         goto out;
@@ -417,9 +422,9 @@ int cmd_eval(int argc, char **argv)
                      r.surprisal_sum / (double)r.surprisal_n,
                      r.surprisal_sum / (double)r.surprisal_n / 0.6931471805599453,
                      (unsigned long long)r.surprisal_n);
-        fprintf(stderr, "rwkv eval: %llu tokens in %.3f s, %.1f tok/s%s\n",
+        fprintf(stderr, "rwkv eval: %llu tokens in %.3f s, %.1f tok/s%s%s%s\n",
                 (unsigned long long)r.tokens, secs, secs > 0 ? (double)r.tokens / secs : 0.0,
-                extra);
+                extra, o.device ? "; on " : "", o.device ? rwkv_engine_device(r.eng) : "");
     }
 out:
     for (int i = 0; i < 4; i++)

@@ -47,12 +47,15 @@ static void help(void)
            "                         measured before temperature (default 1: all)\n"
            "  -s, --seed S           random seed (default: from the clock, reported)\n"
            "  -t, --threads N        worker threads (default 0: one per CPU)\n"
+           "      --device DEV       cpu (default), cuda or cuda:N (a GPU; precision bf16,\n"
+           "                         or fp32 with RWKV_CUDA_PRECISION=fp32 in the environment)\n"
            "  -q, --quiet            no summary line on stderr\n"
            "  -h, --help             this text\n");
 }
 
 typedef struct gen_opts {
     const char *model, *vocab, *prompt;
+    const char *device; /* NULL: cpu */
     int bytes, quiet, have_seed;
     long max_tokens, threads, top_k;
     double temperature, top_p;
@@ -61,7 +64,7 @@ typedef struct gen_opts {
 
 static int parse_args(int argc, char **argv, gen_opts *o, int *status)
 {
-    enum { O_VOCAB = 256, O_BYTES, O_TEMP, O_TOPK, O_TOPP };
+    enum { O_VOCAB = 256, O_BYTES, O_TEMP, O_TOPK, O_TOPP, O_DEVICE };
     static const struct option longs[] = {
         {"model", required_argument, NULL, 'm'},
         {"vocab", required_argument, NULL, O_VOCAB},
@@ -73,6 +76,7 @@ static int parse_args(int argc, char **argv, gen_opts *o, int *status)
         {"top-p", required_argument, NULL, O_TOPP},
         {"seed", required_argument, NULL, 's'},
         {"threads", required_argument, NULL, 't'},
+        {"device", required_argument, NULL, O_DEVICE},
         {"quiet", no_argument, NULL, 'q'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
@@ -102,6 +106,7 @@ static int parse_args(int argc, char **argv, gen_opts *o, int *status)
             break;
         case 's': bad = cli_parse_u64(CMD, "--seed", optarg, &o->seed); o->have_seed = 1; break;
         case 't': bad = cli_parse_long(CMD, "--threads", optarg, 0, 4096, &o->threads); break;
+        case O_DEVICE: o->device = optarg; bad = cli_parse_device(CMD, optarg) != 0; break;
         case 'q': o->quiet = 1; break;
         case 'h': help(); *status = CLI_OK; return -1;
         default: *status = cli_bad_option(CMD, c, argv); return -1;
@@ -173,7 +178,7 @@ int cmd_generate(int argc, char **argv)
     const int world = rwkv_tokenizer_get_kind(tok) == RWKV_TOKENIZER_WORLD;
     rwkv_sampler_params sp = {o.temperature, (int)o.top_k, o.top_p, o.seed};
     if (!(smp = rwkv_sampler_new(V, &sp, &err)) ||
-        !(eng = rwkv_engine_new(model, (int)o.threads, &err))) {
+        !(eng = rwkv_engine_new_on(model, o.device, (int)o.threads, &err))) {
         cli_fail(CMD, "%s", err.msg);
         goto out;
     }
@@ -223,9 +228,10 @@ int cmd_generate(int argc, char **argv)
     status = CLI_OK;
     if (!o.quiet)
         fprintf(stderr, "\nrwkv generate: prompt %zu tokens in %.3f s; %ld tokens in %.3f s, "
-                "%.1f tok/s%s; seed %llu\n", prompt.n, t_prompt, produced, secs,
+                "%.1f tok/s%s; seed %llu%s%s\n", prompt.n, t_prompt, produced, secs,
                 secs > 0 ? (double)produced / secs : 0.0, ended ? " (end of document)" : "",
-                (unsigned long long)o.seed);
+                (unsigned long long)o.seed, o.device ? "; on " : "",
+                o.device ? rwkv_engine_device(eng) : "");
 out:
     free(logits);
     rwkv_ids_free(&prompt);

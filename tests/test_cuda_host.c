@@ -1,0 +1,475 @@
+/* test_cuda_host.c — the CUDA backend's host side, on any machine (no GPU
+ * needed; CI has nvcc and no GPU):
+ *  - device strings: malformed ones are refused by the engine and by the
+ *    CLI's --device (usage error, status 2);
+ *  - without a device: engines, the kernel harness and the benchmark peaks
+ *    fail with one clear "no CUDA device" line, never a crash;
+ *  - what create() refuses before touching a device: other generations,
+ *    unsupported head sizes, a bad RWKV_CUDA_PRECISION / RWKV_CUDA_PASS_ROWS;
+ *  - the pass planner and the per-row output rules (kernels/plan.cu)
+ *    against their contract, on many random request sets.
+ * Tests whose subject needs a device (or its absence) say SKIP with the
+ * reason when the machine has the other case. */
+#include <fcntl.h>
+#include <limits.h>
+#include <math.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "core/backend.h"
+#include "core/forward.h"
+#include "core/model.h"
+#include "core/model_internal.h"
+#include "core/state.h"
+#include "tests/testutil.h"
+#ifndef RWKV_NO_CUDA
+#include "kernels/rwkv_cuda.h"
+#endif
+
+extern char **environ;
+
+#define TINY "models/tiny-rwkv-7v0-834K.safetensors"
+
+static char g_bin[PATH_MAX];   /* build/<flavour>/bin/rwkv */
+static int g_have_device;      /* a CUDA device is usable */
+static char g_no_device[RWKV_ERROR_MAX]; /* why not */
+
+static rwkv_model *load_tiny(void)
+{
+    rwkv_model *m = NULL;
+    rwkv_error err;
+    rwkv_error_clear(&err);
+    if (rwkv_model_load(fixture_path(TINY), &m, &err) != 0)
+        test_fail_at(__FILE__, __LINE__, "load: %s", err.msg);
+    return m;
+}
+
+/* ---------------------------------------------------------------- devices */
+
+static void test_bad_device_strings(void)
+{
+    rwkv_model *m = load_tiny();
+    CHECK(m);
+    const char *bad[] = {"gpu", "CUDA", "cuda:", "cuda:x", "cuda:-1", "cuda:0:fp32",
+                         "cuda:1024", "cuda0", " cuda", "cpu:0", ""};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        rwkv_error err;
+        rwkv_error_clear(&err);
+        rwkv_engine *e = rwkv_engine_new_on(m, bad[i], 1, &err);
+        if (e) {
+            rwkv_engine_free(e);
+            rwkv_model_free(m);
+            CHECKF(0, "device '%s' was accepted", bad[i]);
+        }
+        if (!strstr(err.msg, "expected cpu, cuda or cuda:N")) {
+            rwkv_model_free(m);
+            CHECKF(0, "device '%s': message '%s'", bad[i], err.msg);
+        }
+    }
+    rwkv_error err;
+    rwkv_engine *e = rwkv_engine_new_on(m, "cpu", 1, &err);
+    int ok = e && strncmp(rwkv_engine_device(e), "cpu", 3) == 0;
+    rwkv_engine_free(e);
+    rwkv_model_free(m);
+    CHECK(ok);
+}
+
+static void test_no_device_is_a_clear_error(void)
+{
+    rwkv_model *m = load_tiny();
+    CHECK(m);
+    const char *devs[] = {"cuda", "cuda:0", "cuda:3"};
+    for (size_t i = 0; i < 3; i++) {
+        rwkv_error err;
+        rwkv_error_clear(&err);
+        rwkv_engine *e = rwkv_engine_new_on(m, devs[i], 1, &err);
+        rwkv_engine_free(e);
+#ifdef RWKV_NO_CUDA
+        const char *want = "no CUDA backend";
+#else
+        const char *want = "no CUDA device";
+#endif
+        if (e || !strstr(err.msg, want) || strchr(err.msg, '\n')) {
+            rwkv_model_free(m);
+            CHECKF(0, "%s: engine %p, message '%s'", devs[i], (void *)e, err.msg);
+        }
+    }
+    rwkv_model_free(m);
+#ifndef RWKV_NO_CUDA
+    rwkv_error err;
+    rwkv_error_clear(&err);
+    CHECK(rwkv_cuda_device_count(&err) == -1 && strstr(err.msg, "no CUDA device"));
+    float x[64 * 2] = {0}, S[64 * 64] = {0}, y[64 * 2];
+    rwkv_error_clear(&err);
+    CHECK(rwkv_cuda_wkv7_run(0, 64, 2, 64, x, x, x, x, x, x, S, y, &err) == -1);
+    CHECKF(strstr(err.msg, "no CUDA device"), "%s", err.msg);
+    double v;
+    rwkv_error_clear(&err);
+    CHECK(rwkv_cuda_gemm_tflops(0, 64, 64, 64, &v, &err) == -1 && strstr(err.msg, "no CUDA"));
+    rwkv_error_clear(&err);
+    CHECK(rwkv_cuda_bandwidth_gbs(0, &v, &err) == -1 && strstr(err.msg, "no CUDA"));
+    char buf[128];
+    rwkv_error_clear(&err);
+    CHECK(rwkv_cuda_describe_device(0, buf, sizeof buf, &err) == -1 && strstr(err.msg, "no CUDA"));
+#endif
+}
+
+#ifndef RWKV_NO_CUDA
+/* A model object with just the fields create() reads before any device
+ * work; enough to reach its refusals without a real checkpoint of that
+ * generation. */
+static void fake_model(struct rwkv_model *m, rwkv_generation g, int head_size)
+{
+    memset(m, 0, sizeof *m);
+    m->info.generation = g;
+    m->info.generation_name = rwkv_generation_name(g);
+    m->info.n_layer = 1;
+    m->info.n_head = 2;
+    m->info.head_size = head_size;
+    m->info.n_embd = 2 * head_size;
+    m->info.vocab_size = 256;
+}
+
+static void test_create_refuses_other_generations(void)
+{
+    const rwkv_backend_ops *ops = rwkv_cuda_backend();
+    CHECK(ops && ops->create && strcmp(ops->name, "cuda") == 0);
+    rwkv_generation gens[] = {RWKV_GEN_V4, RWKV_GEN_V5_0, RWKV_GEN_V5_1, RWKV_GEN_V5_2,
+                              RWKV_GEN_V6};
+    for (size_t i = 0; i < sizeof gens / sizeof gens[0]; i++) {
+        struct rwkv_model fm;
+        fake_model(&fm, gens[i], 64);
+        rwkv_error err;
+        rwkv_error_clear(&err);
+        void *ctx = ops->create(&fm, 0, &err);
+        CHECK(ctx == NULL);
+        char want[64];
+        snprintf(want, sizeof want, "%s is not supported by the CUDA backend yet",
+                 rwkv_generation_name(gens[i]));
+        CHECKF(strstr(err.msg, want), "'%s' lacks '%s'", err.msg, want);
+    }
+}
+
+static void test_create_refuses_head_sizes(void)
+{
+    const rwkv_backend_ops *ops = rwkv_cuda_backend();
+    int sizes[] = {1, 8, 16, 48, 96, 256};
+    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+        struct rwkv_model fm;
+        fake_model(&fm, RWKV_GEN_V7, sizes[i]);
+        rwkv_error err;
+        rwkv_error_clear(&err);
+        CHECK(ops->create(&fm, 0, &err) == NULL);
+        char want[64];
+        snprintf(want, sizeof want, "head size %d is not supported", sizes[i]);
+        CHECKF(strstr(err.msg, want), "'%s'", err.msg);
+    }
+}
+
+/* Runs engine creation with one environment variable set to value. */
+static int create_with_env(const char *var, const char *value, rwkv_error *err)
+{
+    rwkv_model *m = load_tiny();
+    if (!m)
+        return -2;
+    char *old = getenv(var) ? strdup(getenv(var)) : NULL;
+    setenv(var, value, 1);
+    rwkv_engine *e = rwkv_engine_new_on(m, "cuda:0", 1, err);
+    if (old)
+        setenv(var, old, 1);
+    else
+        unsetenv(var);
+    free(old);
+    int rc = e ? 0 : -1;
+    rwkv_engine_free(e);
+    rwkv_model_free(m);
+    return rc;
+}
+
+static void test_create_refuses_bad_settings(void)
+{
+    const char *prec[] = {"fp16", "BF16", "tf32", "fp32 "};
+    for (size_t i = 0; i < 4; i++) {
+        rwkv_error err;
+        rwkv_error_clear(&err);
+        CHECK(create_with_env(RWKV_CUDA_PRECISION_ENV, prec[i], &err) == -1);
+        CHECKF(strstr(err.msg, RWKV_CUDA_PRECISION_ENV) && strstr(err.msg, "bf16 or fp32"),
+               "'%s'", err.msg);
+    }
+    const char *rows[] = {"0", "15", "16385", "12x", "-1"};
+    for (size_t i = 0; i < 5; i++) {
+        rwkv_error err;
+        rwkv_error_clear(&err);
+        CHECK(create_with_env(RWKV_CUDA_PASS_ROWS_ENV, rows[i], &err) == -1);
+        CHECKF(strstr(err.msg, RWKV_CUDA_PASS_ROWS_ENV), "'%s'", err.msg);
+    }
+    /* good values get past the settings to the device check */
+    if (!g_have_device) {
+        rwkv_error err;
+        rwkv_error_clear(&err);
+        CHECK(create_with_env(RWKV_CUDA_PRECISION_ENV, "fp32", &err) == -1);
+        CHECKF(strstr(err.msg, "no CUDA device"), "'%s'", err.msg);
+    }
+}
+
+static void test_wkv7_harness_refuses_bad_args(void)
+{
+    float x[256] = {0}, S[128 * 128] = {0}, y[256];
+    rwkv_error err;
+    int bad_n[] = {0, 16, 48, 256};
+    for (size_t i = 0; i < 4; i++) {
+        rwkv_error_clear(&err);
+        CHECK(rwkv_cuda_wkv7_run(0, bad_n[i], 1, 256, x, x, x, x, x, x, S, y, &err) == -1);
+        CHECKF(strstr(err.msg, "not supported"), "'%s'", err.msg);
+    }
+    rwkv_error_clear(&err);
+    CHECK(rwkv_cuda_wkv7_run(0, 64, 0, 64, x, x, x, x, x, x, S, y, &err) == -1);
+    rwkv_error_clear(&err);
+    CHECK(rwkv_cuda_wkv7_run(0, 64, 1, 32, x, x, x, x, x, x, S, y, &err) == -1);
+}
+
+/* cuBLAS is loaded on first use (kernels/cublas_dl.cu); the library of the
+ * toolkit the build used must load and have every function called. */
+static void test_cublas_loads(void)
+{
+    rwkv_error err;
+    rwkv_error_clear(&err);
+    CHECKF(rwkv_cuda_cublas_available(&err) == 0, "%s", err.msg);
+    CHECK(rwkv_cuda_cublas_available(&err) == 0); /* once per process, then cached */
+}
+
+/* ---------------------------------------------------------------- planner */
+
+static void make_requests(uint64_t *seed, rwkv_request *q, int n, int max_len)
+{
+    static const uint32_t tok[1] = {0};
+    for (int i = 0; i < n; i++) {
+        memset(&q[i], 0, sizeof q[i]);
+        q[i].tokens = tok; /* never read by the planner */
+        q[i].n_tokens = 1 + (int)(test_rand(seed) % (uint64_t)max_len);
+    }
+}
+
+/* Every token planned exactly once, in order; passes within max_rows; a
+ * pass holds whole requests unless one request alone exceeds max_rows: such a
+ * request is cut at multiples of max_rows from its own start, its full
+ * pieces alone in their passes, its tail possibly opening a shared pass. */
+static void test_plan_passes(void)
+{
+    uint64_t seed = 42;
+    rwkv_request q[40];
+    rwkv_cuda_segment seg[40];
+    for (int iter = 0; iter < 3000; iter++) {
+        int n = 1 + (int)(test_rand(&seed) % 40);
+        int max_rows = 1 + (int)(test_rand(&seed) % 300);
+        make_requests(&seed, q, n, iter % 3 == 0 ? 1000 : 50);
+        int req = 0, tok = 0, rows, ns, next_req = 0, next_tok = 0, passes = 0;
+        while ((ns = rwkv_cuda_plan_pass(q, n, max_rows, &req, &tok, seg, &rows)) > 0) {
+            CHECK(ns <= n && rows >= 1 && rows <= max_rows);
+            passes++;
+            int r = 0;
+            for (int s = 0; s < ns; s++) {
+                CHECKF(seg[s].req == next_req && seg[s].t0 == next_tok,
+                       "iter %d: segment %d starts at (%d,%d), expected (%d,%d)", iter, s,
+                       seg[s].req, seg[s].t0, next_req, next_tok);
+                CHECK(seg[s].t1 > seg[s].t0 && seg[s].t1 <= q[seg[s].req].n_tokens);
+                CHECK(seg[s].row0 == r);
+                r += seg[s].t1 - seg[s].t0;
+                if (seg[s].t1 < q[seg[s].req].n_tokens) {
+                    /* a cut request: alone in its pass, cut at a multiple */
+                    CHECK(ns == 1 && seg[s].t1 % max_rows == 0 && seg[s].t0 % max_rows == 0);
+                    next_tok = seg[s].t1;
+                } else {
+                    /* a shared pass holds whole requests, except that it may
+                     * open with the tail of a request cut in earlier passes */
+                    if (ns > 1 && s > 0)
+                        CHECK(seg[s].t0 == 0);
+                    CHECK(seg[s].t0 % max_rows == 0);
+                    next_req++;
+                    next_tok = 0;
+                }
+            }
+            CHECK(r == rows);
+        }
+        CHECK(ns == 0 && next_req == n && passes >= 1);
+    }
+    /* errors */
+    int req = 0, tok = 0, rows;
+    make_requests(&seed, q, 3, 10);
+    CHECK(rwkv_cuda_plan_pass(q, 3, 0, &req, &tok, seg, &rows) == -1);
+    q[1].n_tokens = 0;
+    CHECK(rwkv_cuda_plan_pass(q, 3, 100, &req, &tok, seg, &rows) == -1);
+    req = tok = 0;
+    CHECK(rwkv_cuda_plan_pass(q, 0, 100, &req, &tok, seg, &rows) == 0 && rows == 0);
+}
+
+static void test_row_output_rules(void)
+{
+    float buf[4];
+    double sum[4];
+    rwkv_request q;
+    memset(&q, 0, sizeof q);
+    q.n_tokens = 5;
+    q.next_token = -1;
+    /* nothing asked: no row needs anything */
+    for (int t = 0; t < 5; t++)
+        CHECK(!rwkv_cuda_wants_hidden_at(&q, t) && !rwkv_cuda_wants_logits_at(&q, t));
+    /* LAST modes: the last row only */
+    q.logits = RWKV_LOGITS_LAST;
+    q.logits_out = buf;
+    for (int t = 0; t < 5; t++)
+        CHECK(rwkv_cuda_wants_logits_at(&q, t) == (t == 4) &&
+              rwkv_cuda_wants_hidden_at(&q, t) == (t == 4));
+    q.logits = RWKV_LOGITS_NONE;
+    q.hidden = RWKV_HIDDEN_LAST;
+    q.hidden_out = buf;
+    for (int t = 0; t < 5; t++)
+        CHECK(!rwkv_cuda_wants_logits_at(&q, t) && rwkv_cuda_wants_hidden_at(&q, t) == (t == 4));
+    /* MEAN and the sum need every hidden row, no logits */
+    q.hidden = RWKV_HIDDEN_MEAN;
+    for (int t = 0; t < 5; t++)
+        CHECK(!rwkv_cuda_wants_logits_at(&q, t) && rwkv_cuda_wants_hidden_at(&q, t));
+    q.hidden = RWKV_HIDDEN_NONE;
+    q.hidden_sum = sum;
+    for (int t = 0; t < 5; t++)
+        CHECK(rwkv_cuda_wants_hidden_at(&q, t));
+    q.hidden_sum = NULL;
+    /* surprisal: every row but the last unless the next token is known */
+    q.surprisal_out = buf;
+    for (int t = 0; t < 5; t++)
+        CHECK(rwkv_cuda_wants_logits_at(&q, t) == (t < 4) && rwkv_cuda_wants_hidden_at(&q, t));
+    q.next_token = 7;
+    for (int t = 0; t < 5; t++)
+        CHECK(rwkv_cuda_wants_logits_at(&q, t));
+    /* logits ALL: every row */
+    q.surprisal_out = NULL;
+    q.next_token = -1;
+    q.logits = RWKV_LOGITS_ALL;
+    for (int t = 0; t < 5; t++)
+        CHECK(rwkv_cuda_wants_logits_at(&q, t) && rwkv_cuda_wants_hidden_at(&q, t));
+}
+#endif /* !RWKV_NO_CUDA */
+
+/* ---------------------------------------------------------------- CLI */
+
+/* Runs bin/rwkv with args; stderr into *err_out (malloc'd).  Exit status,
+ * or -1 when it cannot run. */
+static int run_cli(const char *const *args, char **err_out)
+{
+    char err_path[64];
+    snprintf(err_path, sizeof err_path, "/tmp/test_cuda_host.%d.err", (int)getpid());
+    const char *argv[32];
+    int n = 0;
+    argv[n++] = g_bin;
+    for (int i = 0; args[i] && n < 31; i++)
+        argv[n++] = args[i];
+    argv[n] = NULL;
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+    posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
+    posix_spawn_file_actions_addopen(&fa, 2, err_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    pid_t pid;
+    int rc = posix_spawn(&pid, g_bin, &fa, NULL, (char *const *)argv, environ);
+    posix_spawn_file_actions_destroy(&fa);
+    if (rc != 0)
+        return -1;
+    int ws;
+    if (waitpid(pid, &ws, 0) != pid)
+        return -1;
+    size_t len;
+    *err_out = file_read_all(err_path, &len);
+    unlink(err_path);
+    return WIFEXITED(ws) ? WEXITSTATUS(ws) : 128 + WTERMSIG(ws);
+}
+
+static void test_cli_device_flag(void)
+{
+    char model[PATH_MAX], input[PATH_MAX];
+    snprintf(model, sizeof model, "%s", fixture_path(TINY));
+    snprintf(input, sizeof input, "%s", fixture_path("inputs/gpl-3.first4096.bin"));
+    char *err = NULL;
+    const char *bad[] = {"eval", "-m", model, "--bytes", "--device", "gpu", input, NULL};
+    int st = run_cli(bad, &err);
+    CHECKF(st == 2 && err && strstr(err, "--device: 'gpu'"), "status %d, stderr '%s'", st,
+           err ? err : "");
+    free(err);
+    const char *bad_gen[] = {"generate", "-m", model, "--bytes", "-p", "x", "--device",
+                             "cuda:abc", NULL};
+    st = run_cli(bad_gen, &err);
+    CHECKF(st == 2 && err && strstr(err, "--device"), "status %d, stderr '%s'", st,
+           err ? err : "");
+    free(err);
+    const char *cpu[] = {"eval", "-m", model, "--bytes", "--device", "cpu", input, NULL};
+    st = run_cli(cpu, &err);
+    CHECKF(st == 0 && err && strstr(err, "on cpu"), "status %d, stderr '%s'", st,
+           err ? err : "");
+    free(err);
+    if (g_have_device) {
+        test_skip("test_cli_device_flag (no-device part)",
+                  "a CUDA device is present (tests/test_gpu_rwkv7.c runs the CLI on it)");
+        return;
+    }
+    const char *gpu[] = {"eval", "-m", model, "--bytes", "--device", "cuda", input, NULL};
+    st = run_cli(gpu, &err);
+    CHECKF(st == 1 && err && strstr(err, "no CUDA device") && strchr(err, '\n') ==
+                                                               strrchr(err, '\n'),
+           "status %d, stderr '%s'", st, err ? err : "");
+    free(err);
+    const char *gpu_gen[] = {"generate", "-m", model, "--bytes", "-p", "x", "--device",
+                             "cuda:0", NULL};
+    st = run_cli(gpu_gen, &err);
+    CHECKF(st == 1 && err && strstr(err, "no CUDA device"), "status %d, stderr '%s'", st,
+           err ? err : "");
+    free(err);
+}
+
+int main(int argc, char **argv)
+{
+    (void)argc;
+    /* build/<flavour>/tests/test_cuda_host -> build/<flavour>/bin/rwkv */
+    snprintf(g_bin, sizeof g_bin, "%s", argv[0]);
+    char *slash = strrchr(g_bin, '/');
+    if (slash && slash - g_bin >= 6 && strncmp(slash - 6, "/tests", 6) == 0)
+        snprintf(slash - 6, sizeof g_bin - (size_t)(slash - 6 - g_bin), "/bin/rwkv");
+    else
+        snprintf(g_bin, sizeof g_bin, "build/rel/bin/rwkv");
+#ifdef RWKV_NO_CUDA
+    snprintf(g_no_device, sizeof g_no_device, "this build has no CUDA backend (no nvcc)");
+#else
+    rwkv_error err;
+    rwkv_error_clear(&err);
+    g_have_device = rwkv_cuda_device_count(&err) > 0;
+    snprintf(g_no_device, sizeof g_no_device, "%s", err.msg);
+#endif
+    RUN(test_bad_device_strings);
+    if (g_have_device)
+        test_skip("test_no_device_is_a_clear_error",
+                  "a CUDA device is present; the no-device path cannot be exercised here");
+    else
+        RUN(test_no_device_is_a_clear_error);
+#ifdef RWKV_NO_CUDA
+    const char *why = "this build has no CUDA backend (nvcc was not found)";
+    test_skip("test_create_refuses_other_generations", why);
+    test_skip("test_create_refuses_head_sizes", why);
+    test_skip("test_create_refuses_bad_settings", why);
+    test_skip("test_wkv7_harness_refuses_bad_args", why);
+    test_skip("test_cublas_loads", why);
+    test_skip("test_plan_passes", why);
+    test_skip("test_row_output_rules", why);
+#else
+    RUN(test_create_refuses_other_generations);
+    RUN(test_create_refuses_head_sizes);
+    RUN(test_create_refuses_bad_settings);
+    RUN(test_wkv7_harness_refuses_bad_args);
+    RUN(test_cublas_loads);
+    RUN(test_plan_passes);
+    RUN(test_row_output_rules);
+#endif
+    RUN(test_cli_device_flag);
+    return test_summary();
+}

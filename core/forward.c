@@ -373,9 +373,14 @@ int rwkv_forward(rwkv_engine *e, rwkv_request *reqs, int n_reqs, rwkv_error *err
                 return -1;
         return e->ops->forward(e->dev_ctx, reqs, n_reqs, err);
     }
-    for (int i = 0; i < n_reqs; i++)
+    for (int i = 0; i < n_reqs; i++) {
         if (!rwkv_state_host(reqs[i].state, err))
             return -1; /* a state last run on a device comes home first */
+        /* no prediction target for the last position: NaN, as promised (the
+         * head may skip that row entirely) */
+        if (reqs[i].surprisal_out && reqs[i].next_token < 0)
+            reqs[i].surprisal_out[reqs[i].n_tokens - 1] = NAN;
+    }
     const rwkv_model *m = e->model;
     int C = m->info.n_embd, L = m->info.n_layer;
     int rc = -1;

@@ -204,7 +204,9 @@ def test_kill9_loop():
         print("kill loop: %d kills, %d restarts, %d outputs received (%d duplicates), "
               "uninterrupted %.1f s, with kills %.1f s; resume next_seq %r"
               % (kills, d.starts, sink.copies, sink.dups, ref_s, elapsed, seqs), flush=True)
-        check(max(seqs) > 0 and any(wh == "disk" for wh, _s, _b in resumes),
+        # (a document with work left is loaded at start-up, so resume may
+        # say "memory" right after a restart: it came from its checkpoint)
+        check(max(seqs) > 0 and any(wh != "none" for wh, _s, _b in resumes[1:]),
               "no restart ever resumed from a checkpoint (next_seq always 0): every life started "
               "the document over")
         # checkpoints must have worked while streaming: otherwise every

@@ -358,6 +358,33 @@ static void test_bad_requests_refused(void)
     CHECK(same);
 }
 
+/* Surprisal alone (no logits): the last position has no target when
+ * next_token < 0 and must read NaN, whatever the buffer held; the others
+ * equal the reference. */
+static void test_surprisal_only_last_is_nan(void)
+{
+    rwkv_error err = {{0}};
+    rwkv_model *m = NULL;
+    CHECK(fm_ok);
+    CHECKF(rwkv_model_load(fixture_path(checkpoints[1]), &m, &err) == 0, "%s", err.msg);
+    rwkv_engine *e = rwkv_engine_new(m, 1, &err);
+    rwkv_state *st = rwkv_state_new(m);
+    float sur[300];
+    for (int i = 0; i < 300; i++)
+        sur[i] = 123.0f;
+    rwkv_request q = {.state = st, .tokens = fm.tokens, .n_tokens = 300, .surprisal_out = sur,
+                      .next_token = -1};
+    int rc = rwkv_forward(e, &q, 1, &err);
+    double d = max_abs_diff(sur, fm.surprisal, 299, NULL);
+    int last_nan = isnan(sur[299]);
+    rwkv_state_free(st);
+    rwkv_engine_free(e);
+    rwkv_model_free(m);
+    CHECKF(rc == 0, "%s", err.msg);
+    CHECKF(d <= fm.surprisal_tol, "surprisal differs by %.3g", d);
+    CHECK(last_nan);
+}
+
 int main(void)
 {
     fm_ok = fixture_model_load(&fm, DIR) == 0;
@@ -371,6 +398,7 @@ int main(void)
     RUN(test_resume_from_fixture_states);
     RUN(test_batch_equals_separate);
     RUN(test_bad_requests_refused);
+    RUN(test_surprisal_only_last_is_nan);
     fixture_model_free(&fm);
     return test_summary();
 }

@@ -106,8 +106,9 @@ endef
 # $(1) = flavour, $(2) = output path, $(3) = objects of the program itself.
 # libkernels.a comes before libcore.a: static archives are searched in order,
 # and the kernels call into core (model weights, states, errors).
+# $(4): extra objects (the test support code, for tests and benchmarks only)
 define program
-$(2): $(3) $(call objs,$(1),$(TEST_SUPPORT)) $$(KERNEL_LIB) $(B)/$(1)/libdaemon.a $(B)/$(1)/libcore.a
+$(2): $(3) $(4) $$(KERNEL_LIB) $(B)/$(1)/libdaemon.a $(B)/$(1)/libcore.a
 	@mkdir -p $$(dir $$@)
 	$$(CC) $$(CFLAGS_$(1)) $$^ $$(KERNEL_LINK) $(LIBS) -o $$@
 endef
@@ -158,10 +159,10 @@ $(foreach f,$(FLAVOURS),$(eval $(call flavour,$(f))))
 $(foreach f,$(FLAVOURS),$(foreach p,$(CLIENT_PROGS),\
   $(eval $(call program,$(f),$(B)/$(f)/bin/$(p),$(call objs,$(f),$(wildcard clients/$(p)/*.c))))))
 $(foreach f,$(FLAVOURS),$(foreach t,$(TEST_SRC) $(BENCH_SRC),\
-  $(eval $(call program,$(f),$(patsubst %.c,$(B)/$(f)/%,$(t)),$(call objs,$(f),$(t))))))
+  $(eval $(call program,$(f),$(patsubst %.c,$(B)/$(f)/%,$(t)),$(call objs,$(f),$(t)),$(call objs,$(f),$(TEST_SUPPORT))))))
 $(foreach f,$(FLAVOURS),$(foreach z,$(FUZZ_SRC),\
   $(eval $(call program,$(f),$(patsubst tests/fuzz/fuzz_%.c,$(B)/$(f)/tests/fuzz/replay_%,$(z)),\
-    $(call objs,$(f),$(z) tests/fuzz/replay_main.c)))))
+    $(call objs,$(f),$(z) tests/fuzz/replay_main.c),$(call objs,$(f),$(TEST_SUPPORT))))))
 
 DAEMON_BIN := $(if $(wildcard daemon/main.c),rwkvd)
 REL_BINS := $(addprefix $(B)/rel/bin/,$(DAEMON_BIN)) $(addprefix $(B)/rel/bin/,$(CLIENT_PROGS))

@@ -21,7 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -204,13 +204,23 @@ int main(int argc, char **argv)
         const char *dir = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
         snprintf(tmp_path, sizeof tmp_path, "%s/rwkvd-bench-%d.safetensors", dir, (int)getpid());
         double t0 = now();
-        if (rwkv_random_model_write(&spec, tmp_path, &err) != 0) {
-            fprintf(stderr, "bench: %s\n", err.msg);
+        /* generated in a child process: the generator holds the whole model
+         * in memory, which must not count in this process's peak RSS */
+        pid_t child = fork();
+        if (child == 0)
+            _exit(rwkv_random_model_write(&spec, tmp_path, &err) == 0
+                      ? 0
+                      : (fprintf(stderr, "bench: %s\n", err.msg), 1));
+        int wst = 0;
+        if (child < 0 || waitpid(child, &wst, 0) != child || !WIFEXITED(wst) ||
+            WEXITSTATUS(wst) != 0) {
+            fprintf(stderr, "bench: could not generate the model\n");
             return 1;
         }
         printf("model: random %s bf16, generated in %.2f s (%s)\n", shape, now() - t0, tmp_path);
         model_path = tmp_path;
     }
+
 
     /* load time: median of three loads (the file is in the page cache, as it
      * is for a daemon restart) */
@@ -232,10 +242,30 @@ int main(int argc, char **argv)
         fprintf(stderr, "bench: %s\n", err.msg);
         return 1;
     }
-    rwkv_pool *pool = rwkv_pool_new(threads);
-    double gflops = gemm_gflops(pool);
-    double gbs = read_bandwidth(pool);
-    rwkv_pool_free(pool);
+    /* the machine's peaks, measured in a child process so that the 1 GiB
+     * bandwidth buffer does not count in the engine's peak RSS */
+    double peaks[2] = {0, 0};
+    int fds[2];
+    if (pipe(fds) != 0) {
+        perror("bench: pipe");
+        return 1;
+    }
+    pid_t child = fork();
+    if (child == 0) {
+        rwkv_pool *pool = rwkv_pool_new(threads);
+        double p[2] = {gemm_gflops(pool), read_bandwidth(pool)};
+        rwkv_pool_free(pool);
+        _exit(write(fds[1], p, sizeof p) == (ssize_t)sizeof p ? 0 : 1);
+    }
+    close(fds[1]);
+    int wst = 0;
+    if (child < 0 || read(fds[0], peaks, sizeof peaks) != (ssize_t)sizeof peaks ||
+        waitpid(child, &wst, 0) != child || !WIFEXITED(wst) || WEXITSTATUS(wst) != 0) {
+        fprintf(stderr, "bench: measuring the machine's peaks failed\n");
+        return 1;
+    }
+    close(fds[0]);
+    double gflops = peaks[0], gbs = peaks[1];
 
     /* work per token: matrix parameters of the layers (every Linear and
      * LoRA factor), the head separately */
@@ -286,8 +316,14 @@ int main(int argc, char **argv)
         for (int c = 0; c < n_cfg; c++)
             cfg[c].v[r] = run_config(e, m, tokens, cfg[c].total, cfg[c].T, cfg[c].md);
 
-    struct rusage ru;
-    getrusage(RUSAGE_SELF, &ru);
+    long hwm_kb = 0;
+    FILE *stf = fopen("/proc/self/status", "r");
+    char line[256];
+    while (stf && fgets(line, sizeof line, stf))
+        if (sscanf(line, "VmHWM: %ld kB", &hwm_kb) == 1)
+            break;
+    if (stf)
+        fclose(stf);
     printf("\nRWKV-7 CPU engine, %s, %s weights, %d threads, %d interleaved reps (median)\n",
            shape, rwkv_dtype_name(mi->matrix_dtype), rwkv_engine_threads(e), reps);
     printf("machine: fp32 GEMM %.1f GFLOP/s (OpenBLAS sgemm, %d threads), memory read %.1f GB/s\n",
@@ -301,7 +337,8 @@ int main(int argc, char **argv)
                100 * med / cfg[c].roof, cfg[c].ceiling);
     }
     printf("%-34s %12.3f s\n", "load time (page cache warm)", load_s);
-    printf("%-34s %12.1f MB\n", "peak RSS", ru.ru_maxrss / 1024.0);
+    printf("%-34s %12.1f MB  (model file %.1f MB, mapped)\n", "peak RSS (load + runs)",
+           hwm_kb / 1024.0, (double)mi->weight_bytes / 1e6);
     free(tokens);
     rwkv_engine_free(e);
     rwkv_model_free(m);

@@ -22,8 +22,10 @@ static const rwkvd_option options[] = {
     {"model", RWKVD_OPT_PATH, F(model), "", 0, 0, false, false, "PATH",
      "RWKV model checkpoint (.pth or .safetensors). Required."},
     {"vocab", RWKVD_OPT_PATH, F(vocab), "", 0, 0, false, false, "PATH",
-     "Tokenizer: a World vocabulary file (rwkv_vocab_v20230424.txt), \"bytes\" for the "
-     "byte-level tokenizer, or empty for \"bytes\" when the model's vocabulary is 256."},
+     "Tokenizer: a World vocabulary file (rwkv_vocab_v20230424.txt) or a GPT-NeoX "
+     "tokenizer.json (20B_tokenizer.json; the kind is recognised from the content), "
+     "\"bytes\" for the byte-level tokenizer, or empty for \"bytes\" when the model's "
+     "vocabulary is 256."},
     {"device", RWKVD_OPT_DEVICE, F(device), "cpu", 0, 0, false, false, "DEV",
      "Where the model runs: cpu, cuda or cuda:N."},
     {"threads", RWKVD_OPT_INT, F(threads), "0", 0, 1024, false, false, "N",

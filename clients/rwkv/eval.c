@@ -42,7 +42,7 @@ static void help(void)
            "the input is tokenized and evaluated in blocks, never held whole in memory.\n"
            "\n"
            "  -m, --model FILE        checkpoint (.pth or .safetensors)\n"
-           "      --vocab FILE        World vocabulary (rwkv_vocab_v20230424.txt)\n"
+           "      --vocab FILE        World vocabulary .txt or GPT-NeoX tokenizer.json\n"
            "      --bytes             byte-level tokens (id = byte), for the tiny models\n"
            "  -b, --block T           tokens per forward call (default 256)\n"
            "      --logits MODE       all|last|none (default: all with --out-logits)\n"

@@ -37,7 +37,7 @@ static void help(void)
            "Samples a continuation of TEXT and streams it to stdout as it is generated.\n"
            "\n"
            "  -m, --model FILE       checkpoint (.pth or .safetensors)\n"
-           "      --vocab FILE       World vocabulary (rwkv_vocab_v20230424.txt)\n"
+           "      --vocab FILE       World vocabulary .txt or GPT-NeoX tokenizer.json\n"
            "      --bytes            byte-level tokens (id = byte)\n"
            "  -p, --prompt TEXT      the text to continue (not echoed)\n"
            "  -n, --max-tokens N     tokens to generate (default 200)\n"
@@ -175,7 +175,9 @@ int cmd_generate(int argc, char **argv)
     status = CLI_FAIL;
     const rwkv_model_info *mi = rwkv_model_get_info(model);
     const size_t V = (size_t)mi->vocab_size, tok_v = rwkv_tokenizer_vocab_size(tok);
-    const int world = rwkv_tokenizer_get_kind(tok) == RWKV_TOKENIZER_WORLD;
+    /* id 0 ends a document for World (its end-of-document id) and for the
+     * GPT-NeoX tokenizer (<|endoftext|>); a byte model has no such id */
+    const int has_eod = rwkv_tokenizer_get_kind(tok) != RWKV_TOKENIZER_BYTES;
     rwkv_sampler_params sp = {o.temperature, (int)o.top_k, o.top_p, o.seed};
     if (!(smp = rwkv_sampler_new(V, &sp, &err)) ||
         !(eng = rwkv_engine_new_on(model, o.device, (int)o.threads, &err))) {
@@ -205,7 +207,7 @@ int cmd_generate(int argc, char **argv)
             cli_fail(CMD, "after %ld tokens: %s", produced, err.msg);
             goto out;
         }
-        if (world && id == 0) {
+        if (has_eod && id == 0) {
             ended = 1;
             break;
         }

@@ -22,7 +22,7 @@ static void help(void)
            "\n"
            "Prints the token ids of INPUT (text bytes; '-' reads stdin), space separated.\n"
            "\n"
-           "      --vocab FILE     World vocabulary (rwkv_vocab_v20230424.txt)\n"
+           "      --vocab FILE     World vocabulary .txt or GPT-NeoX tokenizer.json\n"
            "      --bytes          byte-level tokens (id = byte)\n"
            "  -o, --ids-out FILE   write int32 little-endian ids to FILE instead\n"
            "  -h, --help           this text\n");

@@ -95,56 +95,30 @@ void rwkv_widen(rwkv_dtype t, const void *src, float *dst, size_t n)
 
 /* ---- GEMV path: y[r][j] for m <= 4 rows of x, one weight row at a time ---- */
 
-RWKV_CLONES
-static void gemv_f32(const float *w, int rows, int cols, const float *x, int ldx, int m,
-                     float *y, int ldy, int acc)
-{
-    for (int j = 0; j < rows; j++) {
-        const float *wr = w + (size_t)j * cols;
-        for (int i = 0; i < m; i++) {
-            const float *xi = x + (size_t)i * ldx;
-            float s;
-#define TERM(c) (wr[(c)] * xi[c])
-            RWKV_LANE_SUM(s, cols, TERM);
-#undef TERM
-            y[(size_t)i * ldy + j] = acc ? y[(size_t)i * ldy + j] + s : s;
-        }
+/* One GEMV per stored dtype, differing only in how a weight is widened
+ * (TERM_<name>): the same loop, generated three times so each is vectorised
+ * for its own element type. */
+#define DEFINE_GEMV(name, elem)                                                   \
+    RWKV_CLONES                                                                          \
+    static void name(const elem *w, int rows, int cols, const float *x, int ldx, int m,  \
+                     float *y, int ldy, int acc)                                         \
+    {                                                                                    \
+        for (int j = 0; j < rows; j++) {                                                 \
+            const elem *wr = w + (size_t)j * cols;                                       \
+            for (int i = 0; i < m; i++) {                                                \
+                const float *xi = x + (size_t)i * ldx;                                   \
+                float s;                                                                 \
+                RWKV_LANE_SUM(s, cols, TERM_##name);                                     \
+                y[(size_t)i * ldy + j] = acc ? y[(size_t)i * ldy + j] + s : s;           \
+            }                                                                            \
+        }                                                                                \
     }
-}
-
-RWKV_CLONES
-static void gemv_bf16(const uint16_t *w, int rows, int cols, const float *x, int ldx, int m,
-                      float *y, int ldy, int acc)
-{
-    for (int j = 0; j < rows; j++) {
-        const uint16_t *wr = w + (size_t)j * cols;
-        for (int i = 0; i < m; i++) {
-            const float *xi = x + (size_t)i * ldx;
-            float s;
-#define TERM(c) (rwkv_bf16_to_f32(wr[(c)]) * xi[c])
-            RWKV_LANE_SUM(s, cols, TERM);
-#undef TERM
-            y[(size_t)i * ldy + j] = acc ? y[(size_t)i * ldy + j] + s : s;
-        }
-    }
-}
-
-RWKV_CLONES
-static void gemv_f16(const uint16_t *w, int rows, int cols, const float *x, int ldx, int m,
-                     float *y, int ldy, int acc)
-{
-    for (int j = 0; j < rows; j++) {
-        const uint16_t *wr = w + (size_t)j * cols;
-        for (int i = 0; i < m; i++) {
-            const float *xi = x + (size_t)i * ldx;
-            float s;
-#define TERM(c) (rwkv_f16_to_f32(wr[(c)]) * xi[c])
-            RWKV_LANE_SUM(s, cols, TERM);
-#undef TERM
-            y[(size_t)i * ldy + j] = acc ? y[(size_t)i * ldy + j] + s : s;
-        }
-    }
-}
+#define TERM_gemv_f32(c) (wr[(c)] * xi[c])
+#define TERM_gemv_bf16(c) (rwkv_bf16_to_f32(wr[(c)]) * xi[c])
+#define TERM_gemv_f16(c) (rwkv_f16_to_f32(wr[(c)]) * xi[c])
+DEFINE_GEMV(gemv_f32, float)
+DEFINE_GEMV(gemv_bf16, uint16_t)
+DEFINE_GEMV(gemv_f16, uint16_t)
 
 /* ---- task bookkeeping for rwkv_matmul_many ---- */
 

@@ -144,6 +144,24 @@ int rwkv_bind_matrix(rwkv_binder *b, rwkv_error *err, rwkv_matrix *out, int64_t 
     return 0;
 }
 
+int rwkv_bind_shape(rwkv_binder *b, rwkv_error *err, int H, int N, int max_head,
+                    size_t layer_state)
+{
+    rwkv_model *m = b->m;
+    const char *path = rwkv_tensor_file_path(b->f);
+    int C = m->info.n_embd;
+    if (N > max_head)
+        return rwkv_fail(err, "%s: head size %d is not supported (at most %d)", path, N, max_head);
+    const rwkv_tensor *fk = rwkv_bind_find(b, "blocks.0.ffn.key.weight");
+    if (!fk || fk->ndim != 2 || fk->shape[1] != C || fk->shape[0] < 1 || fk->shape[0] > 65536)
+        return rwkv_fail(err, "%s: blocks.0.ffn.key.weight must exist with shape (F, %d)", path, C);
+    m->info.n_head = H;
+    m->info.head_size = N;
+    m->info.ffn_dim = (int)fk->shape[0];
+    m->info.state_floats = (size_t)m->info.n_layer * layer_state;
+    return 0;
+}
+
 int rwkv_bind_lora(rwkv_binder *b, rwkv_error *err, rwkv_matrix *out, int64_t in, int64_t out_dim,
                    const char *fmt, ...)
 {

@@ -72,6 +72,13 @@ int rwkv_bind_matrix(rwkv_binder *b, rwkv_error *err, rwkv_matrix *out, int64_t 
 int rwkv_bind_lora(rwkv_binder *b, rwkv_error *err, rwkv_matrix *out, int64_t in, int64_t out_dim,
                    const char *fmt, ...) __attribute__((format(printf, 6, 7)));
 
+/* The shape step every generation's bind shares: head count H and size N
+ * (N <= max_head), the FFN width read from blocks.0.ffn.key.weight (F, C),
+ * and the state size (n_layer * layer_state floats) go into m->info.
+ * -1 with err naming the file when a check fails. */
+int rwkv_bind_shape(rwkv_binder *b, rwkv_error *err, int H, int N, int max_head,
+                    size_t layer_state);
+
 /* Marks a tensor as deliberately unused (e.g. v7 blocks.0.att.v0). */
 void rwkv_bind_ignore(rwkv_binder *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 

@@ -11,14 +11,10 @@ static int bind(rwkv_model *m, rwkv_binder *b, rwkv_error *err)
 {
     const char *path = rwkv_tensor_file_path(b->f);
     int C = m->info.n_embd, L = m->info.n_layer;
-    const rwkv_tensor *fk = rwkv_bind_find(b, "blocks.0.ffn.key.weight");
-    if (!fk || fk->ndim != 2 || fk->shape[1] != C || fk->shape[0] < 1 || fk->shape[0] > 65536)
-        return rwkv_fail(err, "%s: blocks.0.ffn.key.weight must exist with shape (F, %d)", path, C);
-    int F = (int)fk->shape[0];
-    m->info.n_head = 1;
-    m->info.head_size = C;
-    m->info.ffn_dim = F;
-    m->info.state_floats = (size_t)L * RWKV4_STATE_VECS * (size_t)C;
+    /* v4 has no heads: one "head" as wide as the model */
+    if (rwkv_bind_shape(b, err, 1, C, C, RWKV4_STATE_VECS * (size_t)C) != 0)
+        return -1;
+    int F = m->info.ffn_dim;
 
     rwkv4_weights *w = calloc(1, sizeof *w);
     if (!w)

@@ -52,17 +52,9 @@ static int bind(rwkv_model *m, rwkv_binder *b, rwkv_error *err)
                               "dividing n_embd = %d",
                          path, per_head ? "" : ", N", C);
     int H = (int)td->shape[0], N = C / H;
-    if (N > RWKV56_MAX_HEAD)
-        return rwkv_fail(err, "%s: head size %d is not supported (at most %d)", path, N,
-                         RWKV56_MAX_HEAD);
-    const rwkv_tensor *fk = rwkv_bind_find(b, "blocks.0.ffn.key.weight");
-    if (!fk || fk->ndim != 2 || fk->shape[1] != C || fk->shape[0] < 1 || fk->shape[0] > 65536)
-        return rwkv_fail(err, "%s: blocks.0.ffn.key.weight must exist with shape (F, %d)", path, C);
-    int F = (int)fk->shape[0];
-    m->info.n_head = H;
-    m->info.head_size = N;
-    m->info.ffn_dim = F;
-    m->info.state_floats = (size_t)L * rwkv56_layer_state_floats(C, H, N);
+    if (rwkv_bind_shape(b, err, H, N, RWKV56_MAX_HEAD, rwkv56_layer_state_floats(C, H, N)) != 0)
+        return -1;
+    int F = m->info.ffn_dim;
 
     rwkv5_weights *w = calloc(1, sizeof *w);
     if (!w)

@@ -30,17 +30,9 @@ static int bind(rwkv_model *m, rwkv_binder *b, rwkv_error *err)
         return rwkv_fail(err, "%s: blocks.0.att.r_k must exist with shape (H, N), H*N = %d", path,
                          C);
     int H = (int)rk->shape[0], N = (int)rk->shape[1];
-    if (N > RWKV7_MAX_HEAD)
-        return rwkv_fail(err, "%s: head size %d is not supported (at most %d)", path, N,
-                         RWKV7_MAX_HEAD);
-    const rwkv_tensor *fk = rwkv_bind_find(b, "blocks.0.ffn.key.weight");
-    if (!fk || fk->ndim != 2 || fk->shape[1] != C || fk->shape[0] < 1 || fk->shape[0] > 65536)
-        return rwkv_fail(err, "%s: blocks.0.ffn.key.weight must exist with shape (F, %d)", path, C);
-    int F = (int)fk->shape[0];
-    m->info.n_head = H;
-    m->info.head_size = N;
-    m->info.ffn_dim = F;
-    m->info.state_floats = (size_t)L * rwkv7_layer_state_floats(C, H, N);
+    if (rwkv_bind_shape(b, err, H, N, RWKV7_MAX_HEAD, rwkv7_layer_state_floats(C, H, N)) != 0)
+        return -1;
+    int F = m->info.ffn_dim;
 
     rwkv7_weights *w = calloc(1, sizeof *w);
     if (!w)

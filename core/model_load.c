@@ -169,14 +169,12 @@ int rwkv_model_from_tensors(rwkv_tensor_file *f, rwkv_model **out, rwkv_error *e
     rwkv_binder b = {.m = m, .f = f, .used = used};
 
     const rwkv_tensor *emb = rwkv_bind_find(&b, "emb.weight");
-    int64_t d[RWKV_TENSOR_MAX_DIMS];
     if (emb->ndim != 2 || emb->shape[0] < 1 || emb->shape[1] < 1 || emb->shape[0] > (1 << 24) ||
         emb->shape[1] > 65536) {
         rwkv_fail(err, "%s: emb.weight must be (vocab <= 2^24, n_embd <= 65536), found %d dims",
                   path, emb->ndim);
         goto fail;
     }
-    (void)d;
     int V = (int)emb->shape[0], C = (int)emb->shape[1];
     m->info.vocab_size = V;
     m->info.n_embd = C;

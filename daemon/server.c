@@ -286,24 +286,22 @@ static void flush_outbox(rwkvd_server *srv)
         LOG_ERROR("%s", err.msg);
 }
 
-static uint64_t watchdog_usec;
-static double last_watchdog, last_status;
 
 static void housekeeping(rwkvd_server *srv)
 {
     double now = rwkvd_now();
-    if (watchdog_usec && now - last_watchdog >= watchdog_usec / 2e6) {
+    if (srv->watchdog_usec && now - srv->last_watchdog >= srv->watchdog_usec / 2e6) {
         sd_notify(0, "WATCHDOG=1");
-        last_watchdog = now;
+        srv->last_watchdog = now;
     }
-    if (now - last_status >= 1.0) {
+    if (now - srv->last_status >= 1.0) {
         rwkvd_stats_refresh(srv);
         char line[256];
         snprintf(line, sizeof line, "STATUS=%llu documents active, %.0f tokens/s, %llu blocks",
                  (unsigned long long)srv->stats.docs_active, srv->stats.tokens_per_s,
                  (unsigned long long)srv->stats.blocks_total);
         sd_notify(0, line);
-        last_status = now;
+        srv->last_status = now;
     }
 }
 
@@ -333,7 +331,7 @@ static int shutdown_all(rwkvd_server *srv)
 int rwkvd_server_run(rwkvd_server *srv)
 {
     const char *wd = getenv("WATCHDOG_USEC");
-    watchdog_usec = wd ? strtoull(wd, NULL, 10) : 0;
+    srv->watchdog_usec = wd ? strtoull(wd, NULL, 10) : 0;
     while (!srv->stopping) {
         bool work = srv->ready_len > 0 && rwkvd_outbox_count(srv->outbox) == 0;
         zmq_pollitem_t items[4] = {

@@ -80,6 +80,8 @@ typedef struct rwkvd_server {
     uint64_t tps_tokens[11];
     int tps_n;
     bool stopping, degraded;
+    uint64_t watchdog_usec;       /* $WATCHDOG_USEC, 0 = no systemd watchdog */
+    double last_watchdog, last_status; /* when they were last sent */
 
     /* the /metrics endpoint reads a copy under this lock */
     pthread_mutex_t snap_mu;

@@ -11,6 +11,7 @@
 #include "core/model.h"
 #include "core/state.h"
 #include "tests/support/fixture_model.h"
+#include "tests/support/fixture_run.h"
 #include "tests/testutil.h"
 
 #define DIR "tiny-rwkv-7v0-834K"
@@ -24,88 +25,6 @@ static const char *checkpoints[] = {
 
 static fixture_model fm;
 static int fm_ok;
-
-/* Everything one run over the fixture tokens produces. */
-typedef struct {
-    float *logits;    /* [T][V] */
-    float *hidden;    /* [T][C] */
-    float *surprisal; /* [T] (last is NaN) */
-    double *hsum;     /* [C] */
-    float *state;     /* final */
-} run_out;
-
-static void run_out_free(run_out *o)
-{
-    free(o->logits);
-    free(o->hidden);
-    free(o->surprisal);
-    free(o->hsum);
-    free(o->state);
-}
-
-/* Runs tokens[from..to) from `init` (NULL = initial state) in blocks whose
- * sizes come from `next_block` (cycled), with all outputs. */
-static int run_blocks(const rwkv_model *m, rwkv_engine *e, const float *init, size_t from,
-                      size_t to, const int *sizes, int n_sizes, run_out *o)
-{
-    const rwkv_model_info *mi = rwkv_model_get_info(m);
-    size_t V = (size_t)mi->vocab_size, C = (size_t)mi->n_embd, T = to - from;
-    memset(o, 0, sizeof *o);
-    o->logits = malloc(T * V * sizeof(float));
-    o->hidden = malloc(T * C * sizeof(float));
-    o->surprisal = malloc(T * sizeof(float));
-    o->hsum = calloc(C, sizeof(double));
-    o->state = malloc(mi->state_floats * sizeof(float));
-    rwkv_state *st = rwkv_state_new(m);
-    rwkv_error err = {{0}};
-    if (init && rwkv_state_import(st, init, mi->state_floats, &err) != 0) {
-        test_fail_at(__FILE__, __LINE__, "import: %s", err.msg);
-        rwkv_state_free(st);
-        return -1;
-    }
-    size_t pos = 0;
-    for (int k = 0; pos < T; k++) {
-        size_t n = (size_t)sizes[k % n_sizes];
-        if (n > T - pos)
-            n = T - pos;
-        rwkv_request q = {
-            .state = st,
-            .tokens = fm.tokens + from + pos,
-            .n_tokens = (int)n,
-            .logits = RWKV_LOGITS_ALL,
-            .logits_out = o->logits + pos * V,
-            .hidden = RWKV_HIDDEN_ALL,
-            .hidden_out = o->hidden + pos * C,
-            .hidden_sum = o->hsum,
-            .surprisal_out = o->surprisal + pos,
-            .next_token = from + pos + n < to ? (int64_t)fm.tokens[from + pos + n] : -1,
-        };
-        if (rwkv_forward(e, &q, 1, &err) != 0) {
-            test_fail_at(__FILE__, __LINE__, "forward: %s", err.msg);
-            rwkv_state_free(st);
-            return -1;
-        }
-        pos += n;
-    }
-    rwkv_state_export(st, o->state, NULL);
-    rwkv_state_free(st);
-    return 0;
-}
-
-static int check_logits(const float *got, const float *ref, size_t rows, const char *what)
-{
-    size_t V = (size_t)fm.vocab, w;
-    double bound = fm.logits_tol * fm.logits_std;
-    double d = max_abs_diff(got, ref, rows * V, &w);
-    if (!(d <= bound)) {
-        test_fail_at(__FILE__, __LINE__,
-                     "%s: logits differ by %.3g (%.3g x std) at position %zu token %zu "
-                     "(got %.7g, reference %.7g); bound %.3g",
-                     what, d, d / fm.logits_std, w / V, w % V, got[w], ref[w], bound);
-        return -1;
-    }
-    return 0;
-}
 
 static void golden_for(const char *ckpt)
 {
@@ -122,10 +41,10 @@ static void golden_for(const char *ckpt)
     CHECK(e);
     size_t T = fm.n_tokens, C = (size_t)fm.n_embd;
     int whole[] = {(int)T};
-    run_out o;
-    int ok = run_blocks(m, e, NULL, 0, T, whole, 1, &o) == 0;
+    fixture_run o;
+    int ok = fixture_run_blocks(&fm, m, e, NULL, 0, T, whole, 1, 0, &o) == 0;
     if (ok)
-        ok = check_logits(o.logits, fm.logits, T, ckpt) == 0;
+        ok = fixture_check_logits(&fm, o.logits, fm.logits, T, ckpt, NULL) == 0;
     if (ok)
         ok = fixture_check_state(&fm, o.state, fm.state_final, "state_final") == 0;
     /* hidden states at the listed positions, last and mean */
@@ -164,7 +83,7 @@ static void golden_for(const char *ckpt)
             ok = 0;
         }
     }
-    run_out_free(&o);
+    fixture_run_free(&o);
     /* probe: logits after the 3 tokens "in, last-only mode */
     if (ok) {
         uint32_t probe[3] = {0x22, 0x69, 0x6E};
@@ -217,16 +136,16 @@ static void test_block_size_invariance(void)
         const char *name;
     } cases[] = {{s1, 1, "block 1"},     {s7, 1, "block 7"},      {s64, 1, "block 64"},
                  {s333, 1, "block 333"}, {s4096, 1, "block 4096"}, {rnd, 64, "random splits"}};
-    run_out base;
-    int ok = run_blocks(m, e, NULL, 0, T, s4096, 1, &base) == 0;
+    fixture_run base;
+    int ok = fixture_run_blocks(&fm, m, e, NULL, 0, T, s4096, 1, 0, &base) == 0;
     for (size_t c = 0; ok && c < sizeof cases / sizeof cases[0]; c++) {
-        run_out o;
-        if (run_blocks(m, e, NULL, 0, T, cases[c].s, cases[c].n, &o) != 0) {
+        fixture_run o;
+        if (fixture_run_blocks(&fm, m, e, NULL, 0, T, cases[c].s, cases[c].n, 0, &o) != 0) {
             ok = 0;
             break;
         }
-        ok = check_logits(o.logits, fm.logits, T, cases[c].name) == 0 &&
-             check_logits(o.logits, base.logits, T, cases[c].name) == 0 &&
+        ok = fixture_check_logits(&fm, o.logits, fm.logits, T, cases[c].name, NULL) == 0 &&
+             fixture_check_logits(&fm, o.logits, base.logits, T, cases[c].name, NULL) == 0 &&
              fixture_check_state(&fm, o.state, fm.state_final, cases[c].name) == 0;
         /* surprisal across block boundaries uses next_token: same as one-shot */
         double d = max_abs_diff(o.surprisal, base.surprisal, T - 1, NULL);
@@ -235,9 +154,9 @@ static void test_block_size_invariance(void)
                          cases[c].name, d);
             ok = 0;
         }
-        run_out_free(&o);
+        fixture_run_free(&o);
     }
-    run_out_free(&base);
+    fixture_run_free(&base);
     rwkv_engine_free(e);
     rwkv_model_free(m);
 }
@@ -257,21 +176,21 @@ static void test_resume_from_fixture_states(void)
     for (int i = 0; ok && i < 3; i++) {
         size_t n = (size_t)(i + 1) * 1000;
         int blk[] = {256};
-        run_out o;
-        ok = run_blocks(m, e, fm.state_after[i], n, T, blk, 1, &o) == 0;
+        fixture_run o;
+        ok = fixture_run_blocks(&fm, m, e, fm.state_after[i], n, T, blk, 1, 0, &o) == 0;
         char what[64];
         snprintf(what, sizeof what, "resume from state_after_%zu", n);
-        ok = ok && check_logits(o.logits, fm.logits + n * V, T - n, what) == 0 &&
+        ok = ok && fixture_check_logits(&fm, o.logits, fm.logits + n * V, T - n, what, NULL) == 0 &&
              fixture_check_state(&fm, o.state, fm.state_final, what) == 0;
         if (ok)
-            run_out_free(&o);
+            fixture_run_free(&o);
         /* and the state we reach after n tokens is the reference's */
         if (ok) {
-            ok = run_blocks(m, e, NULL, 0, n, blk, 1, &o) == 0;
+            ok = fixture_run_blocks(&fm, m, e, NULL, 0, n, blk, 1, 0, &o) == 0;
             snprintf(what, sizeof what, "state after %zu tokens", n);
             ok = ok && fixture_check_state(&fm, o.state, fm.state_after[i], what) == 0;
         }
-        run_out_free(&o);
+        fixture_run_free(&o);
     }
     rwkv_engine_free(e);
     rwkv_model_free(m);

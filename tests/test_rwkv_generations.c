@@ -16,6 +16,7 @@
 #include "core/model.h"
 #include "core/state.h"
 #include "tests/support/fixture_model.h"
+#include "tests/support/fixture_run.h"
 #include "tests/testutil.h"
 
 typedef struct {
@@ -33,101 +34,6 @@ static const model_case cases[] = {
 
 static fixture_model fm;
 
-typedef struct {
-    float *logits, *hidden, *surprisal, *state;
-    double *hsum;
-    float *states_at[3]; /* our state after 1000/2000/3000 tokens, when run from 0 */
-} run_out;
-
-static void run_out_free(run_out *o)
-{
-    free(o->logits);
-    free(o->hidden);
-    free(o->surprisal);
-    free(o->state);
-    free(o->hsum);
-    for (int i = 0; i < 3; i++)
-        free(o->states_at[i]);
-    memset(o, 0, sizeof *o);
-}
-
-/* Runs tokens[from..to) from `init` (NULL: the model's initial state) in
- * blocks of sizes[k % n] tokens, with every output.  Blocks never straddle
- * 1000/2000/3000, so the state there can be taken. */
-static int run_blocks(const rwkv_model *m, rwkv_engine *e, const float *init, size_t from,
-                      size_t to, const int *sizes, int n_sizes, run_out *o)
-{
-    const rwkv_model_info *mi = rwkv_model_get_info(m);
-    size_t V = (size_t)mi->vocab_size, C = (size_t)mi->n_embd, T = to - from;
-    memset(o, 0, sizeof *o);
-    o->logits = malloc(T * V * sizeof(float));
-    o->hidden = malloc(T * C * sizeof(float));
-    o->surprisal = malloc(T * sizeof(float));
-    o->hsum = calloc(C, sizeof(double));
-    o->state = malloc(mi->state_floats * sizeof(float));
-    rwkv_state *st = rwkv_state_new(m);
-    rwkv_error err = {{0}};
-    if (init && rwkv_state_import(st, init, mi->state_floats, &err) != 0) {
-        test_fail_at(__FILE__, __LINE__, "import: %s", err.msg);
-        rwkv_state_free(st);
-        return -1;
-    }
-    size_t pos = 0;
-    for (int k = 0; pos < T; k++) {
-        size_t n = (size_t)sizes[k % n_sizes];
-        size_t abs = from + pos, next = (abs / 1000 + 1) * 1000;
-        if (n > T - pos)
-            n = T - pos;
-        if (next <= 3000 && abs + n > next)
-            n = next - abs;
-        rwkv_request q = {
-            .state = st,
-            .tokens = fm.tokens + abs,
-            .n_tokens = (int)n,
-            .logits = RWKV_LOGITS_ALL,
-            .logits_out = o->logits + pos * V,
-            .hidden = RWKV_HIDDEN_ALL,
-            .hidden_out = o->hidden + pos * C,
-            .hidden_sum = o->hsum,
-            .surprisal_out = o->surprisal + pos,
-            .next_token = abs + n < to ? (int64_t)fm.tokens[abs + n] : -1,
-        };
-        if (rwkv_forward(e, &q, 1, &err) != 0) {
-            test_fail_at(__FILE__, __LINE__, "forward: %s", err.msg);
-            rwkv_state_free(st);
-            return -1;
-        }
-        pos += n;
-        size_t now = from + pos;
-        if (from == 0 && now % 1000 == 0 && now >= 1000 && now <= 3000) {
-            float *s = malloc(mi->state_floats * sizeof(float));
-            rwkv_state_export(st, s, NULL);
-            o->states_at[now / 1000 - 1] = s;
-        }
-    }
-    rwkv_state_export(st, o->state, NULL);
-    rwkv_state_free(st);
-    return 0;
-}
-
-static int check_logits(const float *got, const float *ref, size_t rows, const char *what,
-                        double *measured)
-{
-    size_t V = (size_t)fm.vocab, w;
-    double bound = fm.logits_tol * fm.logits_std;
-    double d = max_abs_diff(got, ref, rows * V, &w);
-    if (measured)
-        *measured = d / fm.logits_std;
-    if (!(d <= bound)) {
-        test_fail_at(__FILE__, __LINE__,
-                     "%s %s: logits differ by %.3g (%.3g x std) at position %zu token %zu "
-                     "(got %.7g, reference %.7g); bound %.3g",
-                     fm.dir, what, d, d / fm.logits_std, w / V, w % V, got[w], ref[w], bound);
-        return -1;
-    }
-    return 0;
-}
-
 static rwkv_model *load(const char *ext, const model_case *mc)
 {
     char rel[128];
@@ -139,7 +45,7 @@ static rwkv_model *load(const char *ext, const model_case *mc)
     return m;
 }
 
-static int check_hidden(const run_out *o)
+static int check_hidden(const fixture_run *o)
 {
     size_t C = (size_t)fm.n_embd, T = fm.n_tokens;
     double hb = fm.hidden_tol * fm.hidden_std;
@@ -166,7 +72,7 @@ static int check_hidden(const run_out *o)
     return 0;
 }
 
-static int check_surprisal(const run_out *o)
+static int check_surprisal(const fixture_run *o)
 {
     size_t T = fm.n_tokens, w;
     double d = max_abs_diff(o->surprisal, fm.surprisal, T - 1, &w);
@@ -223,10 +129,10 @@ static void golden(const model_case *mc, const char *ext)
     CHECK(e);
     int is_pth = strcmp(ext, "pth") == 0;
     int blk[1] = {is_pth ? 1000 : (int)fm.n_tokens};
-    run_out o;
+    fixture_run o;
     double measured = NAN;
-    int ok = run_blocks(m, e, NULL, 0, fm.n_tokens, blk, 1, &o) == 0;
-    ok = ok && check_logits(o.logits, fm.logits, fm.n_tokens, ext, &measured) == 0;
+    int ok = fixture_run_blocks(&fm, m, e, NULL, 0, fm.n_tokens, blk, 1, 1, &o) == 0;
+    ok = ok && fixture_check_logits(&fm, o.logits, fm.logits, fm.n_tokens, ext, &measured) == 0;
     ok = ok && fixture_check_state(&fm, o.state, fm.state_final, "state_final") == 0;
     for (int i = 0; ok && is_pth && i < 3; i++) {
         char what[128];
@@ -236,7 +142,7 @@ static void golden(const model_case *mc, const char *ext)
     ok = ok && check_hidden(&o) == 0 && check_surprisal(&o) == 0 && check_probe(m, e) == 0;
     printf("# %s (%s, .%s): logits max |diff| / std = %.3g (bound %.3g)\n", fm.dir,
            mi->generation_name, ext, measured, fm.logits_tol);
-    run_out_free(&o);
+    fixture_run_free(&o);
     rwkv_engine_free(e);
     rwkv_model_free(m);
     CHECK(ok);
@@ -271,9 +177,9 @@ static void block_sizes(const model_case *mc)
     for (size_t c = 0; ok && c < sizeof bs / sizeof bs[0]; c++) {
         size_t T = bs[c].until < fm.n_tokens ? bs[c].until : fm.n_tokens;
         const float *ref_state = T == fm.n_tokens ? fm.state_final : fm.state_after[T / 1000 - 1];
-        run_out o;
-        ok = run_blocks(m, e, NULL, 0, T, bs[c].s, bs[c].n, &o) == 0 &&
-             check_logits(o.logits, fm.logits, T, bs[c].name, NULL) == 0 &&
+        fixture_run o;
+        ok = fixture_run_blocks(&fm, m, e, NULL, 0, T, bs[c].s, bs[c].n, 1, &o) == 0 &&
+             fixture_check_logits(&fm, o.logits, fm.logits, T, bs[c].name, NULL) == 0 &&
              fixture_check_state(&fm, o.state, ref_state, bs[c].name) == 0;
         for (int i = 0; ok && i < 3 && (size_t)(i + 1) * 1000 < T; i++)
             ok = o.states_at[i] &&
@@ -285,7 +191,7 @@ static void block_sizes(const model_case *mc)
                          bs[c].name, d);
             ok = 0;
         }
-        run_out_free(&o);
+        fixture_run_free(&o);
     }
     rwkv_engine_free(e);
     rwkv_model_free(m);
@@ -306,13 +212,13 @@ static void resume(const model_case *mc)
     for (int i = 0; ok && i < 3; i++) {
         size_t n = (size_t)(i + 1) * 1000;
         int blk[] = {256};
-        run_out o;
+        fixture_run o;
         char what[64];
         snprintf(what, sizeof what, "resume from state_after_%zu", n);
-        ok = run_blocks(m, e, fm.state_after[i], n, T, blk, 1, &o) == 0 &&
-             check_logits(o.logits, fm.logits + n * V, T - n, what, NULL) == 0 &&
+        ok = fixture_run_blocks(&fm, m, e, fm.state_after[i], n, T, blk, 1, 1, &o) == 0 &&
+             fixture_check_logits(&fm, o.logits, fm.logits + n * V, T - n, what, NULL) == 0 &&
              fixture_check_state(&fm, o.state, fm.state_final, what) == 0;
-        run_out_free(&o);
+        fixture_run_free(&o);
     }
     rwkv_engine_free(e);
     rwkv_model_free(m);

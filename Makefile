@@ -115,7 +115,22 @@ endef
 
 # ---------------------------------------------------------------- CUDA
 ifneq ($(NVCC),)
-CUDA_HOME := $(patsubst %/bin/nvcc,%,$(NVCC))
+# Where libcudart lives: asked of nvcc itself (its --dryrun prints the -L
+# directories it links with), because the nvcc found on PATH may be a symlink
+# or wrapper in /usr/local/bin or Debian's /usr/bin, far from the toolkit's
+# lib64.  Guessing from nvcc's path broke CI ("cannot find -lcudart").
+CUDA_LIBDIR_CANDIDATES := $(shell $(NVCC) --dryrun -c -x cu /dev/null -o /dev/null 2>&1 \
+    | sed -n 's/.*LIBRARIES=//p' | tr -d '"' | tr ' ' '\n' | sed -n 's/^-L//p' | grep -v stubs) \
+    $(dir $(realpath $(NVCC)))../lib64 /usr/local/cuda/lib64
+CUDA_LIBDIR := $(firstword $(foreach d,$(CUDA_LIBDIR_CANDIDATES),\
+    $(if $(wildcard $(d)/libcudart.so),$(abspath $(d)))))
+endif
+ifeq ($(NVCC)$(CUDA_LIBDIR),)
+CUDA_STATE := not built (no nvcc)
+else ifeq ($(CUDA_LIBDIR),)
+CUDA_STATE := not built ($(NVCC) found, but no libcudart.so beside it)
+endif
+ifneq ($(CUDA_LIBDIR),)
 # SASS for sm_80 (A100; also runs on sm_86/sm_89) and sm_90 (H100/H200), and
 # compute_90 PTX so newer GPUs (sm_100, sm_120) JIT-compile the kernels.
 # -Werror all-warnings: nvcc's own (device-code) warnings fail the build too.
@@ -123,13 +138,13 @@ NVCC_FLAGS := -O2 -std=c++17 -I. -lineinfo -Werror all-warnings \
               -Xcompiler -Wall,-Wextra,-Werror,-fPIC \
               -gencode arch=compute_80,code=sm_80 -gencode arch=compute_90,code=sm_90 \
               -gencode arch=compute_90,code=compute_90 \
-              -DRWKV_CUDA_LIBDIR='"$(CUDA_HOME)/lib64"'
+              -DRWKV_CUDA_LIBDIR='"$(CUDA_LIBDIR)"'
 CU_HEADERS := $(wildcard kernels/*.cuh)
 # -u: core refers to rwkv_cuda_backend weakly (core/backend.h), and a weak
 # reference alone does not pull a member out of a static archive.  cuBLAS is
 # not linked: kernels/cublas_dl.cu loads it when a CUDA engine is created
 # (linking it costs every program ~70 ms and ~210 MB at start-up).
-KERNEL_LINK := -Wl,-u,rwkv_cuda_backend -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 \
+KERNEL_LINK := -Wl,-u,rwkv_cuda_backend -L$(CUDA_LIBDIR) -Wl,-rpath,$(CUDA_LIBDIR) \
                -lcudart -ldl -lstdc++
 KERNEL_OBJ := $(patsubst %.cu,$(B)/cuda/%.o,$(CU_SRC))
 KERNEL_LIB := $(if $(CU_SRC),$(B)/cuda/libkernels.a)
@@ -142,7 +157,6 @@ CUDA_STATE := $(if $(CU_SRC),built with $(NVCC),nvcc found but kernels/ has no s
 else
 KERNEL_LINK :=
 KERNEL_LIB :=
-CUDA_STATE := not built (no nvcc)
 endif
 ifeq ($(KERNEL_LINK),)
 REL_CFLAGS += -DRWKV_NO_CUDA

@@ -115,20 +115,29 @@ endef
 
 # ---------------------------------------------------------------- CUDA
 ifneq ($(NVCC),)
-# Where libcudart lives: asked of nvcc itself (its --dryrun prints the -L
-# directories it links with), because the nvcc found on PATH may be a symlink
-# or wrapper in /usr/local/bin or Debian's /usr/bin, far from the toolkit's
-# lib64.  Guessing from nvcc's path broke CI ("cannot find -lcudart").
-CUDA_LIBDIR_CANDIDATES := $(shell $(NVCC) --dryrun -c -x cu /dev/null -o /dev/null 2>&1 \
-    | sed -n 's/.*LIBRARIES=//p' | tr -d '"' | tr ' ' '\n' | sed -n 's/^-L//p' | grep -v stubs) \
-    $(dir $(realpath $(NVCC)))../lib64 /usr/local/cuda/lib64
-CUDA_LIBDIR := $(firstword $(foreach d,$(CUDA_LIBDIR_CANDIDATES),\
+# nvcc finds its headers and libraries through the nvcc.profile beside the
+# real binary; called through a symlink (say /usr/local/bin/nvcc) it finds
+# neither, so the resolved path is what we run.
+NVCC := $(realpath $(NVCC))
+# Where cuda_runtime.h and libcudart live: asked of nvcc itself (--dryrun
+# prints the -I and -L directories it compiles and links with), because the
+# nvcc on PATH may be a wrapper in /usr/local/bin or Debian's /usr/bin, far
+# from the toolkit.  Guessing from nvcc's path broke CI ("cannot find -lcudart").
+NVCC_DRYRUN := $(shell $(NVCC) --dryrun -c -x cu /dev/null -o /dev/null 2>&1 \
+    | sed -n 's/.*INCLUDES=//p; s/.*LIBRARIES=//p' | tr -d '"' | tr ' ' '\n')
+CUDA_INCDIR := $(firstword $(foreach d,$(patsubst -I%,%,$(filter -I%,$(NVCC_DRYRUN))) /usr/include,\
+    $(if $(wildcard $(d)/cuda_runtime.h),$(d))))
+CUDA_LIBDIR := $(firstword $(foreach d,$(filter-out %/stubs,$(patsubst -L%,%,$(filter -L%,$(NVCC_DRYRUN)))) \
+    $(dir $(NVCC))../lib64 /usr/local/cuda/lib64 /usr/lib/x86_64-linux-gnu,\
     $(if $(wildcard $(d)/libcudart.so),$(abspath $(d)))))
-endif
-ifeq ($(NVCC)$(CUDA_LIBDIR),)
-CUDA_STATE := not built (no nvcc)
+ifeq ($(CUDA_INCDIR),)
+CUDA_LIBDIR :=
+CUDA_STATE := not built ($(NVCC) found, but not the cuda_runtime.h it would compile with)
 else ifeq ($(CUDA_LIBDIR),)
-CUDA_STATE := not built ($(NVCC) found, but no libcudart.so beside it)
+CUDA_STATE := not built ($(NVCC) found, but no libcudart.so to link with)
+endif
+else
+CUDA_STATE := not built (no nvcc)
 endif
 ifneq ($(CUDA_LIBDIR),)
 # SASS for sm_80 (A100; also runs on sm_86/sm_89) and sm_90 (H100/H200), and

@@ -224,8 +224,12 @@ static int decode(const rwkvd_dctx *c, const rwkvd_msg_limits *lim, msgpack_unpa
         .max_map = RWKVD_MSG_MAP_MAX,
         .max_array = lim->max_tokens > RWKVD_MSG_MAP_MAX ? lim->max_tokens : RWKVD_MSG_MAP_MAX,
     };
-    if (rwkvd_dunpack(c, lim->max_msg_bytes, &ml, u) != 0)
+    if (rwkvd_dunpack(c, lim->max_msg_bytes, &ml, u) != 0) {
+        /* a message over the size limit is refused unread */
+        if (*c->reason != RWKVD_R_TOO_LARGE)
+            rwkvd_ingest_peek(c->buf, c->len, out);
         return -1;
+    }
     const msgpack_object *m = &u->data;
     peek_doc_seq(m, out);
     rwkvd_field fs[F_COUNT];

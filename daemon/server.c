@@ -270,8 +270,12 @@ static void read_ingest(rwkvd_server *srv)
                 more = zmq_msg_more(&x);
                 zmq_msg_close(&x);
             }
-            rwkvd_emit_error(srv, NULL, 0, false, 0, RWKVD_R_MALFORMED,
-                             "an ingest message is one frame", false, 0);
+            rwkvd_ingest first; /* names the error after the first frame's doc */
+            memset(&first, 0, sizeof first);
+            rwkvd_ingest_peek(zmq_msg_data(&m), zmq_msg_size(&m), &first);
+            rwkvd_emit_error(srv, first.have_doc ? first.doc : NULL, first.doc_len, first.have_seq,
+                             first.seq, RWKVD_R_MALFORMED, "an ingest message is one frame", false,
+                             0);
         } else {
             rwkvd_handle_ingest(srv, zmq_msg_data(&m), zmq_msg_size(&m));
         }

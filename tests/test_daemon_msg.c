@@ -520,6 +520,70 @@ static void test_malformed_bytes(void)
     EXPECT_RAW_REFUSED(deep, sizeof deep, RWKVD_R_TOO_DEEP);
 }
 
+/* A message the pre-scan refuses still names its doc and seq when they are
+ * readable in the bytes before the fault (rwkvd_ingest_peek). */
+static bool names(const char *doc, bool have_seq, uint64_t seq)
+{
+    bool doc_ok = doc ? m.have_doc && m.doc_len == strlen(doc) && !memcmp(m.doc, doc, m.doc_len)
+                      : !m.have_doc;
+    return doc_ok && m.have_seq == have_seq && (!have_seq || m.seq == seq);
+}
+
+static void test_refused_messages_still_name_doc_and_seq(void)
+{
+    mb_start(5); /* too deep in opts */
+    head(7);
+    s("text"), s("a"), s("opts"), msgpack_pack_map(&pk, 1), s("outputs");
+    msgpack_pack_array(&pk, 1), msgpack_pack_array(&pk, 0);
+    EXPECT_REFUSED(RWKVD_R_TOO_DEEP);
+    CHECK(names("d1", true, 7));
+    mb_start(4); /* too many ids for the pre-scan */
+    head(9);
+    s("tokens"), msgpack_pack_array(&pk, 1001);
+    for (int i = 0; i < 1001; i++)
+        u(1);
+    EXPECT_REFUSED(RWKVD_R_TOO_MANY);
+    CHECK(names("d1", true, 9));
+    /* seq in a signed encoding, doc as bin, a timestamp after them */
+    EXPECT_RAW_REFUSED("\x84\xa1v\x01\xa3seq\xd3\x00\x00\x00\x00\x00\x00\x01\x02"
+                       "\xa3" "doc\xc4\x02zz\xa1x\xd6\xff\x00\x00\x00\x01", 32,
+                       RWKVD_R_UNSUPPORTED_TYPE);
+    CHECK(names("zz", true, 258));
+    /* an unusable first doc, a usable second one; seq above the limit */
+    EXPECT_RAW_REFUSED("\x84\xa3" "doc\x07\xa3" "doc\xa1q\xa3seq\xcf\xff\xff\xff\xff\xff\xff\xff"
+                       "\xff\xa1x\x91\x91\x91\x91\xc0", 34, RWKVD_R_TOO_DEEP);
+    CHECK(names("q", false, 0));
+    /* a doc whose length runs past the end, an entry count past the end */
+    EXPECT_RAW_REFUSED("\x82\xa3seq\x05\xa3" "doc\xd9\xff" "ab", 13, RWKVD_R_MALFORMED);
+    CHECK(names(NULL, true, 5));
+    EXPECT_RAW_REFUSED("\xdf\xff\xff\xff\xff", 5, RWKVD_R_MALFORMED);
+    CHECK(names(NULL, false, 0));
+    /* every prefix of a good message names exactly what it holds whole */
+    build_rich();
+    size_t n = sb.size, doc_end = 0, seq_end = 0;
+    for (size_t i = 0; i + 5 <= n; i++) {
+        if (!memcmp(sb.data + i, "\xa3" "doc\xa2" "d1", 7))
+            doc_end = i + 7;
+        if (!memcmp(sb.data + i, "\xa3seq", 4))
+            seq_end = i + 5; /* seq 0 is one byte */
+    }
+    CHECK(doc_end && seq_end);
+    uint8_t *copy = malloc(n);
+    memcpy(copy, sb.data, n);
+    for (size_t cut = 0; cut < n; cut++) {
+        rwkvd_ingest x;
+        memset(&x, 0, sizeof x);
+        rwkvd_ingest_peek(copy, cut, &x);
+        bool want_doc = cut >= doc_end, want_seq = cut >= seq_end;
+        if (x.have_doc != want_doc || x.have_seq != want_seq ||
+            (x.have_doc && (x.doc_len != 2 || memcmp(x.doc, "d1", 2))) || (x.have_seq && x.seq)) {
+            free(copy);
+            CHECKF(0, "prefix of %zu bytes: doc %d seq %d", cut, x.have_doc, x.have_seq);
+        }
+    }
+    free(copy);
+}
+
 /* Messages of a few bytes that claim gigabytes. */
 static const struct {
     const char *b;
@@ -662,6 +726,7 @@ int main(void)
     RUN(test_truncation_at_every_length);
     RUN(test_every_single_byte_change_is_safe);
     RUN(test_malformed_bytes);
+    RUN(test_refused_messages_still_name_doc_and_seq);
     RUN(test_huge_claims_refused_cheaply);
     RUN(test_msgpack_c_alone_would_allocate);
     RUN(test_size_limit_before_reading);

@@ -28,8 +28,8 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "support"))
 import zmq
-from rwkvd_harness import (RWKV_CLI, Daemon, TestFailure, Work, check, ingest, run_cases,
-                           tiny_text, unpack, _CTX)
+from rwkvd_harness import (ASAN_BIN, REL_BIN, RWKV_CLI, Daemon, TestFailure, Work, check,
+                           ingest, run_cases, tiny_text, unpack, _CTX)
 
 DOC = "big-doc"
 CHUNK = 16384
@@ -119,9 +119,9 @@ class Sender(threading.Thread):
         s.close(0)
 
 
-def reference_run(work, model, text):
-    d = Daemon(work, state_dir=os.path.join(work, "ref-state"), model=model, args=ARGS,
-               tag="ref").start()
+def reference_run(work, model, text, binary):
+    d = Daemon(work, state_dir=os.path.join(work, "ref-state"), model=model, binary=binary,
+               args=ARGS, tag="ref").start()
     sink = Sink(d.emit_ep)
     sink.start()
     snd = Sender(d.ingest_ep, text, 0)
@@ -141,18 +141,19 @@ def reference_run(work, model, text):
     return sink.raw, dt, d
 
 
-def test_kill9_loop():
-    text = (tiny_text() * 600)[:2457600]
+def test_kill9_loop(binary, n_bytes, n_kills):
+    text = (tiny_text() * (n_bytes // len(tiny_text()) + 1))[:n_bytes]
     with Work() as w:
         model = make_model(w)
-        ref, ref_s, ref_d = reference_run(w, model, text)
+        ref, ref_s, ref_d = reference_run(w, model, text, binary)
         final = unpack(ref["final"])
         n_blocks = final["blocks"]
         check(n_blocks == (len(text) + BLOCK - 1) // BLOCK and len(ref) == n_blocks + 1,
               "uninterrupted run: %d blocks, %d outputs" % (n_blocks, len(ref)))
 
         rng = random.Random(20240521)
-        d = Daemon(w, state_dir=os.path.join(w, "kill-state"), model=model, args=ARGS, tag="k")
+        d = Daemon(w, state_dir=os.path.join(w, "kill-state"), model=model, binary=binary,
+                   args=ARGS, tag="k")
         sink = Sink(d.emit_ep)
         sink.start()
         kills = 0
@@ -165,7 +166,7 @@ def test_kill9_loop():
             resumes.append((r["where"], r["next_seq"], r["blocks"]))
             snd = Sender(d.ingest_ep, text, r["next_seq"])
             snd.start()
-            if kills >= N_KILLS:
+            if kills >= n_kills:
                 break
             # a random moment: just after start (journal replay), mid-stream
             delay = rng.choice([0.0, 0.02, rng.uniform(0.05, 0.45)])
@@ -176,8 +177,8 @@ def test_kill9_loop():
             snd.stop.set()
             snd.join()
             kills += 1
-        check(kills >= N_KILLS, "the document finished after only %d kills (need %d): kill sooner"
-              % (kills, N_KILLS))
+        check(kills >= n_kills, "the document finished after only %d kills (need %d): kill sooner"
+              % (kills, n_kills))
         ok = sink.final.wait(180)
         snd.stop.set()
         snd.join()
@@ -217,4 +218,11 @@ def test_kill9_loop():
 
 
 if __name__ == "__main__":
-    run_cases([("kill -9 loop: outputs union == uninterrupted run byte for byte", test_kill9_loop)])
+    run_cases([
+        ("kill -9 loop: outputs union == uninterrupted run byte for byte (rel, 2.4 MB, %d kills)"
+         % N_KILLS, lambda: test_kill9_loop(REL_BIN, 2457600, N_KILLS), "rel"),
+        # the recovery paths (journal replay, checkpoint fallback) under the
+        # sanitizers: a smaller document, as ASan runs the model ~3x slower
+        ("kill -9 loop under ASan/UBSan (256 KB, 8 kills)",
+         lambda: test_kill9_loop(ASAN_BIN, 262144, 8), "asan"),
+    ])

@@ -13,8 +13,8 @@ import os
 import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "support"))
-from rwkvd_harness import (Daemon, TestFailure, Work, check, collect_docs, ingest, recv_until,
-                           run_cases, tiny_text, unpack)
+from rwkvd_harness import (ASAN_BIN, REL_BIN, Daemon, TestFailure, Work, check, collect_docs,
+                           ingest, recv_until, run_cases, tiny_text, unpack)
 
 BLOCK = 16
 ARGS = ["--block-size", str(BLOCK), "--checkpoint-blocks", "1", "--checkpoint-seconds", "0",
@@ -22,8 +22,9 @@ ARGS = ["--block-size", str(BLOCK), "--checkpoint-blocks", "1", "--checkpoint-se
 OPTS = {"outputs": ["embedding", "surprisal"], "pooling": "mean", "normalize": False}
 
 
-def reference(work):
-    d = Daemon(work, state_dir=os.path.join(work, "ref-state"), args=ARGS, tag="ref").start()
+def reference(work, binary):
+    d = Daemon(work, state_dir=os.path.join(work, "ref-state"), binary=binary, args=ARGS,
+               tag="ref").start()
     pull, push = d.pull(), d.push()
     push.send(ingest("doc", 0, tiny_text(), eof=True, opts=OPTS))
     res = collect_docs(pull, ["doc"], timeout=120, daemon=d)["doc"]
@@ -31,11 +32,11 @@ def reference(work):
     return res["raw"]
 
 
-def case_wake_after_kill():
+def case_wake_after_kill(binary):
     with Work() as work:
-        ref = reference(work)
+        ref = reference(work, binary)
         n_blocks = len(ref) - 1
-        d = Daemon(work, args=ARGS, tag="k").start()
+        d = Daemon(work, binary=binary, args=ARGS, tag="k").start()
         pull, push = d.pull(), d.push()
         push.send(ingest("doc", 0, tiny_text(), eof=True, opts=OPTS))
         seen = {}
@@ -70,5 +71,7 @@ def case_wake_after_kill():
 
 
 if __name__ == "__main__":
-    run_cases([("restart finishes work left on disk (eof received, blocks pending)",
-                case_wake_after_kill)])
+    run_cases([("restart finishes work left on disk (eof received, blocks pending) (rel)",
+                lambda: case_wake_after_kill(REL_BIN), "rel"),
+               ("restart finishes work left on disk (eof received, blocks pending) (asan)",
+                lambda: case_wake_after_kill(ASAN_BIN), "asan")])

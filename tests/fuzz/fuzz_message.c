@@ -45,11 +45,21 @@ static void check_ingest(const uint8_t *data, size_t size, const rwkvd_msg_limit
             abort();
         if (rwkvd_doc_opts_check(&m.opts, &err) != 0)
             abort();
+        /* the raw peek (used for refused messages) must read an accepted
+         * message exactly as the decoder did */
+        rwkvd_ingest pk;
+        memset(&pk, 0, sizeof pk);
+        rwkvd_ingest_peek(data, size, &pk);
+        if (!pk.have_doc || !pk.have_seq || pk.doc_len != m.doc_len ||
+            memcmp(pk.doc, m.doc, m.doc_len) != 0 || pk.seq != m.seq)
+            abort();
         if (rwkvd_encode_ack(&sb, m.doc, m.doc_len, m.seq, m.seq + 1, &err) != 0)
             abort();
         rwkvd_ingest_clear(&m);
     } else {
-        if (why == RWKVD_OK || why >= RWKVD_REASON_COUNT || !err.msg[0] || m.tokens)
+        if (why == RWKVD_OK || why >= RWKVD_REASON_COUNT || !err.msg[0] || m.tokens ||
+            (m.have_doc && (m.doc_len < 1 || m.doc_len > RWKVD_DOC_MAX)) ||
+            (m.have_seq && m.seq > RWKVD_SEQ_MAX))
             abort();
         rwkvd_error_out e = {.doc = m.have_doc ? m.doc : NULL, .doc_len = m.doc_len,
                              .have_seq = m.have_seq, .seq = m.seq, .reason = why,

@@ -67,8 +67,9 @@ static const rwkvd_option options[] = {
     {"checkpoint_seconds", RWKVD_OPT_SECONDS, F(checkpoint_seconds), "30", 0, 86400, true,
      false, "S", "Checkpoint a document with unsaved progress every S seconds (0 = not by "
      "time)."},
-    {"zstd_level", RWKVD_OPT_INT, F(zstd_level), "3", -7, 19, true, false, "N",
-     "zstd level of checkpoints (-7 fastest .. 19 smallest)."},
+    {"zstd_level", RWKVD_OPT_INT, F(zstd_level), "1", -7, 19, true, false, "N",
+     "zstd level of checkpoints (-7 fastest .. 19 smallest; states are float noise that "
+     "level 3 packs no smaller than level 1)."},
     {"log_level", RWKVD_OPT_LOGLEVEL, F(log_level), "info", 0, 0, true, false, "LEVEL",
      "error, warn, info or debug."},
     {"log_file", RWKVD_OPT_PATH, F(log_file), "", 0, 0, true, false, "PATH",

@@ -35,7 +35,7 @@ static void test_defaults(void)
           strcmp(c.control, "tcp://127.0.0.1:5557") == 0);
     CHECK(strcmp(c.state_dir, "./var/rwkvd") == 0);
     CHECK(c.device_kind == RWKVD_DEVICE_CPU && strcmp(c.device, "cpu") == 0);
-    CHECK(c.metrics_port == 0 && c.zstd_level == 3 && c.log_level == RWKVD_LOG_INFO);
+    CHECK(c.metrics_port == 0 && c.zstd_level == 1 && c.log_level == RWKVD_LOG_INFO);
     CHECK(c.max_message_size == 8u << 20 && c.checkpoint_seconds == 30 && c.checkpoint_blocks == 16);
     CHECK(c.max_active_docs > 0 && c.ingest_hwm > 0 && c.emit_hwm > 0 && c.max_held_msgs >= 0);
 }

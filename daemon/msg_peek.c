@@ -1,8 +1,8 @@
 /* msg_peek.c — doc and seq read straight from the bytes of an ingest message
  * that the pre-scan refused (contract in msg_decode.h).
  *
- * A message refused as too deep, too big or cut short is usually a good map
- * with one bad value; its producer still wants the error keyed by the doc
+ * A message refused as too deep, with too many elements or cut short is a good map
+ * up to one bad value, usually; its producer still wants the error keyed by the doc
  * and seq it sent.  msgpack-c never sees such a message, so this walks the
  * top-level map with the bounds-checked cursor helpers of mp_scan.h, and
  * stops at the first entry it cannot step over.  The rules are those of the

@@ -124,8 +124,8 @@ int rwkvd_ingest_decode(const void *buf, size_t len, const rwkvd_msg_limits *lim
  * out->seq/have_seq from the top-level map of buf when they are readable
  * there, without msgpack-c and without trusting any count (the walk stops at
  * the first entry it cannot step over).  Leaves fields already set alone and
- * never fails.  rwkvd_ingest_decode calls it when the pre-scan refuses a
- * message; the server calls it on the first frame of a multi-frame message.
+ * never fails.  rwkvd_ingest_decode calls it on every message it reads; the
+ * server calls it on the first frame of a multi-frame message.
  * O(len), no allocation, thread safe. */
 void rwkvd_ingest_peek(const void *buf, size_t len, rwkvd_ingest *out);
 

@@ -3,9 +3,9 @@
  *
  * Fields are checked in a fixed order (keys, then v, doc, seq, payload
  * count, eof, opts, payload contents) so the same bad message always gets
- * the same reason.  doc and seq
- * are also picked up leniently before that, so an error output can still
- * name the document and seq of a message refused for another field.
+ * the same reason.  doc and seq are also picked up leniently before that
+ * (rwkvd_ingest_peek), so an error output can still name the document and
+ * seq of a message refused for another field.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -19,27 +19,6 @@ static const char *const ingest_names[F_COUNT] = {"v",      "doc", "seq",  "text
 
 enum { O_OUTPUTS, O_POOLING, O_NORMALIZE, O_TOPK, O_COUNT };
 static const char *const opts_names[O_COUNT] = {"outputs", "pooling", "normalize", "topk"};
-
-/* Best effort: the first well-formed "doc" and "seq" entries, for error
- * outputs.  Never fails. */
-static void peek_doc_seq(const msgpack_object *m, rwkvd_ingest *out)
-{
-    for (uint32_t k = 0; k < m->via.map.size; k++) {
-        const msgpack_object *key = &m->via.map.ptr[k].key, *v = &m->via.map.ptr[k].val;
-        if (!out->have_doc && rwkvd_dstr_eq(key, "doc") &&
-            (v->type == MSGPACK_OBJECT_STR || v->type == MSGPACK_OBJECT_BIN) &&
-            v->via.str.size >= 1 && v->via.str.size <= RWKVD_DOC_MAX) {
-            memcpy(out->doc, v->via.str.ptr, v->via.str.size);
-            out->doc_len = v->via.str.size;
-            out->have_doc = true;
-        }
-        if (!out->have_seq && rwkvd_dstr_eq(key, "seq") &&
-            v->type == MSGPACK_OBJECT_POSITIVE_INTEGER && v->via.u64 <= RWKVD_SEQ_MAX) {
-            out->seq = v->via.u64;
-            out->have_seq = true;
-        }
-    }
-}
 
 /* Offset of the first data byte of the str/bin at off. */
 static size_t data_off(const rwkvd_dctx *c, size_t off)
@@ -224,14 +203,14 @@ static int decode(const rwkvd_dctx *c, const rwkvd_msg_limits *lim, msgpack_unpa
         .max_map = RWKVD_MSG_MAP_MAX,
         .max_array = lim->max_tokens > RWKVD_MSG_MAP_MAX ? lim->max_tokens : RWKVD_MSG_MAP_MAX,
     };
-    if (rwkvd_dunpack(c, lim->max_msg_bytes, &ml, u) != 0) {
-        /* a message over the size limit is refused unread */
-        if (*c->reason != RWKVD_R_TOO_LARGE)
-            rwkvd_ingest_peek(c->buf, c->len, out);
+    int rc = rwkvd_dunpack(c, lim->max_msg_bytes, &ml, u);
+    /* doc and seq for an error output, whatever else is wrong with the
+     * message (one over the size limit is refused unread) */
+    if (rc == 0 || *c->reason != RWKVD_R_TOO_LARGE)
+        rwkvd_ingest_peek(c->buf, c->len, out);
+    if (rc != 0)
         return -1;
-    }
     const msgpack_object *m = &u->data;
-    peek_doc_seq(m, out);
     rwkvd_field fs[F_COUNT];
     if (rwkvd_dfields(c, m, 0, ingest_names, F_COUNT, fs, "") != 0)
         return -1;

@@ -1,14 +1,15 @@
 /* msg_peek.c — doc and seq read straight from the bytes of an ingest message
  * that the pre-scan refused (contract in msg_decode.h).
  *
- * A message refused as too deep, with too many elements or cut short is a good map
- * up to one bad value, usually; its producer still wants the error keyed by the doc
- * and seq it sent.  msgpack-c never sees such a message, so this walks the
- * top-level map with the bounds-checked cursor helpers of mp_scan.h, and
- * stops at the first entry it cannot step over.  The rules are those of the
- * decoder's own lenient pick-up (msg_ingest.c): the first "doc" that is a str
- * or bin of 1..RWKVD_DOC_MAX bytes, the first "seq" that is an unsigned
- * integer up to RWKVD_SEQ_MAX.
+ * A refused message is usually a good map up to one bad value; its producer
+ * still wants the error keyed by the doc and seq it sent.  msgpack-c never
+ * sees a message refused as too deep, with too many elements or cut short,
+ * so this walks the top-level map with the bounds-checked cursor helpers of
+ * mp_scan.h instead, and stops at the first entry it cannot step over; the
+ * decoder uses the same walk for every message, so one rule names doc and
+ * seq in all error outputs: the first "doc" that is a str or bin of
+ * 1..RWKVD_DOC_MAX bytes, the first "seq" that is an unsigned integer up to
+ * RWKVD_SEQ_MAX.
  */
 #include <string.h>
 

@@ -5,7 +5,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/vecops.h"
 #include "daemon/log.h"
 
 void rwkvd_l2_normalize(float *v, size_t n)
@@ -18,40 +17,6 @@ void rwkvd_l2_normalize(float *v, size_t n)
     float inv = (float)(1.0 / sqrt(s));
     for (size_t i = 0; i < n; i++)
         v[i] *= inv;
-}
-
-/* true when (a_val, a_id) ranks above (b_val, b_id) */
-static int above(float av, uint32_t ai, float bv, uint32_t bi)
-{
-    return av > bv || (av == bv && ai < bi);
-}
-
-void rwkvd_topk_rows(const float *logits, size_t n, uint32_t V, uint32_t k, uint32_t *ids,
-                     float *logprobs)
-{
-    if (k > V)
-        k = V;
-    for (size_t r = 0; r < n; r++) {
-        const float *row = logits + r * V;
-        uint32_t *id = ids + r * k;
-        float *lp = logprobs + r * k;
-        /* insertion into a sorted list of k: O(V) with a cheap threshold test */
-        uint32_t have = 0;
-        for (uint32_t v = 0; v < V; v++) {
-            float x = row[v];
-            if (have == k && !above(x, v, row[id[k - 1]], id[k - 1]))
-                continue;
-            uint32_t at = have < k ? have++ : k - 1;
-            while (at > 0 && above(x, v, row[id[at - 1]], id[at - 1])) {
-                id[at] = id[at - 1];
-                at--;
-            }
-            id[at] = v;
-        }
-        double lse = rwkv_logsumexp(row, (int)V);
-        for (uint32_t j = 0; j < k; j++)
-            lp[j] = (float)((double)row[id[j]] - lse);
-    }
 }
 
 static rwkvd_out_head head_for(const rwkvd_server *srv, const rwkvd_session *s)

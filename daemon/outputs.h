@@ -1,5 +1,5 @@
 /* outputs.h — turning engine results into the messages of PROTOCOL.md §4:
- * embeddings (pooling, L2 normalisation), per-token top-k, and queuing
+ * embeddings (pooling, L2 normalisation; top-k is in topk.h), and queuing
  * block/final/error/ack messages on the outbox.  Internal to the daemon. */
 #ifndef RWKVD_OUTPUTS_H
 #define RWKVD_OUTPUTS_H
@@ -11,12 +11,6 @@
 
 /* Scales v to unit L2 norm (left alone when the norm is 0). */
 void rwkvd_l2_normalize(float *v, size_t n);
-
-/* The k most likely next tokens of each of n rows of logits [n][V]: ids
- * descending by probability (ties: lower id first) and their natural-log
- * probabilities.  ids/logprobs are [n][k]. */
-void rwkvd_topk_rows(const float *logits, size_t n, uint32_t V, uint32_t k, uint32_t *ids,
-                     float *logprobs);
 
 /* Encodes and queues one block or final output of session s (journaled).
  * -1 with err when memory or the journal fails. */

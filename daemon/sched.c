@@ -13,6 +13,7 @@
 #include "daemon/log.h"
 #include "daemon/outputs.h"
 #include "daemon/server.h"
+#include "daemon/topk.h"
 
 typedef struct {
     rwkvd_session *s;

@@ -198,6 +198,60 @@ def test_mean_pooling():
         d.stop()
 
 
+def test_logits_and_topk():
+    """logits_last of every block and the top-k of every token against the
+    fixture's logits at every position (logits.f32): logits within the
+    manifest's bound; at each rank j the id's reference logit within twice
+    that bound of the reference's j-th largest (so only near-ties may swap);
+    log-probabilities within the surprisal bound."""
+    import math
+    import struct
+    r = ref()
+    V = r.man["architecture"]["vocab_size"]
+    K = 8
+    logits = fixture_f32(TINY + "/logits.f32")
+    tol = tolerance_abs(r.man, "logits.f32")
+    opts = {"outputs": ["logits_last", "topk"], "topk": K}
+    with Work() as w:
+        d = Daemon(w, args=["--block-size", "64"]).start()
+        res = run_doc(d, "lg", random_split(r.text, random.Random(12), 11), 64, opts)
+        T = len(r.text)
+        check(sorted(res["blocks"]) == list(range(T // 64)), "blocks %r" % sorted(res["blocks"]))
+        worst_logit = worst_lp = 0.0
+        for k in sorted(res["blocks"]):
+            b = res["blocks"][k]
+            t0, t1 = b["tok_start"], b["tok_end"]
+            check("embedding" not in b and "surprisal" not in b, "block %d: outputs not asked" % k)
+            last = f32(b["logits_last"])
+            check(len(last) == V, "block %d: %d logits" % (k, len(last)))
+            worst_logit = max(worst_logit, max_abs_diff(last, logits[(t1 - 1) * V:t1 * V]))
+            tk = b["topk"]
+            ids = struct.unpack("<%dI" % ((t1 - t0) * K), tk["ids"])
+            lps = f32(tk["logprobs"])
+            check(tk["k"] == K and len(lps) == len(ids), "block %d topk shape" % k)
+            for i in range(t1 - t0):
+                row = logits[(t0 + i) * V:(t0 + i + 1) * V]
+                ranked = sorted(row, reverse=True)
+                m = ranked[0]
+                lse = m + math.log(sum(math.exp(x - m) for x in row))
+                got = ids[i * K:(i + 1) * K]
+                check(len(set(got)) == K, "token %d: repeated ids %r" % (t0 + i, got))
+                for j in range(K):
+                    check(abs(row[got[j]] - ranked[j]) <= 2 * tol,
+                          "token %d rank %d: id %d (reference logit %r), the reference's rank "
+                          "%d has %r" % (t0 + i, j, got[j], row[got[j]], j, ranked[j]))
+                    worst_lp = max(worst_lp, abs(lps[i * K + j] - (row[got[j]] - lse)))
+                check(all(lps[i * K + j] >= lps[i * K + j + 1] for j in range(K - 1)),
+                      "token %d: log-probabilities not descending" % (t0 + i))
+        check(worst_logit <= tol, "logits_last differs by %g (tolerance %g)" % (worst_logit, tol))
+        check(worst_lp <= r.tol_sur, "top-k log-probability differs by %g (tolerance %g)"
+              % (worst_lp, r.tol_sur))
+        print("logits_last worst %.3g (tol %.3g), top-k logprob worst %.3g (tol %.3g)"
+              % (worst_logit, tol, worst_lp, r.tol_sur), flush=True)
+        no_errors_logged(d)
+        d.stop()
+
+
 def strip_doc(raw_map):
     from rwkvd_harness import unpack
     out = {}
@@ -273,4 +327,5 @@ if __name__ == "__main__":
         ("e2e mean pooling vs hidden_mean, normalize", test_mean_pooling),
         ("e2e tokens (array, bin) and text payloads == bytes", test_token_payloads),
         ("e2e documents sharing batches == alone", test_documents_in_one_batch),
+        ("e2e logits_last and top-k vs logits.f32", test_logits_and_topk),
     ])

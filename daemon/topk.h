@@ -1,0 +1,17 @@
+/* topk.h — the k most likely next tokens of rows of logits (PROTOCOL.md §4.2
+ * `topk`).  Internal to the daemon; pure functions, thread safe. */
+#ifndef RWKVD_TOPK_H
+#define RWKVD_TOPK_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* For each of n rows of logits [n][V]: the k highest-ranked ids, descending,
+ * and their natural-log probabilities (logit - logsumexp of the row).  The
+ * ranking is a total order: higher logit first, equal logits by lower id,
+ * NaN below every number.  k is clamped to V.  ids and logprobs are [n][k].
+ * O(V log k) per row whatever the logits (a min-heap of the k best). */
+void rwkvd_topk_rows(const float *logits, size_t n, uint32_t V, uint32_t k, uint32_t *ids,
+                     float *logprobs);
+
+#endif

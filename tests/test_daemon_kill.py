@@ -28,7 +28,7 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "support"))
 import zmq
-from rwkvd_harness import (ASAN_BIN, REL_BIN, RWKV_CLI, Daemon, TestFailure, Work, check,
+from rwkvd_harness import (ASAN_BIN, REL_BIN, RWKV_CLI, Daemon, Work, check,
                            ingest, run_cases, tiny_text, unpack, _CTX)
 
 DOC = "big-doc"

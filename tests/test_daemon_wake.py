@@ -13,7 +13,7 @@ import os
 import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "support"))
-from rwkvd_harness import (ASAN_BIN, REL_BIN, Daemon, TestFailure, Work, check, collect_docs,
+from rwkvd_harness import (ASAN_BIN, REL_BIN, Daemon, Work, check, collect_docs,
                            ingest, recv_until, run_cases, tiny_text, unpack)
 
 BLOCK = 16

@@ -17,8 +17,8 @@ import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "support"))
 from fixture_check import RAW, Ref, check_doc
-from rwkvd_harness import (ASAN_BIN, REL_BIN, Daemon, Work, check, collect_docs, fixture_path, ingest, random_split,
-                           run_cases, send_doc, unpack)
+from rwkvd_harness import (ASAN_BIN, REL_BIN, Daemon, Work, check, collect_docs, fixture_path,
+                           ingest, random_split, run_cases, send_doc, unpack)
 
 BLOCK = 64
 ARGS = ["--block-size", str(BLOCK), "--linger-ms", "100"]

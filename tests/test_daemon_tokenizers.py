@@ -81,8 +81,8 @@ def tokenizer_case(name, binary):
             a, b = res["bytes-%d" % i], res["ids-%d" % i]
             check(a["final"]["tokens"] == len(ids), "%s case %d (%r…): %d tokens, the reference "
                   "has %d" % (name, i, text[:30], a["final"]["tokens"], len(ids)))
-            check(strip(a["raw"]) == strip(b["raw"]), "%s case %d (%r…): the text's outputs differ "
-                  "from those of the reference ids" % (name, i, text[:30]))
+            check(strip(a["raw"]) == strip(b["raw"]), "%s case %d (%r…): the text's outputs "
+                  "differ from those of the reference ids" % (name, i, text[:30]))
         push.close(0)
         pull.close(0)
         d.stop()
@@ -143,5 +143,6 @@ def split_list(xs, rng, n):
 
 
 if __name__ == "__main__":
-    run_cases([("%s tokenizer through the daemon (%s)" % (t, f), lambda t=t, b=b: tokenizer_case(t, b),
-                f) for f, b in (("rel", REL_BIN), ("asan", ASAN_BIN)) for t in TOKENIZERS])
+    run_cases([("%s tokenizer through the daemon (%s)" % (t, f),
+                lambda t=t, b=b: tokenizer_case(t, b), f)
+               for f, b in (("rel", REL_BIN), ("asan", ASAN_BIN)) for t in TOKENIZERS])

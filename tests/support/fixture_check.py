@@ -29,7 +29,8 @@ class Ref:
         for x in self.sur:
             s += x
         self.mean_sur = s / len(self.sur)
-        sha = [c["sha256"] for c in self.man["checkpoints"] if c["file"].endswith(name + ".safetensors")]
+        sha = [c["sha256"] for c in self.man["checkpoints"]
+               if c["file"].endswith(name + ".safetensors")]
         check(len(sha) == 1, "manifest names the safetensors checkpoint")
         self.sha = sha[0]
 
@@ -57,7 +58,8 @@ def check_doc(r, res, block_size, opts=RAW):
     for k in range(n_blocks):
         b = blocks[k]
         check(b["tok_start"] == k * block_size, "block %d tok_start %r" % (k, b["tok_start"]))
-        check(b["tok_end"] == min(T, (k + 1) * block_size), "block %d tok_end %r" % (k, b["tok_end"]))
+        check(b["tok_end"] == min(T, (k + 1) * block_size),
+              "block %d tok_end %r" % (k, b["tok_end"]))
         check(b["model"] == r.sha and b["dim"] == r.C, "block %d header" % k)
         s = f32(b["surprisal"])
         check(len(s) == b["tok_end"] - b["tok_start"], "block %d: %d surprisals" % (k, len(s)))

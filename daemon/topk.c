@@ -23,6 +23,13 @@ static int above(float av, uint32_t ai, float bv, uint32_t bi)
     return ai < bi;
 }
 
+static void swap(uint32_t *h, uint32_t i, uint32_t j)
+{
+    uint32_t t = h[i];
+    h[i] = h[j];
+    h[j] = t;
+}
+
 /* Restores the heap below position i (the worst-ranked id at the root). */
 static void sift_down(const float *row, uint32_t *h, uint32_t n, uint32_t i)
 {
@@ -34,9 +41,7 @@ static void sift_down(const float *row, uint32_t *h, uint32_t n, uint32_t i)
             worst = r;
         if (worst == i)
             return;
-        uint32_t t = h[i];
-        h[i] = h[worst];
-        h[worst] = t;
+        swap(h, i, worst);
         i = worst;
     }
 }
@@ -47,9 +52,7 @@ static void sift_up(const float *row, uint32_t *h, uint32_t i)
         uint32_t parent = (i - 1) / 2;
         if (!above(row[h[parent]], h[parent], row[h[i]], h[i]))
             return;
-        uint32_t t = h[i];
-        h[i] = h[parent];
-        h[parent] = t;
+        swap(h, i, parent);
         i = parent;
     }
 }
@@ -76,9 +79,7 @@ void rwkvd_topk_rows(const float *logits, size_t n, uint32_t V, uint32_t k, uint
         /* heap sort in place: the worst goes to the end each round, which
          * leaves the ids best first */
         for (uint32_t m = k; m > 1; m--) {
-            uint32_t t = h[0];
-            h[0] = h[m - 1];
-            h[m - 1] = t;
+            swap(h, 0, m - 1);
             sift_down(row, h, m - 1, 0);
         }
         double lse = rwkv_logsumexp(row, (int)V);

@@ -21,8 +21,8 @@ import sys
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "support"))
 from fixture_check import RAW, Ref, check_doc
 from rwkvd_harness import (ASAN_BIN, REL_BIN, TINY, Daemon, Work, check, collect_docs,
-                           fixture_f32, f32, ingest, max_abs_diff, run_cases, random_split,
-                           send_doc, tolerance_abs)
+                           fixture_f32, f32, ingest, max_abs_diff, random_split, run_cases,
+                           run_doc, strip_doc, tolerance_abs)
 
 REF = None
 
@@ -32,16 +32,6 @@ def ref():
     if REF is None:
         REF = Ref()
     return REF
-
-
-def run_doc(d, doc, parts, block_size, opts=RAW, kind="bytes"):
-    push, pull = d.push(), d.pull()
-    try:
-        send_doc(push, doc, parts, kind=kind, opts=opts)
-        return collect_docs(pull, [doc], timeout=120, daemon=d)[doc]
-    finally:
-        push.close(0)
-        pull.close(0)
 
 
 def drop(d, doc):
@@ -62,7 +52,7 @@ def split_invariance(block_size, n_splits, binary=REL_BIN):
         first = None
         for i in range(n_splits):
             parts = random_split(r.text, rng, rng.choice([1, 5, 40, 300]))
-            res = run_doc(d, "gpl", parts, block_size)
+            res = run_doc(d, "gpl", parts, RAW)
             n = check_doc(r, res, block_size)
             if block_size == 1:
                 check(n == len(r.pos), "only %d of %d positions compared" % (n, len(r.pos)))
@@ -97,7 +87,7 @@ def test_mean_pooling():
     opts = {"outputs": ["embedding", "surprisal"], "pooling": "mean", "normalize": False}
     with Work() as w:
         d = Daemon(w, args=["--block-size", "256"]).start()
-        res = run_doc(d, "m", random_split(r.text, random.Random(5), 9), 256, opts)
+        res = run_doc(d, "m", random_split(r.text, random.Random(5), 9), opts)
         check_doc(r, res, 256, opts)
         fe = f32(res["final"]["embedding"])
         diff = max_abs_diff(fe, r.mean)
@@ -107,7 +97,7 @@ def test_mean_pooling():
         check(max_abs_diff(last, fe) <= 1e-6, "last block's running mean != final mean")
         # normalize: the same direction, unit length
         opts_n = dict(opts, normalize=True)
-        res_n = run_doc(d, "mn", [r.text], 256, opts_n)
+        res_n = run_doc(d, "mn", [r.text], opts_n)
         en = f32(res_n["final"]["embedding"])
         norm = sum(x * x for x in fe) ** 0.5
         check(abs(sum(x * x for x in en) - 1.0) < 1e-5, "normalized embedding not unit length")
@@ -132,7 +122,7 @@ def test_logits_and_topk():
     opts = {"outputs": ["logits_last", "topk"], "topk": K}
     with Work() as w:
         d = Daemon(w, args=["--block-size", "64"]).start()
-        res = run_doc(d, "lg", random_split(r.text, random.Random(12), 11), 64, opts)
+        res = run_doc(d, "lg", random_split(r.text, random.Random(12), 11), opts)
         T = len(r.text)
         check(sorted(res["blocks"]) == list(range(T // 64)), "blocks %r" % sorted(res["blocks"]))
         worst_logit = worst_lp = 0.0
@@ -170,16 +160,6 @@ def test_logits_and_topk():
         d.stop()
 
 
-def strip_doc(raw_map):
-    from rwkvd_harness import unpack
-    out = {}
-    for k, v in raw_map.items():
-        m = unpack(v)
-        m.pop("doc")
-        out[k] = m
-    return out
-
-
 def test_token_payloads():
     """Token arrays and token bins give exactly the bytes payload's outputs."""
     r = ref()
@@ -187,22 +167,22 @@ def test_token_payloads():
     rng = random.Random(9)
     with Work() as w:
         d = Daemon(w, args=["--block-size", "256"]).start()
-        base = run_doc(d, "t", random_split(r.text, rng, 7), 256)
+        base = run_doc(d, "t", random_split(r.text, rng, 7), RAW)
         check_doc(r, base, 256)
         drop(d, "t")
         arr_parts = [list(p) for p in random_split(bytes(ids), rng, 6)]
-        res = run_doc(d, "t", arr_parts, 256, kind="tokens")
+        res = run_doc(d, "t", arr_parts, RAW, kind="tokens")
         check(res["raw"] == base["raw"], "tokens as arrays: outputs differ from bytes")
         drop(d, "t")
         import struct
         bin_parts = [struct.pack("<%dI" % len(p), *p) for p in random_split(bytes(ids), rng, 6)]
-        res = run_doc(d, "t", bin_parts, 256, kind="tokens")
+        res = run_doc(d, "t", bin_parts, RAW, kind="tokens")
         check(res["raw"] == base["raw"], "tokens as bin: outputs differ from bytes")
         drop(d, "t")
         # text (the fixture is ASCII, so any split is at a character boundary)
         check(all(c < 128 for c in r.text), "fixture text is ASCII")
         txt_parts = [p.decode("ascii") for p in random_split(r.text, rng, 5)]
-        res = run_doc(d, "t", txt_parts, 256, kind="text")
+        res = run_doc(d, "t", txt_parts, RAW, kind="text")
         check(res["raw"] == base["raw"], "text payload: outputs differ from bytes")
         no_errors_logged(d)
         d.stop()
@@ -214,7 +194,7 @@ def test_documents_in_one_batch():
     r = ref()
     with Work() as w:
         d = Daemon(w, args=["--block-size", "64"]).start()
-        alone = run_doc(d, "solo", [r.text], 64)
+        alone = run_doc(d, "solo", [r.text], RAW)
         check_doc(r, alone, 64)
         push, pull = d.push(), d.pull()
         docs = ["doc-%d" % i for i in range(8)]

@@ -17,21 +17,12 @@ import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "support"))
 from fixture_check import RAW, Ref, check_doc
-from rwkvd_harness import (ASAN_BIN, REL_BIN, Daemon, Work, check, collect_docs, fixture_path,
-                           ingest, random_split, run_cases, send_doc, unpack)
+from rwkvd_harness import (ASAN_BIN, REL_BIN, Daemon, Work, check, fixture_path,
+                           interrupted_run, random_split, run_cases, run_doc)
 
 BLOCK = 64
 ARGS = ["--block-size", str(BLOCK), "--linger-ms", "100"]
 MODELS = ["tiny-rwkv-4v0-660K", "tiny-rwkv-5v1-730K", "tiny-rwkv-5v2-730K", "tiny-rwkv-6v0-3m"]
-
-
-def whole_doc(d, doc, parts):
-    push, pull = d.push(), d.pull()
-    send_doc(push, doc, parts, opts=RAW)
-    res = collect_docs(pull, [doc], timeout=120, daemon=d)[doc]
-    push.close(0)
-    pull.close(0)
-    return res
 
 
 def generation(name, binary):
@@ -40,7 +31,7 @@ def generation(name, binary):
     rng = random.Random(sum(map(ord, name)))
     with Work() as w:
         d = Daemon(w, model=model, binary=binary, args=ARGS, tag="full").start()
-        full = whole_doc(d, "g", random_split(r.text, rng, 9))
+        full = run_doc(d, "g", random_split(r.text, rng, 9), RAW)
         n = check_doc(r, full, BLOCK)
         check(n > 0, "no hidden position fell on a block end")
         d.stop()
@@ -48,35 +39,9 @@ def generation(name, binary):
         # half the document, SIGTERM (checkpoint), a new process finishes it
         parts = random_split(r.text, rng, 8)
         d2 = Daemon(w, model=model, binary=binary, args=ARGS, state_dir=os.path.join(w, "half"),
-                    tag="half")
-        d2.start()
-        push, pull = d2.push(), d2.pull()
-        for i, p in enumerate(parts[:4]):
-            push.send(ingest("g", i, p, opts=RAW if i == 0 else None))
-        seen = {}
-        want_blocks = sum(len(p) for p in parts[:4]) // BLOCK - 1
-        while len(seen) < want_blocks:
-            check(pull.poll(60000), "%s: only %d of %d blocks before the stop"
-                  % (name, len(seen), want_blocks))
-            raw = pull.recv()
-            seen[unpack(raw)["block"]] = raw
-        push.close(0)
-        pull.close(0)
-        d2.stop()
-        d2.start()
-        rs = d2.call(cmd="resume", doc="g")
-        check(rs["known"] and rs["next_seq"] == 4, "%s: resume after SIGTERM %r" % (name, rs))
-        push, pull = d2.push(), d2.pull()
-        send_doc(push, "g", parts[4:], start_seq=4)
-        rest = collect_docs(pull, ["g"], timeout=120, daemon=d2)["g"]
-        push.close(0)
-        pull.close(0)
-        d2.stop()
-        union = dict(seen)
-        for key, raw in rest["raw"].items():
-            check(key not in union or union[key] == raw,
-                  "%s: block %r sent twice with different bytes" % (name, key))
-            union[key] = raw
+                    tag="half").start()
+        union = interrupted_run(d2, "g", parts, 4, sum(len(p) for p in parts[:4]) // BLOCK - 1,
+                                opts=RAW)
         check(set(union) == set(full["raw"]), "%s: outputs %d, uninterrupted %d"
               % (name, len(union), len(full["raw"])))
         diff = [k for k in full["raw"] if union[k] != full["raw"][k]]

@@ -23,8 +23,8 @@ import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "support"))
 from rwkvd_harness import (ASAN_BIN, REL_BIN, RWKV_CLI, Daemon, Work, check, collect_docs,
-                           fixture_bytes, fixture_i32, fixture_path, ingest, random_split,
-                           run_cases, send_doc, unpack)
+                           fixture_bytes, fixture_i32, fixture_path, interrupted_run,
+                           random_split, run_cases, run_doc, send_doc, strip_doc)
 
 BLOCK = 16
 OPTS = {"outputs": ["embedding", "surprisal"], "pooling": "mean", "normalize": False}
@@ -44,16 +44,6 @@ def cases(fdir):
     check(len(off) == len(ioff), "%s: case and id offsets differ in count" % fdir)
     out = [(data[off[i]:off[i + 1]], list(ids[ioff[i]:ioff[i + 1]])) for i in range(len(off) - 1)]
     out.append((fixture_bytes(fdir + "/long.bin"), list(fixture_i32(fdir + "/long.ids.i32"))))
-    return out
-
-
-def strip(raw):
-    """The outputs of one document without its doc id, comparable across ids."""
-    out = {}
-    for k, v in raw.items():
-        m = unpack(v)
-        m.pop("doc")
-        out[k] = m
     return out
 
 
@@ -81,7 +71,7 @@ def tokenizer_case(name, binary):
             a, b = res["bytes-%d" % i], res["ids-%d" % i]
             check(a["final"]["tokens"] == len(ids), "%s case %d (%r…): %d tokens, the reference "
                   "has %d" % (name, i, text[:30], a["final"]["tokens"], len(ids)))
-            check(strip(a["raw"]) == strip(b["raw"]), "%s case %d (%r…): the text's outputs "
+            check(strip_doc(a["raw"]) == strip_doc(b["raw"]), "%s case %d (%r…): the text's outputs "
                   "differ from those of the reference ids" % (name, i, text[:30]))
         push.close(0)
         pull.close(0)
@@ -94,40 +84,11 @@ def tokenizer_case(name, binary):
         parts = [text[a:b] for a, b in zip([0] + cuts, cuts + [len(text)])]
         d_full = Daemon(w, model=model, binary=binary, args=args, tag="whole",
                         state_dir=os.path.join(w, "whole")).start()
-        push, pull = d_full.push(), d_full.pull()
-        send_doc(push, "cut", parts, opts=OPTS)
-        full = collect_docs(pull, ["cut"], timeout=180, daemon=d_full)["cut"]
-        push.close(0)
-        pull.close(0)
+        full = run_doc(d_full, "cut", parts, OPTS, timeout=180)
         d_full.stop()
-
         d2 = Daemon(w, model=model, binary=binary, args=args, tag="half",
                     state_dir=os.path.join(w, "half")).start()
-        push, pull = d2.push(), d2.pull()
-        for i, p in enumerate(parts[:6]):
-            push.send(ingest("cut", i, p, opts=OPTS if i == 0 else None))
-        seen = {}
-        while len(seen) < 3:
-            check(pull.poll(60000), "%s: only %d blocks before the stop" % (name, len(seen)))
-            raw = pull.recv()
-            seen[unpack(raw)["block"]] = raw
-        push.close(0)
-        pull.close(0)
-        d2.stop()
-        d2.start()
-        rs = d2.call(cmd="resume", doc="cut")
-        check(rs["known"] and rs["next_seq"] == 6, "%s: resume after SIGTERM %r" % (name, rs))
-        push, pull = d2.push(), d2.pull()
-        send_doc(push, "cut", parts[6:], start_seq=6)
-        rest = collect_docs(pull, ["cut"], timeout=180, daemon=d2)["cut"]
-        push.close(0)
-        pull.close(0)
-        d2.stop()
-        union = dict(seen)
-        for key, raw in rest["raw"].items():
-            check(key not in union or union[key] == raw, "%s: block %r re-sent with other bytes"
-                  % (name, key))
-            union[key] = raw
+        union = interrupted_run(d2, "cut", parts, 6, 3, opts=OPTS, timeout=180)
         check(union == full["raw"], "%s: after SIGTERM and resume the outputs differ from the "
               "uninterrupted run (%d vs %d outputs)" % (name, len(union), len(full["raw"])))
         print("%s: %d cases + long text exact through the daemon; resume mid-character exact "

@@ -508,5 +508,63 @@ def send_doc(push, doc, parts, kind="bytes", opts=None, start_seq=0):
                          opts=opts if seq == 0 else None))
 
 
+def run_doc(d, doc, parts, opts=None, kind="bytes", timeout=120.0):
+    """Sends one whole document (send_doc) to daemon d and returns its
+    collect_docs entry."""
+    push, pull = d.push(), d.pull()
+    try:
+        send_doc(push, doc, parts, kind=kind, opts=opts)
+        return collect_docs(pull, [doc], timeout=timeout, daemon=d)[doc]
+    finally:
+        push.close(0)
+        pull.close(0)
+
+
+def interrupted_run(d, doc, parts, n_first, min_blocks, opts=None, timeout=120.0):
+    """The document stopped half-way and finished by a new process: sends
+    parts[:n_first] (no eof), waits for min_blocks block outputs, SIGTERMs d
+    (everything is checkpointed), starts it again on the same state
+    directory, requires `resume` to name seq n_first, sends the rest with
+    eof.  Returns every output received, keyed like collect_docs' "raw" (a
+    block sent twice must be byte-identical).  d is stopped at the end."""
+    push, pull = d.push(), d.pull()
+    for i, p in enumerate(parts[:n_first]):
+        push.send(ingest(doc, i, p, opts=opts if i == 0 else None))
+    seen = {}
+    while len(seen) < min_blocks:
+        check(pull.poll(60000), "%r: only %d of %d blocks before the stop"
+              % (doc, len(seen), min_blocks))
+        raw = pull.recv()
+        seen[unpack(raw)["block"]] = raw
+    push.close(0)
+    pull.close(0)
+    d.stop()
+    d.start()
+    rs = d.call(cmd="resume", doc=doc)
+    check(rs["known"] and rs["next_seq"] == n_first, "%r: resume after SIGTERM %r" % (doc, rs))
+    push, pull = d.push(), d.pull()
+    send_doc(push, doc, parts[n_first:], start_seq=n_first)
+    rest = collect_docs(pull, [doc], timeout=timeout, daemon=d)[doc]
+    push.close(0)
+    pull.close(0)
+    d.stop()
+    for key, raw in rest["raw"].items():
+        check(key not in seen or seen[key] == raw, "%r: block %r sent twice with different bytes"
+              % (doc, key))
+        seen[key] = raw
+    return seen
+
+
+def strip_doc(raw_map):
+    """Outputs keyed like collect_docs' "raw", decoded and without their doc
+    id, so that two documents' outputs compare."""
+    out = {}
+    for k, v in raw_map.items():
+        m = unpack(v)
+        m.pop("doc")
+        out[k] = m
+    return out
+
+
 def isnan(x):
     return x != x or math.isnan(x)

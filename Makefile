@@ -7,9 +7,14 @@
 #   make fuzz       libFuzzer targets with clang (FUZZ_SECONDS per target)
 #   make bench      benchmark programs (not tests)
 #
+#   make check T=test_x [ARGS=case] [FLAVOUR=asan]
+#                   one test program (C or Python), optionally only the cases
+#                   whose name contains ARGS
+#
 # Sources are picked up by wildcard so that adding a file needs no edit here:
-#   core/*.c          -> libcore.a     (the engine: files, tokenizers, inference)
-#   daemon/*.c        -> libdaemon.a + bin/rwkvd (daemon/main.c holds main)
+#   core/<subsystem>/*.c -> libcore.a  (model files, tokenizers, the engine,
+#                      sampling, the wire codec; public headers are core/*.h)
+#   daemon/**/*.c     -> libdaemon.a + bin/rwkvd (daemon/main.c holds main)
 #   clients/<prog>/*.c -> bin/<prog>
 #   tests/test_*.c    -> one test program each
 #   tests/test_*.py   -> run by /usr/bin/python3 against build/rel and build/asan
@@ -47,8 +52,8 @@ REL_CFLAGS := $(BASE_CFLAGS) -O2
 SAN_FLAGS := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 ASAN_CFLAGS := $(BASE_CFLAGS) -O1 $(SAN_FLAGS)
 
-CORE_SRC := $(wildcard core/*.c)
-DAEMON_SRC := $(filter-out daemon/main.c,$(wildcard daemon/*.c))
+CORE_SRC := $(wildcard core/*/*.c)
+DAEMON_SRC := $(filter-out daemon/main.c,$(wildcard daemon/*.c daemon/*/*.c))
 CLIENT_DIRS := $(patsubst clients/%/,%,$(dir $(wildcard clients/*/*.c)))
 CLIENT_PROGS := $(sort $(CLIENT_DIRS))
 TEST_SRC := $(wildcard tests/test_*.c)
@@ -57,12 +62,14 @@ TEST_SUPPORT := $(wildcard tests/support/*.c)
 FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
 BENCH_SRC := $(wildcard tests/bench/bench_*.c)
 PY_BENCH := $(wildcard tests/bench/bench_*.py)
-HEADERS := $(wildcard core/*.h daemon/*.h tests/*.h tests/support/*.h kernels/*.h clients/*/*.h)
+# Header dependencies: every object gets a .d file from the compiler (-MMD
+# -MP), included below, so a header change rebuilds exactly its users.
+DEPFLAGS := -MMD -MP
 
 NVCC := $(shell command -v nvcc 2>/dev/null || { test -x /usr/local/cuda/bin/nvcc && echo /usr/local/cuda/bin/nvcc; })
 CU_SRC := $(wildcard kernels/*.cu)
 
-.PHONY: all deps test test-gpu run fuzz bench bench-gpu clean features
+.PHONY: all deps test check test-gpu run fuzz bench bench-gpu clean features
 .DEFAULT_GOAL := all
 
 # ---------------------------------------------------------------- packages
@@ -84,9 +91,9 @@ CFLAGS_asan = $(ASAN_CFLAGS)
 objs = $(patsubst %.c,$(B)/$(1)/%.o,$(2))
 
 define flavour
-$(B)/$(1)/%.o: %.c $(HEADERS) | $(B)/.deps-ok
+$(B)/$(1)/%.o: %.c | $(B)/.deps-ok
 	@mkdir -p $$(dir $$@)
-	$$(CC) $$(CFLAGS_$(1)) -c $$< -o $$@
+	$$(CC) $$(CFLAGS_$(1)) $(DEPFLAGS) -c $$< -o $$@
 
 $(B)/$(1)/libcore.a: $(call objs,$(1),$(CORE_SRC))
 	@rm -f $$@; ar rcs $$@ $$^
@@ -148,7 +155,6 @@ NVCC_FLAGS := -O2 -std=c++17 -I. -lineinfo -Werror all-warnings \
               -gencode arch=compute_80,code=sm_80 -gencode arch=compute_90,code=sm_90 \
               -gencode arch=compute_90,code=compute_90 \
               -DRWKV_CUDA_LIBDIR='"$(CUDA_LIBDIR)"'
-CU_HEADERS := $(wildcard kernels/*.cuh)
 # -u: core refers to rwkv_cuda_backend weakly (core/backend.h), and a weak
 # reference alone does not pull a member out of a static archive.  cuBLAS is
 # not linked: kernels/cublas_dl.cu loads it when a CUDA engine is created
@@ -157,9 +163,9 @@ KERNEL_LINK := -Wl,-u,rwkv_cuda_backend -L$(CUDA_LIBDIR) -Wl,-rpath,$(CUDA_LIBDI
                -lcudart -ldl -lstdc++
 KERNEL_OBJ := $(patsubst %.cu,$(B)/cuda/%.o,$(CU_SRC))
 KERNEL_LIB := $(if $(CU_SRC),$(B)/cuda/libkernels.a)
-$(B)/cuda/%.o: %.cu $(HEADERS) $(CU_HEADERS) | $(B)/.deps-ok
+$(B)/cuda/%.o: %.cu | $(B)/.deps-ok
 	@mkdir -p $(dir $@)
-	$(NVCC) $(NVCC_FLAGS) -c $< -o $@
+	$(NVCC) $(NVCC_FLAGS) $(DEPFLAGS) -c $< -o $@
 $(B)/cuda/libkernels.a: $(KERNEL_OBJ)
 	@rm -f $@; ar rcs $@ $^
 CUDA_STATE := $(if $(CU_SRC),built with $(NVCC),nvcc found but kernels/ has no sources yet)
@@ -211,6 +217,19 @@ test: features $(REL_TESTS) $(ASAN_TESTS) $(REPLAYS) $(REL_BINS) $(ASAN_BINS)
 	  $(foreach t,$(REPLAYS),replay:$(t)) \
 	  $(foreach t,$(PY_TESTS),py:$(t) py-asan:$(t))
 
+# One test program: make check T=test_rwkv_golden [ARGS=v7] [FLAVOUR=asan].
+# T names a C test (tests/T.c) or a Python test (tests/T.py); ARGS are case
+# filters passed to it (a case runs when its name contains one of them).
+FLAVOUR ?= rel
+CHECK_C := $(wildcard tests/$(T).c)
+CHECK_PY := $(wildcard tests/$(T).py)
+check: features $(if $(CHECK_C),$(B)/$(FLAVOUR)/tests/$(T)) $(if $(CHECK_PY),$(B)/$(FLAVOUR)/bin/rwkvd \
+        $(addprefix $(B)/$(FLAVOUR)/bin/,$(CLIENT_PROGS)) $(B)/rel/bin/rwkv)
+	@if [ -z "$(T)" ] || [ -z "$(CHECK_C)$(CHECK_PY)" ]; then \
+	  echo "make check: T=<test name> (tests/T.c or tests/T.py); got T='$(T)'" >&2; exit 2; fi
+	@if [ -n "$(CHECK_C)" ]; then $(B)/$(FLAVOUR)/tests/$(T) $(ARGS); \
+	 else RWKVD_BUILD_FLAVOUR=$(FLAVOUR) /usr/bin/python3 tests/$(T).py $(ARGS); fi
+
 # The CUDA backend's tests alone (they also run, and SKIP without a device,
 # in `make test`).
 GPU_TESTS := $(filter $(B)/rel/tests/test_gpu_% $(B)/rel/tests/test_cuda_%,$(REL_TESTS))
@@ -234,9 +253,9 @@ FUZZ_SECONDS ?= 60
 FUZZ_BINS := $(patsubst tests/fuzz/fuzz_%.c,$(B)/fuzz/fuzz_%,$(FUZZ_SRC))
 FUZZ_CFLAGS := $(BASE_CFLAGS) -DRWKV_NO_CUDA -O1 -fsanitize=fuzzer,address,undefined \
                -fno-sanitize-recover=all -Wno-unused-command-line-argument -Wno-pass-failed
-$(B)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(CORE_SRC) $(DAEMON_SRC) $(HEADERS) | $(B)/.deps-ok
+$(B)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(CORE_SRC) $(DAEMON_SRC) | $(B)/.deps-ok
 	@mkdir -p $(dir $@)
-	$(CLANG) $(FUZZ_CFLAGS) $< $(CORE_SRC) $(DAEMON_SRC) $(LIBS) -o $@
+	$(CLANG) $(FUZZ_CFLAGS) $(DEPFLAGS) -MF $@.d $< $(CORE_SRC) $(DAEMON_SRC) $(LIBS) -o $@
 fuzz: $(FUZZ_BINS)
 	@for f in $(FUZZ_BINS); do \
 	  name=$${f##*/fuzz_}; mkdir -p $(B)/fuzz/corpus/$$name; \
@@ -252,3 +271,5 @@ bench: features $(BENCHES) $(REL_BINS)
 
 clean:
 	rm -rf $(B)
+
+-include $(shell find $(B) -name '*.d' 2>/dev/null)

@@ -12,8 +12,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "error.h"
-#include "tensor_file.h"
+#include "core/error.h"
+#include "core/tensor_file.h"
 
 typedef struct rwkv_st_entry {
     const char *name;  /* non-empty, unique, valid UTF-8 */

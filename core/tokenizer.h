@@ -25,7 +25,7 @@
  * (the World vocabulary and its greedy longest match), token_trie.c (the
  * double-array trie), bpe*.c (the tokenizer.json BPE), token_encoder.c
  * (streaming), token_ids.c (rwkv_ids).  Kinds sit behind an ops table
- * (tokenizer_impl.h), so callers need no change per kind.
+ * (tokenizer_internal.h), so callers need no change per kind.
  */
 #ifndef RWKV_TOKENIZER_H
 #define RWKV_TOKENIZER_H
@@ -33,7 +33,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "error.h"
+#include "core/error.h"
 
 /* A growable array of token ids. Zero-initialise before first use; free with
  * rwkv_ids_free. */

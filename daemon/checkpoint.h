@@ -54,7 +54,7 @@
 #include <stdint.h>
 
 #include "core/error.h"
-#include "daemon/msg_decode.h"
+#include "core/msg_decode.h"
 
 #define RWKVD_CKPT_MAGIC "RWKVDCKP"
 #define RWKVD_CKPT_VERSION 1

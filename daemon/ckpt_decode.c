@@ -17,7 +17,7 @@
 
 #include "core/crc32.h"
 #include "daemon/ckpt_internal.h"
-#include "daemon/sha256.h"
+#include "core/sha256.h"
 
 #define ZSTD_MAGIC 0xFD2FB528u
 

@@ -12,7 +12,7 @@
 #include <unistd.h>
 
 #include "daemon/atomic_file.h"
-#include "daemon/sha256.h"
+#include "core/sha256.h"
 
 #define PREV_SUFFIX ".prev"
 

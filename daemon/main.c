@@ -10,7 +10,7 @@
 #include "daemon/log.h"
 #include "daemon/metrics_http.h"
 #include "daemon/server.h"
-#include "daemon/sha256.h"
+#include "core/sha256.h"
 
 /* One block through the engine on a scratch state: the model computes
  * finite numbers before we tell systemd we are ready. */

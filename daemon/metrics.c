@@ -7,7 +7,7 @@
 #include <string.h>
 
 #include "daemon/config.h"
-#include "daemon/sha256.h"
+#include "core/sha256.h"
 
 typedef struct out {
     char *p;

@@ -14,7 +14,7 @@
 #ifndef RWKVD_METRICS_H
 #define RWKVD_METRICS_H
 
-#include "daemon/msg_encode.h"
+#include "core/msg_encode.h"
 
 /* The whole /metrics body, NUL-terminated (malloc'ed; the caller frees);
  * NULL only when out of memory.  Label values are escaped as the format

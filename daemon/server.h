@@ -27,7 +27,7 @@
 #include "daemon/ckpt_store.h"
 #include "daemon/config.h"
 #include "daemon/emit_journal.h"
-#include "daemon/msg_encode.h"
+#include "core/msg_encode.h"
 #include "daemon/outbox.h"
 #include "daemon/session.h"
 

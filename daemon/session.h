@@ -20,7 +20,7 @@
 #include "core/forward.h"
 #include "core/tokenizer.h"
 #include "daemon/checkpoint.h"
-#include "daemon/msg_decode.h"
+#include "core/msg_decode.h"
 
 /* An out-of-order message kept until the ones before it arrive. */
 typedef struct rwkvd_held {

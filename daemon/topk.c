@@ -10,7 +10,7 @@
 
 #include <math.h>
 
-#include "core/vecops.h"
+#include "core/engine/vecops.h"
 
 /* true when (av, ai) ranks above (bv, bi) */
 static int above(float av, uint32_t ai, float bv, uint32_t bi)

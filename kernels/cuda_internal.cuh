@@ -26,9 +26,9 @@
 
 extern "C" {
 #include "core/backend.h"
-#include "core/model_internal.h"
-#include "core/rwkv7.h"
-#include "core/state_internal.h"
+#include "core/model/model_internal.h"
+#include "core/engine/rwkv7.h"
+#include "core/engine/state_internal.h"
 #include "kernels/rwkv_cuda.h"
 }
 

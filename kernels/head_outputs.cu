@@ -6,7 +6,7 @@
  *  - surprisal: -ln softmax(logits)[target] per row, without the logits
  *    ever leaving the device unless someone asked for them.  Max, then a
  *    sum of exp(x - max) per thread in float, combined in double across the
- *    block: the CPU engine's log-sum-exp (core/vecops.c) to well within the
+ *    block: the CPU engine's log-sum-exp (core/engine/vecops.c) to well within the
  *    fixtures' surprisal tolerance;
  *  - colsum: per document segment, the sum over its rows of the ln_out
  *    output, accumulated in double in row order (hidden MEAN and the

@@ -1,5 +1,5 @@
 /* layer7.cu — the launch sequence of one RWKV-7 layer over a pass (the
- * GPU twin of core/rwkv7_layer.c; the math is ../shared/rwkv-math.md §4).
+ * GPU twin of core/engine/rwkv7_layer.c; the math is ../shared/rwkv-math.md §4).
  *
  *   time mix:    ln_shift_mix(6) → r k v products, LoRA down products
  *                → lora_act → LoRA up products → wkv7_prepare → wkv7_scan

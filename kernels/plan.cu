@@ -1,7 +1,7 @@
 /* plan.cu — host-side bookkeeping of a forward call: cutting the requests
  * into passes and deciding which rows need the final norm and the head.
  * Pure host code (no CUDA call), so tests check it on machines without a
- * GPU; the rules are the CPU engine's (core/forward.c), so both engines
+ * GPU; the rules are the CPU engine's (core/engine/forward.c), so both engines
  * compute the same rows and fill the same outputs. */
 #include "kernels/rwkv_cuda.h"
 

@@ -78,7 +78,7 @@ int rwkv_cuda_plan_pass(const rwkv_request *reqs, int n_reqs, int max_rows, int 
 
 /* Does request q need the ln_out output (1/0) / the head (logits or
  * surprisal) at its token t?  The same rules as the CPU engine
- * (core/forward.c): hidden ALL/MEAN/sum, logits ALL or surprisal need every
+ * (core/engine/forward.c): hidden ALL/MEAN/sum, logits ALL or surprisal need every
  * row; LAST modes only the last one; surprisal needs the head at the last
  * row only when next_token is known. */
 int rwkv_cuda_wants_hidden_at(const rwkv_request *q, int t);
@@ -102,7 +102,7 @@ int rwkv_cuda_bandwidth_gbs(int device, double *gbs, rwkv_error *err);
 /* ---------------------------------------------------------------- harness
  * Runs the WKV-7 scan kernel of head size N alone over T tokens of one head
  * on `device`, with exactly the arguments of the CPU reference
- * rwkv7_wkv_head (core/rwkv7.h): rows of stride ld floats in r, w, k, v, kk,
+ * rwkv7_wkv_head (core/engine/rwkv7.h): rows of stride ld floats in r, w, k, v, kk,
  * a and y; S [N][N] (value, key) updated in place.  For tests that compare
  * the kernel with the CPU element by element.  -1 with err on a CUDA error
  * or an unsupported N. */

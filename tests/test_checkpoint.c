@@ -590,8 +590,9 @@ static void test_levels_and_determinism(void)
     }
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+    test_init(argc, argv);
     RUN(test_round_trip_full);
     RUN(test_round_trip_variants);
     RUN(test_header_only);

@@ -402,8 +402,9 @@ static void cleanup(void)
     }
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+    test_init(argc, argv);
     RUN(test_names_are_safe);
     RUN(test_save_load_generations);
     RUN(test_other_model_and_wrong_doc);

@@ -811,7 +811,7 @@ static int rm_entry(const char *path, const struct stat *sb, int flag, struct FT
 
 int main(int argc, char **argv)
 {
-    (void)argc;
+    test_init(argc, argv);
     /* build/<flavour>/tests/test_cli -> build/<flavour>/bin/rwkv */
     char self[PATH_MAX - 32];
     snprintf(self, sizeof self, "%s", argv[0]);

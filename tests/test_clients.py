@@ -789,6 +789,12 @@ def test_real_daemon_end_to_end():
           "split differently, the embeddings differ")
 
 
+def selected(name):
+    """Arguments are case filters (`make check T=test_clients ARGS=sink`)."""
+    filters = [a for a in sys.argv[1:] if not a.startswith("-")]
+    return not filters or any(f in name for f in filters)
+
+
 def main():
     for t in (test_send_file_splits, test_send_edges, test_send_opts_on_seq0, test_send_no_wait,
               test_send_stdin,
@@ -800,9 +806,9 @@ def main():
               test_sink_stdout_and_nil_embedding, test_sink_dedupe_and_verify,
               test_sink_append_rebuilds_keys, test_sink_raw, test_sink_idle_and_bad_messages,
               test_sink_signal_flushes, test_bad_arguments):
-        if len(sys.argv) < 2 or t.__name__ in sys.argv[1:]:  # names: run only those
+        if selected(t.__name__):
             run(t)
-    if len(sys.argv) > 1 and "test_real_daemon_end_to_end" not in sys.argv[1:]:
+    if not selected("test_real_daemon_end_to_end"):
         pass
     elif daemon_expected():
         run(test_real_daemon_end_to_end)

@@ -332,8 +332,9 @@ static void test_reload(void)
     unlink(ini_path);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+    test_init(argc, argv);
     RUN(test_defaults);
     RUN(test_value_types);
     RUN(test_ini_good);

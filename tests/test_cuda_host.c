@@ -23,7 +23,7 @@
 #include "core/backend.h"
 #include "core/forward.h"
 #include "core/model.h"
-#include "core/model_internal.h"
+#include "core/model/model_internal.h"
 #include "core/state.h"
 #include "tests/testutil.h"
 #ifndef RWKV_NO_CUDA
@@ -433,7 +433,7 @@ static void test_cli_device_flag(void)
 
 int main(int argc, char **argv)
 {
-    (void)argc;
+    test_init(argc, argv);
     /* build/<flavour>/tests/test_cuda_host -> build/<flavour>/bin/rwkv */
     snprintf(g_bin, sizeof g_bin, "%s", argv[0]);
     char *slash = strrchr(g_bin, '/');

@@ -1,5 +1,5 @@
 /* test_daemon_encode.c — the emit messages and control replies
- * (daemon/msg_encode.h), read back with msgpack-c: field order, types,
+ * (core/msg_encode.h), read back with msgpack-c: field order, types,
  * little-endian vectors, doc echo as str or bin, nil where PROTOCOL.md says
  * nil, byte-identical re-encoding, contract violations refused; the control
  * request decoder; the metrics rendering of the same status struct.
@@ -10,8 +10,8 @@
 #include <string.h>
 
 #include "daemon/metrics.h"
-#include "daemon/msg_decode.h"
-#include "daemon/msg_encode.h"
+#include "core/msg_decode.h"
+#include "core/msg_encode.h"
 #include "tests/testutil.h"
 
 static msgpack_sbuffer sb;
@@ -416,8 +416,9 @@ static void test_reason_names(void)
     CHECK(rwkvd_reason_from_name("nope") == RWKVD_REASON_COUNT);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+    test_init(argc, argv);
     msgpack_sbuffer_init(&sb);
     msgpack_unpacked_init(&up);
     RUN(test_block_all_outputs);

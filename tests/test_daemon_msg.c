@@ -1,4 +1,4 @@
-/* test_daemon_msg.c — the ingest message decoder (daemon/msg_decode.h):
+/* test_daemon_msg.c — the ingest message decoder (core/msg_decode.h):
  * valid messages of every kind, then one hostile message per failure mode,
  * each asserting the reason code, and a check that messages claiming
  * gigabytes are refused without msgpack-c ever allocating for the claim.
@@ -12,8 +12,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "daemon/mp_scan.h"
-#include "daemon/msg_decode.h"
+#include "core/mp_scan.h"
+#include "core/msg_decode.h"
 #include "tests/testutil.h"
 
 #if defined(__SANITIZE_ADDRESS__)
@@ -705,8 +705,9 @@ static void test_scan_helpers(void)
     CHECK(rwkvd_mp_scan(p, sb.size, &ml, &why, &off, &err) == -1 && why == RWKVD_R_TOO_MANY);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+    test_init(argc, argv);
     msgpack_sbuffer_init(&sb);
     RUN(test_text_message);
     RUN(test_bytes_message_any_bytes);

@@ -165,8 +165,9 @@ static void test_k_at_and_above_vocab(void)
     COMPARE(&one, 1, 1, 5);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+    test_init(argc, argv);
     RUN(test_random_rows);
     RUN(test_ties);
     RUN(test_monotone_rows);

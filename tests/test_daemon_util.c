@@ -8,8 +8,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "daemon/sha256.h"
-#include "daemon/utf8.h"
+#include "core/sha256.h"
+#include "core/utf8.h"
 #include "tests/testutil.h"
 
 static void hex_of(const void *p, size_t n, char out[65])
@@ -161,8 +161,9 @@ static void test_utf8_fast_path_offsets(void)
     CHECK(rwkvd_utf8_check(NULL, 0) == 0);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+    test_init(argc, argv);
     RUN(test_sha256_vectors);
     RUN(test_sha256_streaming_and_cross_check);
     RUN(test_utf8_exhaustive);

@@ -35,8 +35,9 @@ static void test_long_message_is_truncated_not_overflowed(void)
     CHECK(strncmp(err.msg, "p: x", 4) == 0);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+    test_init(argc, argv);
     RUN(test_fail_formats_and_returns_minus_one);
     RUN(test_prefix_keeps_message);
     RUN(test_long_message_is_truncated_not_overflowed);

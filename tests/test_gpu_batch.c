@@ -504,7 +504,7 @@ static void test_fixtures_load(void)
 
 int main(int argc, char **argv)
 {
-    (void)argc;
+    test_init(argc, argv);
     gpu_harness_init(argv[0]);
     RUN(test_fixtures_load);
     static const gpu_test tests[] = {

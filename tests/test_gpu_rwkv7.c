@@ -25,7 +25,7 @@
 
 #include "core/forward.h"
 #include "core/model.h"
-#include "core/rwkv7.h"
+#include "core/engine/rwkv7.h"
 #include "core/state.h"
 #include "tests/support/fixture_model.h"
 #include "tests/support/gpu_harness.h"
@@ -165,7 +165,7 @@ static float frand(uint64_t *s, float lo, float hi)
     return lo + (hi - lo) * (float)((double)(test_rand(s) >> 11) / 9007199254740992.0);
 }
 
-/* The scan kernel alone against rwkv7_wkv_head (core/rwkv7_wkv.c) with
+/* The scan kernel alone against rwkv7_wkv_head (core/engine/rwkv7_wkv.c) with
  * realistic ranges: decay in (e^-0.606531, 1), kk unit length per token, a
  * in (0, 1); T across the kernel's 16-token staging boundary. */
 static void test_wkv7_kernel_matches_cpu(void)
@@ -555,7 +555,7 @@ static void test_fixtures_load(void)
 
 int main(int argc, char **argv)
 {
-    (void)argc;
+    test_init(argc, argv);
     gpu_harness_init(argv[0]);
     RUN(test_fixtures_load);
     static const gpu_test tests[] = {

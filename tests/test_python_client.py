@@ -277,12 +277,21 @@ def test_resume_real():
     check_resume(real)
 
 
+def selected(name):
+    """Arguments are case filters (`make check T=test_python_client ARGS=fake`)."""
+    filters = [a for a in sys.argv[1:] if not a.startswith("-")]
+    return not filters or any(f in name for f in filters)
+
+
 def main():
     for t in (test_control_fake, test_document_fake, test_resume_fake,
               test_str_and_iterables_fake, test_outputs_dedupe_and_pending,
               test_control_timeout_and_recovery):
-        run(t)
+        if selected(t.__name__):
+            run(t)
     for t in (test_control_real, test_document_real, test_resume_real):
+        if not selected(t.__name__):
+            continue
         if daemon_expected():
             run(t)
         else:

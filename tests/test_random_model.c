@@ -8,7 +8,7 @@
 
 #include "core/model.h"
 #include "core/random_model.h"
-#include "core/simd.h"
+#include "core/engine/simd.h"
 #include "core/tensor_file.h"
 #include "tests/testutil.h"
 
@@ -241,8 +241,9 @@ static void test_value_scales_and_engine_accepts(void)
     CHECK(ok);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+    test_init(argc, argv);
     RUN(test_parse_shape);
     RUN(test_check_rejects_bad_specs);
     RUN(test_lora_widths_follow_official_formula);

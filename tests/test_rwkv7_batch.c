@@ -159,8 +159,9 @@ static void test_random_model_batch_invariant(void)
     CHECKF(rc == 0, "%s", err.msg);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+    test_init(argc, argv);
     RUN(test_fixture_model_batch_invariant);
     RUN(test_random_model_batch_invariant);
     return test_summary();

@@ -304,8 +304,9 @@ static void test_surprisal_only_last_is_nan(void)
     CHECK(last_nan);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+    test_init(argc, argv);
     fm_ok = fixture_model_load(&fm, DIR) == 0;
     if (!fm_ok)
         printf("FAIL: fixtures of %s could not be loaded (see above)\n", DIR);

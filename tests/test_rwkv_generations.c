@@ -370,8 +370,9 @@ PER_MODEL(3, v6)
     RUN(test_##tag##_resume);                                                         \
     RUN(test_##tag##_batch_invariance)
 
-int main(void)
+int main(int argc, char **argv)
 {
+    test_init(argc, argv);
     RUN_MODEL(v4);
     RUN_MODEL(v5_0);
     RUN_MODEL(v5_2);

@@ -21,7 +21,7 @@
 #include "core/forward.h"
 #include "core/model.h"
 #include "core/safetensors_writer.h"
-#include "core/simd.h"
+#include "core/engine/simd.h"
 #include "core/state.h"
 #include "tests/testutil.h"
 
@@ -513,8 +513,9 @@ static void test_bad_files_refused(void)
     }
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+    test_init(argc, argv);
     RUN(test_time_state_v5_2);
     RUN(test_time_state_v6);
     RUN(test_v5_1_equals_equivalent_v5_2);

@@ -380,6 +380,7 @@ static int write_corpus(const char *dir)
 
 int main(int argc, char **argv)
 {
+    test_init(argc, argv);
     if (argc == 3 && strcmp(argv[1], "--write-corpus") == 0)
         return write_corpus(argv[2]);
     RUN(test_writer_round_trip);

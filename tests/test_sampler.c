@@ -422,8 +422,9 @@ static void test_rng_is_fixed(void)
     CHECKF(fabs(sum / 100000 - 0.5) < 5 * 9.2e-4, "mean %g", sum / 100000);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+    test_init(argc, argv);
     RUN(test_kept_set_matches_reference);
     RUN(test_top_k_1_and_temperature_0_are_argmax);
     RUN(test_temperature_scaling);

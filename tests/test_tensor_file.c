@@ -14,8 +14,8 @@
 
 #include "core/crc32.h"
 #include "core/tensor_file.h"
-#include "core/zip_reader.h"
-#include "daemon/sha256.h"
+#include "core/io/zip_reader.h"
+#include "core/sha256.h"
 #include "tests/support/torch_writer.h"
 #include "tests/testutil.h"
 
@@ -306,8 +306,9 @@ static void test_open_errors(void)
     rwkv_tensor_file_close(NULL);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+    test_init(argc, argv);
     RUN(test_crc32);
     RUN(test_all_models_open);
     RUN(test_pth_equals_safetensors);

@@ -71,8 +71,9 @@ static void test_idle_then_reuse(void)
     rwkv_pool_free(NULL);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+    test_init(argc, argv);
     RUN(test_every_task_once);
     RUN(test_idle_then_reuse);
     return test_summary();

@@ -326,14 +326,15 @@ static void test_load_errors(void)
     CHECKF(strstr(err.msg, "not a regular file"), "%s", err.msg);
     const char *json = "\n  {\"model\": {\"type\": \"BPE\"}}";
     CHECK(rwkv_tokenizer_parse("tok.json", json, strlen(json), &t, &err) == -1);
-    /* recognised as a tokenizer.json (core/bpe_json.c) and refused naming a field */
+    /* recognised as a tokenizer.json (core/tokenize/bpe_json.c) and refused naming a field */
     CHECKF(strstr(err.msg, "tok.json") && strstr(err.msg, "pre_tokenizer"), "%s", err.msg);
     CHECK(rwkv_tokenizer_parse("junk", "hello", 5, &t, &err) == -1);
     CHECKF(strstr(err.msg, "unrecognised"), "%s", err.msg);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+    test_init(argc, argv);
     RUN(test_load_reports_kind_and_size);
     RUN(test_cases_encode_exactly);
     RUN(test_long_text_encodes_exactly);

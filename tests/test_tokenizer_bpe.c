@@ -325,8 +325,9 @@ static void test_invalid_utf8_is_lossy_text(void)
     }
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+    test_init(argc, argv);
     RUN(test_loads_as_bpe);
     RUN(test_cases_exact);
     RUN(test_long_text);

@@ -450,8 +450,9 @@ static void test_accepted_variations(void)
     CHECK(ok);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+    test_init(argc, argv);
     RUN(test_base_file_works);
     RUN(test_one_bad_field_each);
     RUN(test_broken_json);

@@ -1,5 +1,5 @@
 /* test_tokenizer_bpe_parts.c — the BPE tokenizer's parts one at a time
- * (core/bpe_internal.h), each against an independent oracle:
+ * (core/tokenize/bpe_internal.h), each against an independent oracle:
  *
  *  - cut points: for random texts of tricky pieces (runs of spaces, marks,
  *    jamo, contractions, special-token fragments, invalid bytes...), every
@@ -16,7 +16,7 @@
 #include <string.h>
 #include <utf8proc.h>
 
-#include "core/bpe_internal.h"
+#include "core/tokenize/bpe_internal.h"
 #include "core/tokenizer.h"
 #include "tests/testutil.h"
 
@@ -353,8 +353,9 @@ static void test_classes_and_byte_table(void)
           bpe_cp_to_byte(0x20) == -1 && bpe_cp_to_byte(0x4E2D) == -1);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+    test_init(argc, argv);
     RUN(test_classes_and_byte_table);
     RUN(test_nfc_against_utf8proc);
     RUN(test_merge_loops_agree);

@@ -321,8 +321,9 @@ static void test_restore_accepts_exactly_reachable(void)
     CHECKF(accepted > 100 && refused > 100, "accepted %d refused %d", accepted, refused);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+    test_init(argc, argv);
     RUN(test_long_text_random_splits);
     RUN(test_cases_concatenated_random_splits);
     RUN(test_every_split_point_of_every_case);

@@ -333,8 +333,9 @@ static void test_byte_tokenizer_streams(void)
     CHECK(ok);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+    test_init(argc, argv);
     RUN(test_random_splits_equal_whole);
     RUN(test_long_token_runs_stream);
     RUN(test_every_split_point_of_every_case);

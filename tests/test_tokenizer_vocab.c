@@ -336,8 +336,9 @@ static void test_adversarial_trie_shapes(void)
     }
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+    test_init(argc, argv);
     RUN(test_minimal_vocab_and_escapes);
     RUN(test_crlf_missing_newline_and_order);
     RUN(test_bad_lines_one_per_failure_mode);

@@ -1,7 +1,8 @@
 /* testutil.h — the whole test harness: a handful of macros.
  *
- * A test program defines `static void test_x(void)` functions and calls
- * RUN(test_x) for each from main(), then `return test_summary();`.  Each RUN
+ * A test program defines `static void test_x(void)` functions, calls
+ * test_init(argc, argv) and RUN(test_x) for each from main(), then
+ * `return test_summary();`.  Each RUN
  * prints "PASS: name" or "FAIL: name: file:line: why"; tests/run-tests.sh
  * counts those lines.  CHECK stops the current test at the first failure.
  */
@@ -17,7 +18,14 @@ extern const char *test_current_name;
 
 void test_fail_at(const char *file, int line, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+/* Call first in main(): the program's arguments that do not start with '-'
+ * are case filters; when any is given, only the cases whose name contains
+ * one of them run (`make check T=test_x ARGS=name`). */
+void test_init(int argc, char **argv);
 void test_run(const char *name, void (*fn)(void));
+/* Whether case `name` passes the filters of test_init (for harnesses that
+ * run cases their own way). */
+int test_selected(const char *name);
 void test_skip(const char *name, const char *why);
 int test_summary(void);
 

@@ -8,8 +8,8 @@
 #include <string.h>
 #include <zmq.h>
 
-#include "daemon/mp_scan.h"
-#include "daemon/msg_encode.h"
+#include "core/mp_scan.h"
+#include "core/msg_encode.h"
 
 /* Replies to resume/health are a few hundred bytes; status is the largest
  * reply the daemon has and stays far below the 64 KiB request limit. */

@@ -10,7 +10,7 @@
  * reply's id is checked as well.
  *
  * Replies are untrusted bytes: bounded in size, pre-scanned by
- * rwkvd_mp_scan (daemon/mp_scan.h) before msgpack-c sees them, and every
+ * rwkvd_mp_scan (core/mp_scan.h) before msgpack-c sees them, and every
  * field is type-checked.  Not thread safe; one client per thread.
  */
 #ifndef RWKVD_SEND_CTL_H

@@ -34,7 +34,7 @@
 #include "clients/rwkvd-send/input.h"
 #include "clients/rwkvd-send/progress.h"
 #include "clients/rwkvd-send/send.h"
-#include "daemon/msg_encode.h"
+#include "core/msg_encode.h"
 
 #define SEND_SLICE_MS 100      /* longest single wait inside zmq_send */
 #define SEND_HWM 4             /* messages queued on our side of the socket */

@@ -16,7 +16,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "daemon/msg_decode.h"
+#include "core/msg_decode.h"
 
 #define SEND_OK 0
 #define SEND_FAIL 1

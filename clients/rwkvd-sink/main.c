@@ -3,7 +3,7 @@
  * One loop: wait (zmq_poll, bounded by --idle-timeout) for the PULL socket,
  * then drain every message already queued, then flush the output — so a
  * burst costs one flush, and a quiet socket never leaves lines in a buffer.
- * Each message is pre-scanned (daemon/mp_scan.h: outputs are untrusted
+ * Each message is pre-scanned (core/mp_scan.h: outputs are untrusted
  * bytes too), unpacked, classified (render.h), and
  *   - block / final: looked up by (doc, block) / (doc, "final") in the key
  *     set; a duplicate is dropped (and with --verify-identical its hash64 is
@@ -28,7 +28,7 @@
 #include "clients/rwkvd-sink/reload.h"
 #include "clients/rwkvd-sink/render.h"
 #include "clients/rwkvd-sink/sink.h"
-#include "daemon/mp_scan.h"
+#include "core/mp_scan.h"
 
 #define OUT_BUFFER (1 << 20)
 

@@ -22,7 +22,7 @@
 
 #include "clients/rwkvd-sink/keyset.h"
 #include "core/error.h"
-#include "daemon/msg_decode.h"
+#include "core/msg_decode.h"
 
 /* The key of one record. */
 typedef struct record_key {

@@ -7,8 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "daemon/msg_decode.h"
-#include "daemon/utf8.h"
+#include "core/msg_decode.h"
+#include "core/utf8.h"
 
 #if !defined(__BYTE_ORDER__) || __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
 #error "rwkvd-sink reads little-endian float32 vectors straight from memory; add byte swapping"

@@ -28,7 +28,7 @@
 #include "core/forward.h"
 #include "core/model.h"
 #include "core/random_model.h"
-#include "core/simd.h"
+#include "core/engine/simd.h"
 #include "core/threadpool.h"
 
 static double now(void)

@@ -19,7 +19,7 @@
 #include <string.h>
 #include <utf8proc.h>
 
-#include "core/bpe_internal.h"
+#include "core/tokenize/bpe_internal.h"
 #include "core/tokenizer.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);

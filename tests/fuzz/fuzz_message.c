@@ -1,5 +1,5 @@
 /* fuzz_message.c — libFuzzer target for the daemon's message decoders
- * (daemon/msg_decode.h): every input goes through the ingest decoder (two
+ * (core/msg_decode.h): every input goes through the ingest decoder (two
  * limit settings) and the control decoder.  Whatever is accepted is checked
  * against the contract (ids below vocab, borrowed bytes inside the input,
  * opts in range) and encoded back into an error/ack/reply, so the encoders'
@@ -14,8 +14,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "daemon/msg_decode.h"
-#include "daemon/msg_encode.h"
+#include "core/msg_decode.h"
+#include "core/msg_encode.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

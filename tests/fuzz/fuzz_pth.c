@@ -14,7 +14,7 @@
 
 #include "core/crc32.h"
 #include "core/tensor_file.h"
-#include "core/zip_reader.h"
+#include "core/io/zip_reader.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

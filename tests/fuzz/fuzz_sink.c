@@ -1,6 +1,6 @@
 /* fuzz_sink.c — libFuzzer target for rwkvd-sink's parsers of outside bytes:
  *   - an emit message, as it arrives from the socket: pre-scan
- *     (daemon/mp_scan.h) with the sink's limits, msgpack-c, render_classify,
+ *     (core/mp_scan.h) with the sink's limits, msgpack-c, render_classify,
  *     then render_record inline and in raw mode.  Whatever is rendered must
  *     be valid JSON (jansson parses it), raw blobs must point inside the
  *     message, and for block/final outputs the rendered record must parse
@@ -25,7 +25,7 @@
 #include "clients/rwkvd-sink/keyset.c"
 #include "clients/rwkvd-sink/reload.c"
 #include "clients/rwkvd-sink/render.c"
-#include "daemon/mp_scan.h"
+#include "core/mp_scan.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -46,7 +46,7 @@ void gpu_run_all(const gpu_test *tests, size_t n)
     for (size_t i = 0; i < n; i++) {
         if (g_ok)
             test_run(tests[i].name, tests[i].fn);
-        else
+        else if (test_selected(tests[i].name))
             test_skip(tests[i].name, g_why);
     }
 }

@@ -450,9 +450,17 @@ def run_cases(cases):
     (the default) or "asan": the daemon binary the case runs.  When
     RWKVD_BUILD_FLAVOUR is set (tests/run-tests.sh runs each Python test once
     per flavour, py: and py-asan:), only that flavour's cases run; unset (by
-    hand), all of them.  Prints PASS:/FAIL: per case, exits 1 when any
-    failed."""
+    hand), all of them.  Command-line arguments are case filters (`make check
+    T=test_x ARGS=name`): only cases whose name contains one of them run.
+    Prints PASS:/FAIL: per case, exits 1 when any failed."""
     want = os.environ.get("RWKVD_BUILD_FLAVOUR")
+    filters = [a for a in sys.argv[1:] if not a.startswith("-")]
+    if filters:
+        cases = [c for c in cases if any(f in c[0] for f in filters)]
+        if not cases:
+            print("SKIP: %s: no case name contains %s" % (os.path.basename(sys.argv[0]),
+                                                       " or ".join(filters)), flush=True)
+            sys.exit(0)
     failed = 0
     if want and not any((c[2] if len(c) > 2 else "rel") == want for c in cases):
         # said, so that an empty run never reads as a pass

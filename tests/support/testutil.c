@@ -25,8 +25,32 @@ void test_fail_at(const char *file, int line, const char *fmt, ...)
     test_current_failed = 1;
 }
 
+static char **case_filters;
+static int n_case_filters;
+
+void test_init(int argc, char **argv)
+{
+    case_filters = calloc((size_t)(argc > 0 ? argc : 1), sizeof *case_filters);
+    n_case_filters = 0;
+    for (int i = 1; i < argc && case_filters; i++)
+        if (argv[i][0] != '-')
+            case_filters[n_case_filters++] = argv[i];
+}
+
+int test_selected(const char *name)
+{
+    if (n_case_filters == 0)
+        return 1;
+    for (int i = 0; i < n_case_filters; i++)
+        if (strstr(name, case_filters[i]))
+            return 1;
+    return 0;
+}
+
 void test_run(const char *name, void (*fn)(void))
 {
+    if (!test_selected(name))
+        return;
     test_current_name = name;
     test_current_failed = 0;
     fn();
@@ -47,6 +71,9 @@ void test_skip(const char *name, const char *why)
 
 int test_summary(void)
 {
+    free(case_filters);
+    case_filters = NULL;
+    n_case_filters = 0;
     printf("# %d passed, %d failed\n", n_pass, n_fail);
     return n_fail ? 1 : 0;
 }

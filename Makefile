@@ -223,7 +223,8 @@ test: features $(REL_TESTS) $(ASAN_TESTS) $(REPLAYS) $(REL_BINS) $(ASAN_BINS)
 FLAVOUR ?= rel
 CHECK_C := $(wildcard tests/$(T).c)
 CHECK_PY := $(wildcard tests/$(T).py)
-check: features $(if $(CHECK_C),$(B)/$(FLAVOUR)/tests/$(T)) $(if $(CHECK_PY),$(B)/$(FLAVOUR)/bin/rwkvd \
+# C tests that run the CLI find it beside them in build/$(FLAVOUR)/bin.
+check: features $(if $(CHECK_C),$(B)/$(FLAVOUR)/tests/$(T) $(B)/$(FLAVOUR)/bin/rwkv) $(if $(CHECK_PY),$(B)/$(FLAVOUR)/bin/rwkvd \
         $(addprefix $(B)/$(FLAVOUR)/bin/,$(CLIENT_PROGS)) $(B)/rel/bin/rwkv)
 	@if [ -z "$(T)" ] || [ -z "$(CHECK_C)$(CHECK_PY)" ]; then \
 	  echo "make check: T=<test name> (tests/T.c or tests/T.py); got T='$(T)'" >&2; exit 2; fi

@@ -159,8 +159,9 @@ static int setup(cu_ctx *c, const cudaDeviceProp *prop, int pass_cap, rwkv_error
     return 0;
 }
 
-static void *create(const rwkv_model *m, int device, rwkv_error *err)
+static void *create(const rwkv_model *m, int device, int n_threads, rwkv_error *err)
 {
+    (void)n_threads; /* the device does the work; host code runs on the caller's thread */
     const rwkv_model_info *mi = &m->info;
     if (mi->generation != RWKV_GEN_V7) {
         rwkv_fail(err, "cuda:%d: %s is not supported by the CUDA backend yet (it runs RWKV-7 "
@@ -270,7 +271,7 @@ static int state_download(void *vctx, void *dev, float *host, size_t n, rwkv_err
 }
 
 static const rwkv_backend_ops OPS = {
-    "cuda", create, destroy, describe, cu_forward, state_alloc, state_free, state_upload,
+    "cuda", create, destroy, describe, NULL, cu_forward, state_alloc, state_free, state_upload,
     state_download,
 };
 

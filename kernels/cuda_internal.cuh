@@ -29,6 +29,7 @@ extern "C" {
 #include "core/model/model_internal.h"
 #include "core/engine/rwkv7.h"
 #include "core/engine/state_internal.h"
+#include "core/plan.h"
 #include "kernels/rwkv_cuda.h"
 }
 

@@ -58,32 +58,6 @@ int rwkv_cuda_device_count(rwkv_error *err);
  * see kernels/cublas_dl.cu. */
 int rwkv_cuda_cublas_available(rwkv_error *err);
 
-/* ---------------------------------------------------------------- passes
- * A forward call is cut into passes of at most max_rows token rows, like the
- * CPU engine: a pass holds whole requests while they fit; a request longer
- * than max_rows runs alone, cut at multiples of max_rows from its own start.
- * So where a request's rows fall never depends on its neighbours. */
-typedef struct rwkv_cuda_segment {
-    int req;     /* request index */
-    int t0, t1;  /* its token range [t0, t1) in this pass */
-    int row0;    /* first row of the segment within the pass */
-} rwkv_cuda_segment;
-
-/* Plans the next pass starting at the cursor (*req, *tok) (start with 0, 0).
- * Writes up to n_reqs segments, advances the cursor, sets *rows to the
- * pass's row count and returns the number of segments: 0 when every token
- * has been planned, -1 when max_rows < 1 or a request has no tokens. */
-int rwkv_cuda_plan_pass(const rwkv_request *reqs, int n_reqs, int max_rows, int *req, int *tok,
-                        rwkv_cuda_segment *segs, int *rows);
-
-/* Does request q need the ln_out output (1/0) / the head (logits or
- * surprisal) at its token t?  The same rules as the CPU engine
- * (core/engine/forward.c): hidden ALL/MEAN/sum, logits ALL or surprisal need every
- * row; LAST modes only the last one; surprisal needs the head at the last
- * row only when next_token is known. */
-int rwkv_cuda_wants_hidden_at(const rwkv_request *q, int t);
-int rwkv_cuda_wants_logits_at(const rwkv_request *q, int t);
-
 /* ---------------------------------------------------------------- peaks
  * For the benchmark: the device's own ceilings, measured now.  Each returns
  * 0, or -1 with err (no device, out of memory, a CUDA error). */

@@ -41,12 +41,12 @@ static inline size_t rwkv7_layer_state_floats(int C, int H, int N)
 void rwkv7_wkv_head(float *S, int N, int T, int ld, const float *r, const float *w,
                     const float *k, const float *v, const float *kk, const float *a, float *y);
 
-struct rwkv_engine;
+struct rwkv_cpu;
 struct rwkv_batch;
 struct rwkv_model;
 /* The arch hooks (rwkv7_layer.c). */
 size_t rwkv7_scratch_floats(const struct rwkv_model *m, int M);
-void rwkv7_layer_forward(struct rwkv_engine *e, int layer, const struct rwkv_batch *b, float *x,
+void rwkv7_layer_forward(struct rwkv_cpu *e, int layer, const struct rwkv_batch *b, float *x,
                          float *scratch);
 
 #endif

@@ -179,7 +179,7 @@ static void relu_sq_rows(void *arg, int m0, int m1)
     rwkv_relu_sq_inplace(c->hid + (size_t)m0 * c->F, (m1 - m0) * c->F);
 }
 
-void rwkv7_layer_forward(rwkv_engine *e, int layer, const rwkv_batch *b, float *x, float *scratch)
+void rwkv7_layer_forward(rwkv_cpu *e, int layer, const rwkv_batch *b, float *x, float *scratch)
 {
     const rwkv_model *m = e->model;
     v7 c = {.m = m, .wts = m->layers, .b = b, .layer = layer, .C = m->info.n_embd,

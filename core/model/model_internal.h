@@ -7,13 +7,14 @@
 #include "core/engine/matmul.h"
 #include "core/model.h"
 
-struct rwkv_engine;
+struct rwkv_cpu;
 struct rwkv_batch;
 struct rwkv_binder;
 
 /* One generation's code.  Everything the generations share (embedding, final
- * norm, head, outputs, state handling, batching) lives in forward.c and
- * state.c; an arch supplies only what differs. */
+ * norm, head, outputs, state handling, batching) lives in
+ * core/engine/cpu_forward.c, plan.c and state.c; an arch supplies only what
+ * differs. */
 typedef struct rwkv_arch {
     rwkv_generation generation;
     /* Binds this generation's layer weights (m->layers) and fills the shape
@@ -27,7 +28,7 @@ typedef struct rwkv_arch {
     size_t (*scratch_floats)(const struct rwkv_model *m, int M);
     /* Runs layer `layer` over the batch: x [M][C] is the residual stream,
      * updated in place; the batch's states are updated. */
-    void (*layer)(struct rwkv_engine *e, int layer, const struct rwkv_batch *b, float *x,
+    void (*layer)(struct rwkv_cpu *e, int layer, const struct rwkv_batch *b, float *x,
                   float *scratch);
 } rwkv_arch;
 

@@ -49,6 +49,10 @@ typedef struct rwkv_backend_ops {
     void (*state_free)(void *ctx, void *dev);
     int (*state_upload)(void *ctx, void *dev, const float *host, size_t n, rwkv_error *err);
     int (*state_download)(void *ctx, void *dev, float *host, size_t n, rwkv_error *err);
+    /* 1: forward fills the top-k outputs itself.  0: the engine asks it for
+     * every row's logits of the requests that want top-k and ranks them on
+     * the host (engine.c), at the cost of an [n_tokens][V] buffer. */
+    int topk;
 } rwkv_backend_ops;
 
 /* Provided by kernels/ when CUDA is built; a NULL function address otherwise. */

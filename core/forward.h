@@ -9,7 +9,7 @@
  * request with one token is the single-token (decode) path.
  *
  * Outputs are opt-in per request; nothing is computed that no one asked for
- * (no head matmul when neither logits nor surprisal is requested).
+ * (no head matmul when neither logits, top-k nor surprisal is requested).
  *
  * Batch invariance: a request with more than RWKV_GEMV_MAX_ROWS (4) tokens
  * gives bit-identical results whether it runs alone or in a batch with any
@@ -59,6 +59,14 @@ typedef struct rwkv_request {
      * for that position unless logits are wanted). */
     float *surprisal_out;
     int64_t next_token;
+    /* Optional top-k of every position's next-token distribution
+     * (0 < topk <= vocab size; 0: none): topk_ids / topk_logprobs are
+     * [n_tokens][topk], the ids best first with their natural-log
+     * probabilities, ranked as core/topk.h says.  Computed where the
+     * logits are, so no caller needs [n_tokens][V] logits for it. */
+    int topk;
+    uint32_t *topk_ids;
+    float *topk_logprobs;
 } rwkv_request;
 
 typedef struct rwkv_engine rwkv_engine;

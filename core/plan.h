@@ -32,13 +32,13 @@ int rwkv_plan_pass(const rwkv_request *reqs, int n_reqs, int max_rows, rwkv_plan
                    rwkv_plan_segment *segs, int *rows);
 
 /* Does request q need the ln_out output at its token t?  Hidden ALL/MEAN,
- * a hidden sum, logits ALL and surprisal need every row; the LAST modes the
- * last row only. */
+ * a hidden sum, logits ALL, top-k and surprisal need every row; the LAST
+ * modes the last row only. */
 int rwkv_plan_wants_hidden(const rwkv_request *q, int t);
 
-/* Does request q need the head (logits) at its token t?  Logits ALL and
- * surprisal need every row, except that surprisal needs the last row only
- * when next_token is known; logits LAST the last row. */
+/* Does request q need the head (logits) at its token t?  Logits ALL, top-k
+ * and surprisal need every row, except that surprisal needs the last row
+ * only when next_token is known; logits LAST the last row. */
 int rwkv_plan_wants_logits(const rwkv_request *q, int t);
 
 /* The rows of tokens [t0, t1) of q that need the head form one contiguous

@@ -7,18 +7,6 @@
 
 #include "daemon/log.h"
 
-void rwkvd_l2_normalize(float *v, size_t n)
-{
-    double s = 0;
-    for (size_t i = 0; i < n; i++)
-        s += (double)v[i] * v[i];
-    if (s <= 0)
-        return;
-    float inv = (float)(1.0 / sqrt(s));
-    for (size_t i = 0; i < n; i++)
-        v[i] *= inv;
-}
-
 static rwkvd_out_head head_for(const rwkvd_server *srv, const rwkvd_session *s)
 {
     rwkvd_out_head h = srv->head_template;

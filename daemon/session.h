@@ -5,7 +5,7 @@
  * bytes stay in it), settled ids join `pending`.  A block of block_size
  * tokens runs once the token after it is known — the block's last surprisal
  * predicts that token — or at eof.  The surprisal of the first pending
- * token, computed with the block before it, is carried (carry_surprisal).
+ * token, computed with the block before it, is carried (run.carry_surprisal).
  *
  * A session in memory is "active"; finished or evicted documents live only
  * in their checkpoint files and cost no memory.
@@ -21,6 +21,7 @@
 #include "core/tokenizer.h"
 #include "daemon/checkpoint.h"
 #include "core/msg_decode.h"
+#include "daemon/output_stage.h"
 
 /* An out-of-order message kept until the ones before it arrive. */
 typedef struct rwkvd_held {
@@ -48,14 +49,7 @@ typedef struct rwkvd_session {
     rwkv_encoder *enc;
     rwkv_ids pending;              /* tokens not yet in a completed block */
     rwkv_state *state;
-    double *mean_sum;              /* [C], pooling mean */
-    uint64_t mean_count;
-    float *last_emb;               /* [C], ln_out at the last token so far */
-    bool has_last_emb;
-    double surprisal_sum;
-    uint64_t surprisal_count;
-    bool has_carry;
-    float carry_surprisal;
+    rwkvd_running run;             /* the outputs' running figures */
 
     rwkvd_held *held;
     size_t n_held;

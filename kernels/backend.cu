@@ -273,6 +273,7 @@ static int state_download(void *vctx, void *dev, float *host, size_t n, rwkv_err
 static const rwkv_backend_ops OPS = {
     "cuda", create, destroy, describe, NULL, cu_forward, state_alloc, state_free, state_upload,
     state_download,
+    0, /* top-k: ranked by the engine on the host from the logits (engine.c) */
 };
 
 /* core declares this weak (core/backend.h); the Makefile's -u pulls this

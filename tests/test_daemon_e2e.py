@@ -196,7 +196,7 @@ def test_documents_in_one_batch():
         d = Daemon(w, args=["--block-size", "64"]).start()
         alone = run_doc(d, "solo", [r.text], RAW)
         check_doc(r, alone, 64)
-        push, pull = d.push(), d.pull()
+        push, pull = d.push(), d.emit_pull()
         docs = ["doc-%d" % i for i in range(8)]
         splits = {doc: random_split(r.text, random.Random(i), 20 + i) for i, doc in enumerate(docs)}
         for i in range(max(len(p) for p in splits.values())):
@@ -210,7 +210,6 @@ def test_documents_in_one_batch():
         for doc in docs:
             check(strip_doc(res[doc]["raw"]) == want, "document %s in a batch differs from alone" % doc)
         push.close(0)
-        pull.close(0)
         no_errors_logged(d)
         d.stop()
 

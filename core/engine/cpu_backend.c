@@ -101,6 +101,7 @@ static const rwkv_backend_ops CPU_OPS = {
     .describe = cpu_describe,
     .threads = cpu_threads,
     .forward = rwkv_cpu_forward,
+    .topk = 1,
 };
 
 const rwkv_backend_ops *rwkv_cpu_backend(void)

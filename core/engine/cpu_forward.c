@@ -14,6 +14,7 @@
 
 #include "core/engine/engine_internal.h"
 #include "core/plan.h"
+#include "core/topk.h"
 #include "core/engine/state_internal.h"
 #include "core/engine/vecops.h"
 
@@ -108,24 +109,32 @@ typedef struct {
     const rwkv_request *q;
     const float *logits; /* row 0 = token t0 */
     int t0, V;
-} surprisal_ctx;
+} head_row_ctx;
 
-static void surprisal_task(void *arg, int task, int thread)
+/* What one row of logits yields besides itself: surprisal and top-k. */
+static void head_row_task(void *arg, int task, int thread)
 {
     (void)thread;
-    surprisal_ctx *c = arg;
+    head_row_ctx *c = arg;
     int t = c->t0 + task;
     const rwkv_request *q = c->q;
+    const float *row = c->logits + (size_t)task * c->V;
+    if (q->topk > 0)
+        rwkv_topk_rows(row, 1, (uint32_t)c->V, (uint32_t)q->topk,
+                       q->topk_ids + (size_t)t * q->topk, q->topk_logprobs + (size_t)t * q->topk);
+    if (!q->surprisal_out)
+        return;
     int64_t target = t + 1 < q->n_tokens ? (int64_t)q->tokens[t + 1] : q->next_token;
     if (target < 0 || target >= c->V) {
         q->surprisal_out[t] = NAN;
         return;
     }
-    const float *row = c->logits + (size_t)task * c->V;
     q->surprisal_out[t] = (float)(rwkv_logsumexp(row, c->V) - (double)row[target]);
 }
 
-/* Logits (and surprisal) for the rows of one segment that need the head. */
+/* Logits, surprisal and top-k for the rows of one segment that need the
+ * head.  Rows nobody wants as logits go through a HEAD_ROWS buffer, so
+ * top-k over a long block never holds [n][V] logits. */
 static int head_outputs(pass_ctx *p, int s, rwkv_error *err)
 {
     rwkv_cpu *e = p->e;
@@ -147,9 +156,9 @@ static int head_outputs(pass_ctx *p, int s, rwkv_error *err)
         }
         const float *h = e->x + (size_t)(g->row0 + t0 - g->t0) * C;
         rwkv_matmul(e->pool, e->mm, n, &m->head, h, C, dst, V, 0);
-        if (q->surprisal_out) {
-            surprisal_ctx sc = {q, dst, t0, V};
-            rwkv_pool_run(e->pool, n, surprisal_task, &sc);
+        if (q->surprisal_out || q->topk > 0) {
+            head_row_ctx hc = {q, dst, t0, V};
+            rwkv_pool_run(e->pool, n, head_row_task, &hc);
         }
         int last = q->n_tokens - 1;
         if (q->logits == RWKV_LOGITS_LAST && last >= t0 && last < t0 + n)

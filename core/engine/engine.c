@@ -8,6 +8,7 @@
 
 #include "core/engine/engine_internal.h"
 #include "core/engine/state_internal.h"
+#include "core/topk.h"
 
 struct rwkv_engine {
     const rwkv_model *model;
@@ -37,8 +38,8 @@ static int parse_device(const char *device, int *cuda_index, rwkv_error *err)
     return rwkv_fail(err, "device '%s': expected cpu, cuda or cuda:N", device);
 }
 
-static rwkv_engine *engine_on(const rwkv_model *m, const rwkv_backend_ops *ops, int device,
-                              int n_threads, rwkv_error *err)
+rwkv_engine *rwkv_engine_new_with(const rwkv_model *m, const rwkv_backend_ops *ops, int device,
+                                  int n_threads, rwkv_error *err)
 {
     rwkv_engine *e = calloc(1, sizeof *e);
     if (!e) {
@@ -58,7 +59,7 @@ static rwkv_engine *engine_on(const rwkv_model *m, const rwkv_backend_ops *ops, 
 
 rwkv_engine *rwkv_engine_new(const rwkv_model *m, int n_threads, rwkv_error *err)
 {
-    return engine_on(m, rwkv_cpu_backend(), 0, n_threads, err);
+    return rwkv_engine_new_with(m, rwkv_cpu_backend(), 0, n_threads, err);
 }
 
 rwkv_engine *rwkv_engine_new_on(const rwkv_model *m, const char *device, int n_threads,
@@ -76,7 +77,7 @@ rwkv_engine *rwkv_engine_new_on(const rwkv_model *m, const char *device, int n_t
                   device);
         return NULL;
     }
-    return engine_on(m, ops, cuda, n_threads, err);
+    return rwkv_engine_new_with(m, ops, cuda, n_threads, err);
 }
 
 const char *rwkv_engine_device(const rwkv_engine *e)
@@ -126,11 +127,64 @@ static int validate(const rwkv_engine *e, const rwkv_request *reqs, int n_reqs, 
             return rwkv_fail(err, "forward: request %d: an output mode without its buffer", i);
         if ((unsigned)q->logits > RWKV_LOGITS_ALL || (unsigned)q->hidden > RWKV_HIDDEN_MEAN)
             return rwkv_fail(err, "forward: request %d: unknown output mode", i);
+        if (q->topk < 0 || (uint32_t)q->topk > V)
+            return rwkv_fail(err, "forward: request %d: top-k of %d out of 0..%u", i, q->topk, V);
+        if (q->topk > 0 && (!q->topk_ids || !q->topk_logprobs))
+            return rwkv_fail(err, "forward: request %d: top-k without its buffers", i);
         for (int j = 0; j < i; j++)
             if (reqs[j].state == q->state)
                 return rwkv_fail(err, "forward: requests %d and %d share one state", j, i);
     }
     return 0;
+}
+
+/* For a backend that cannot rank (backend.h, topk = 0): the requests that
+ * want top-k ask it for every row's logits instead, ranked here; a LAST
+ * logits request gets its row from them.  The backend computes the same
+ * rows as it would have (top-k and logits ALL need the head at every row,
+ * plan.h), so the results do not depend on who ranks. */
+static int forward_ranking_on_host(rwkv_engine *e, rwkv_request *reqs, int n_reqs,
+                                   rwkv_error *err)
+{
+    size_t V = (size_t)e->model->info.vocab_size;
+    rwkv_request *tmp = malloc(sizeof *tmp * (size_t)(n_reqs + 1));
+    float **own = calloc((size_t)n_reqs + 1, sizeof *own);
+    int rc = -1;
+    if (!tmp || !own) {
+        rwkv_fail(err, "forward: out of memory");
+        goto out;
+    }
+    for (int i = 0; i < n_reqs; i++) {
+        tmp[i] = reqs[i];
+        tmp[i].topk = 0;
+        if (reqs[i].topk == 0 || reqs[i].logits == RWKV_LOGITS_ALL)
+            continue;
+        if (!(own[i] = malloc((size_t)reqs[i].n_tokens * V * sizeof(float)))) {
+            rwkv_fail(err, "forward: out of memory for the logits to rank");
+            goto out;
+        }
+        tmp[i].logits = RWKV_LOGITS_ALL;
+        tmp[i].logits_out = own[i];
+    }
+    if (e->ops->forward(e->ctx, tmp, n_reqs, err) != 0)
+        goto out;
+    for (int i = 0; i < n_reqs; i++) {
+        const rwkv_request *q = &reqs[i];
+        if (q->topk == 0)
+            continue;
+        rwkv_topk_rows(tmp[i].logits_out, (size_t)q->n_tokens, (uint32_t)V, (uint32_t)q->topk,
+                       q->topk_ids, q->topk_logprobs);
+        if (q->logits == RWKV_LOGITS_LAST)
+            memcpy(q->logits_out, own[i] + (size_t)(q->n_tokens - 1) * V, V * sizeof(float));
+    }
+    rc = 0;
+out:
+    if (own)
+        for (int i = 0; i < n_reqs; i++)
+            free(own[i]);
+    free(own);
+    free(tmp);
+    return rc;
 }
 
 int rwkv_forward(rwkv_engine *e, rwkv_request *reqs, int n_reqs, rwkv_error *err)
@@ -145,5 +199,7 @@ int rwkv_forward(rwkv_engine *e, rwkv_request *reqs, int n_reqs, rwkv_error *err
         if (!where)
             return -1;
     }
-    return e->ops->forward(e->ctx, reqs, n_reqs, err);
+    if (e->ops->topk)
+        return e->ops->forward(e->ctx, reqs, n_reqs, err);
+    return forward_ranking_on_host(e, reqs, n_reqs, err);
 }

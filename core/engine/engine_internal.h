@@ -37,6 +37,11 @@ typedef struct rwkv_cpu {
     float **states;    size_t states_cap;
 } rwkv_cpu;
 
+/* An engine on backend ops (what rwkv_engine_new_on picks by device name);
+ * tests use it to run the engine's generic paths on variants of a table. */
+rwkv_engine *rwkv_engine_new_with(const rwkv_model *m, const rwkv_backend_ops *ops, int device,
+                                  int n_threads, rwkv_error *err);
+
 /* The CPU backend's table (cpu_backend.c); its forward is in cpu_forward.c. */
 const rwkv_backend_ops *rwkv_cpu_backend(void);
 int rwkv_cpu_forward(void *ctx, rwkv_request *reqs, int n_reqs, rwkv_error *err);

@@ -31,7 +31,7 @@ int rwkv_plan_wants_hidden(const rwkv_request *q, int t)
 {
     int last = t == q->n_tokens - 1;
     if (q->hidden == RWKV_HIDDEN_ALL || q->hidden == RWKV_HIDDEN_MEAN || q->hidden_sum ||
-        q->logits == RWKV_LOGITS_ALL || q->surprisal_out)
+        q->logits == RWKV_LOGITS_ALL || q->topk > 0 || q->surprisal_out)
         return 1;
     return last && (q->hidden == RWKV_HIDDEN_LAST || q->logits == RWKV_LOGITS_LAST);
 }
@@ -39,7 +39,7 @@ int rwkv_plan_wants_hidden(const rwkv_request *q, int t)
 int rwkv_plan_wants_logits(const rwkv_request *q, int t)
 {
     int last = t == q->n_tokens - 1;
-    if (q->logits == RWKV_LOGITS_ALL)
+    if (q->logits == RWKV_LOGITS_ALL || q->topk > 0)
         return 1;
     if (last && q->logits == RWKV_LOGITS_LAST)
         return 1;

@@ -175,6 +175,7 @@ class Daemon:
         self.proc = None
         self.starts = 0
         self._ctl = None
+        self._emit_pull = None
         self.stderr_files = []
 
     # -- life cycle
@@ -246,6 +247,9 @@ class Daemon:
 
     def _reaped(self):
         self.proc = None
+        if self._emit_pull is not None:
+            self._emit_pull.close(0)
+            self._emit_pull = None
         if self in _LIVE:
             _LIVE.remove(self)
         if self._ctl is not None:
@@ -300,6 +304,16 @@ class Daemon:
             s.setsockopt(zmq.SNDTIMEO, sndtimeo)
         s.connect(self.ingest_ep)
         return s
+
+    def emit_pull(self):
+        """One PULL socket kept for this daemon process's life (closed when
+        it stops).  Sequential run_doc calls share it: a PULL closed after
+        each document stays a peer of the daemon's PUSH until the daemon
+        notices, and PUSH deals messages round-robin over its peers, so the
+        next document's outputs would alternate into the dead socket."""
+        if self._emit_pull is None:
+            self._emit_pull = self.pull()
+        return self._emit_pull
 
     def pull(self, hwm=None):
         s = _CTX.socket(zmq.PULL)
@@ -519,13 +533,12 @@ def send_doc(push, doc, parts, kind="bytes", opts=None, start_seq=0):
 def run_doc(d, doc, parts, opts=None, kind="bytes", timeout=120.0):
     """Sends one whole document (send_doc) to daemon d and returns its
     collect_docs entry."""
-    push, pull = d.push(), d.pull()
+    push, pull = d.push(), d.emit_pull()
     try:
         send_doc(push, doc, parts, kind=kind, opts=opts)
         return collect_docs(pull, [doc], timeout=timeout, daemon=d)[doc]
     finally:
         push.close(0)
-        pull.close(0)
 
 
 def interrupted_run(d, doc, parts, n_first, min_blocks, opts=None, timeout=120.0):

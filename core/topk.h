@@ -1,7 +1,8 @@
-/* topk.h — the k most likely next tokens of rows of logits (PROTOCOL.md §4.2
- * `topk`).  Internal to the daemon; pure functions, thread safe. */
-#ifndef RWKVD_TOPK_H
-#define RWKVD_TOPK_H
+/* topk.h — the k most likely next tokens of rows of logits (the engine's
+ * top-k output, forward.h; PROTOCOL.md §4.2 `topk`).  Pure functions,
+ * thread safe. */
+#ifndef RWKV_TOPK_H
+#define RWKV_TOPK_H
 
 #include <stddef.h>
 #include <stdint.h>
@@ -11,7 +12,7 @@
  * ranking is a total order: higher logit first, equal logits by lower id,
  * NaN below every number.  k is clamped to V.  ids and logprobs are [n][k].
  * O(V log k) per row whatever the logits (a min-heap of the k best). */
-void rwkvd_topk_rows(const float *logits, size_t n, uint32_t V, uint32_t k, uint32_t *ids,
+void rwkv_topk_rows(const float *logits, size_t n, uint32_t V, uint32_t k, uint32_t *ids,
                      float *logprobs);
 
 #endif

@@ -6,7 +6,7 @@
  * O(log k).  So adversarial rows (logits rising with the id, which made
  * each new id enter a sorted list at its head) cost O(V log k), not O(V k).
  */
-#include "daemon/topk.h"
+#include "core/topk.h"
 
 #include <math.h>
 
@@ -57,7 +57,7 @@ static void sift_up(const float *row, uint32_t *h, uint32_t i)
     }
 }
 
-void rwkvd_topk_rows(const float *logits, size_t n, uint32_t V, uint32_t k, uint32_t *ids,
+void rwkv_topk_rows(const float *logits, size_t n, uint32_t V, uint32_t k, uint32_t *ids,
                      float *logprobs)
 {
     if (k > V)

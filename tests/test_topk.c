@@ -1,4 +1,4 @@
-/* test_daemon_topk.c — the daemon's top-k selection (daemon/topk.h) against
+/* test_topk.c — the engine's top-k selection (core/topk.h) against
  * a brute-force reference: every id ranked by qsort with the same total
  * order (higher logit, then lower id, NaN last), on random rows, rows full of
  * ties, rising and falling rows (the old sorted-list worst case), rows with
@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "daemon/topk.h"
+#include "core/topk.h"
 #include "tests/testutil.h"
 
 static const float *cmp_row; /* qsort has no context argument */
@@ -37,7 +37,7 @@ static double logsumexp_ref(const float *row, uint32_t V)
     return m + log(s);
 }
 
-/* Checks rwkvd_topk_rows on n rows against the reference (the ids, and the
+/* Checks rwkv_topk_rows on n rows against the reference (the ids, and the
  * log-probabilities when check_lp); 0 when equal. */
 static int compare_lp(const float *rows, size_t n, uint32_t V, uint32_t k, int check_lp, char *why,
                       size_t why_len)
@@ -46,7 +46,7 @@ static int compare_lp(const float *rows, size_t n, uint32_t V, uint32_t k, int c
     uint32_t *ids = malloc(n * kk * sizeof *ids), *all = malloc(V * sizeof *all);
     float *lp = malloc(n * kk * sizeof *lp);
     int bad = 0;
-    rwkvd_topk_rows(rows, n, V, k, ids, lp);
+    rwkv_topk_rows(rows, n, V, k, ids, lp);
     for (size_t r = 0; r < n && !bad; r++) {
         const float *row = rows + r * V;
         for (uint32_t i = 0; i < V; i++)
@@ -149,7 +149,7 @@ static void test_nan_and_infinities(void)
     CHECKF(compare_lp(rows, 2, V, V, 0, why, sizeof why) == 0, "k = V: %s", why);
     uint32_t ids[8];
     float lp[8];
-    rwkvd_topk_rows(rows, 1, V, 8, ids, lp);
+    rwkv_topk_rows(rows, 1, V, 8, ids, lp);
     CHECK(ids[0] == 17 && ids[1] != 0 && ids[1] != 1);
 }
 

@@ -189,9 +189,15 @@ $(foreach f,$(FLAVOURS),$(foreach p,$(CLIENT_PROGS),\
   $(eval $(call program,$(f),$(B)/$(f)/bin/$(p),$(call objs,$(f),$(wildcard clients/$(p)/*.c))))))
 $(foreach f,$(FLAVOURS),$(foreach t,$(TEST_SRC) $(BENCH_SRC),\
   $(eval $(call program,$(f),$(patsubst %.c,$(B)/$(f)/%,$(t)),$(call objs,$(f),$(t)),$(call objs,$(f),$(TEST_SUPPORT))))))
+# A fuzz target of a client's parsers links that client's sources (all but
+# its main.c): FUZZ_LINK_<name> lists them.
+FUZZ_LINK_sink := clients/rwkvd-sink/keyset.c clients/rwkvd-sink/reload.c \
+                  clients/rwkvd-sink/render.c
+fuzz_link = $(FUZZ_LINK_$(patsubst tests/fuzz/fuzz_%.c,%,$(1)))
 $(foreach f,$(FLAVOURS),$(foreach z,$(FUZZ_SRC),\
   $(eval $(call program,$(f),$(patsubst tests/fuzz/fuzz_%.c,$(B)/$(f)/tests/fuzz/replay_%,$(z)),\
-    $(call objs,$(f),$(z) tests/fuzz/replay_main.c),$(call objs,$(f),$(TEST_SUPPORT))))))
+    $(call objs,$(f),$(z) tests/fuzz/replay_main.c $(call fuzz_link,$(z))),\
+    $(call objs,$(f),$(TEST_SUPPORT))))))
 
 DAEMON_BIN := $(if $(wildcard daemon/main.c),rwkvd)
 REL_BINS := $(addprefix $(B)/rel/bin/,$(DAEMON_BIN)) $(addprefix $(B)/rel/bin/,$(CLIENT_PROGS))
@@ -254,9 +260,11 @@ FUZZ_SECONDS ?= 60
 FUZZ_BINS := $(patsubst tests/fuzz/fuzz_%.c,$(B)/fuzz/fuzz_%,$(FUZZ_SRC))
 FUZZ_CFLAGS := $(BASE_CFLAGS) -DRWKV_NO_CUDA -O1 -fsanitize=fuzzer,address,undefined \
                -fno-sanitize-recover=all -Wno-unused-command-line-argument -Wno-pass-failed
-$(B)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(CORE_SRC) $(DAEMON_SRC) | $(B)/.deps-ok
+.SECONDEXPANSION:
+$(B)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(CORE_SRC) $(DAEMON_SRC) $$(FUZZ_LINK_$$*) | $(B)/.deps-ok
 	@mkdir -p $(dir $@)
-	$(CLANG) $(FUZZ_CFLAGS) $(DEPFLAGS) -MF $@.d $< $(CORE_SRC) $(DAEMON_SRC) $(LIBS) -o $@
+	$(CLANG) $(FUZZ_CFLAGS) $(DEPFLAGS) -MF $@.d $< $(CORE_SRC) $(DAEMON_SRC) \
+	  $(FUZZ_LINK_$*) $(LIBS) -o $@
 fuzz: $(FUZZ_BINS)
 	@for f in $(FUZZ_BINS); do \
 	  name=$${f##*/fuzz_}; mkdir -p $(B)/fuzz/corpus/$$name; \

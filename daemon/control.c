@@ -15,10 +15,10 @@ void rwkvd_stats_refresh(rwkvd_server *srv)
     rwkvd_status_info *st = &srv->stats;
     double now = rwkvd_now();
     st->uptime_s = now - srv->started_at;
-    st->docs_active = srv->n_active;
+    st->docs_active = srv->docs.count;
     st->docs_max_active = (uint64_t)srv->cfg.max_active_docs;
     uint64_t held = 0;
-    for (rwkvd_session *s = srv->lru_head; s; s = s->lnext)
+    for (rwkvd_session *s = srv->docs.lru_head; s; s = s->lnext)
         held += s->n_held;
     st->held_messages = held;
     st->emit_queue = rwkvd_outbox_count(srv->outbox);

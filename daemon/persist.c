@@ -65,7 +65,7 @@ int rwkvd_session_evict(rwkvd_server *srv, rwkvd_session *s, rwkv_error *err)
  * come; intake pauses while no document is idle, see server.c). */
 static int make_room(rwkvd_server *srv, rwkv_error *err)
 {
-    for (rwkvd_session *s = srv->lru_tail; s; s = s->lprev) {
+    for (rwkvd_session *s = srv->docs.lru_tail; s; s = s->lprev) {
         if (rwkvd_session_ready(s))
             continue;
         rwkv_error e;
@@ -114,7 +114,7 @@ int rwkvd_session_get(rwkvd_server *srv, const uint8_t *doc, size_t len, bool cr
         *reason = RWKVD_R_OVERLOADED;
         return -1;
     }
-    if (srv->n_active >= (size_t)srv->cfg.max_active_docs && make_room(srv, err) != 0) {
+    if (srv->docs.count >= (size_t)srv->cfg.max_active_docs && make_room(srv, err) != 0) {
         rwkvd_session_free(s);
         *reason = RWKVD_R_OVERLOADED;
         return -1;
@@ -133,7 +133,7 @@ int rwkvd_checkpoint_due(rwkvd_server *srv, bool all)
 {
     double now = rwkvd_now();
     int written = 0;
-    for (rwkvd_session *s = srv->lru_head, *next; s; s = next) {
+    for (rwkvd_session *s = srv->docs.lru_head, *next; s; s = next) {
         next = s->lnext;
         if (!s->dirty || s->failed)
             continue;

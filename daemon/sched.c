@@ -115,7 +115,7 @@ bool rwkvd_run_batch(rwkvd_server *srv)
     rwkv_request reqs[RWKVD_BATCH_DOCS];
     rwkvd_session *finals[RWKVD_BATCH_DOCS];
     int n = 0, n_final = 0, tokens = 0;
-    size_t pending_before = srv->ready_len;
+    size_t pending_before = srv->ready.len;
     /* one block per document per batch keeps every document's blocks in order */
     for (size_t k = 0; k < pending_before && n < RWKVD_BATCH_DOCS && n_final < RWKVD_BATCH_DOCS;
          k++) {

@@ -112,7 +112,7 @@ static int scan_doc(void *ctx, const rwkvd_ckpt_info *info, bool from_prev)
 /* Loads documents left with work by the previous run while there is room. */
 static void wake_docs(rwkvd_server *srv)
 {
-    while (srv->wake_done < srv->n_wake && srv->n_active < (size_t)srv->cfg.max_active_docs) {
+    while (srv->wake_done < srv->n_wake && srv->docs.count < (size_t)srv->cfg.max_active_docs) {
         rwkvd_doc_ref *w = &srv->wake[srv->wake_done++];
         rwkvd_session *s;
         rwkvd_reason reason;
@@ -242,8 +242,8 @@ static bool can_read_ingest(const rwkvd_server *srv)
      * memory has work: a new document would then have no idle one to evict
      * (a document with work is never evicted, or its work would wait on
      * disk for a message that may never come). */
-    bool room = srv->n_active < (size_t)srv->cfg.max_active_docs ||
-                srv->n_active > srv->ready_len;
+    bool room = srv->docs.count < (size_t)srv->cfg.max_active_docs ||
+                srv->docs.count > srv->ready.len;
     return !srv->stopping && room && rwkvd_outbox_count(srv->outbox) == 0 &&
            srv->pending_tokens < intake_cap(srv);
 }
@@ -325,7 +325,7 @@ static int shutdown_all(rwkvd_server *srv)
     int n = rwkvd_checkpoint_due(srv, true);
     /* documents that never checkpointed but hold progress */
     int failures = 0;
-    for (rwkvd_session *s = srv->lru_head; s; s = s->lnext)
+    for (rwkvd_session *s = srv->docs.lru_head; s; s = s->lnext)
         if (s->dirty)
             failures++;
     LOG_INFO("stopped: %d checkpoints written, %d documents could not be saved", n, failures);
@@ -337,7 +337,7 @@ int rwkvd_server_run(rwkvd_server *srv)
     const char *wd = getenv("WATCHDOG_USEC");
     srv->watchdog_usec = wd ? strtoull(wd, NULL, 10) : 0;
     while (!srv->stopping) {
-        bool work = srv->ready_len > 0 && rwkvd_outbox_count(srv->outbox) == 0;
+        bool work = srv->ready.len > 0 && rwkvd_outbox_count(srv->outbox) == 0;
         zmq_pollitem_t items[4] = {
             {srv->control, 0, ZMQ_POLLIN, 0},
             {srv->ingest, 0, can_read_ingest(srv) ? ZMQ_POLLIN : 0, 0},
@@ -355,7 +355,7 @@ int rwkvd_server_run(rwkvd_server *srv)
         flush_outbox(srv);
         read_ingest(srv);
         flush_outbox(srv);
-        if (srv->ready_len > 0 && rwkvd_outbox_count(srv->outbox) == 0) {
+        if (srv->ready.len > 0 && rwkvd_outbox_count(srv->outbox) == 0) {
             rwkvd_run_batch(srv);
             flush_outbox(srv);
         }
@@ -367,12 +367,12 @@ int rwkvd_server_run(rwkvd_server *srv)
 
 void rwkvd_server_free(rwkvd_server *srv)
 {
-    for (rwkvd_session *s = srv->lru_head, *next; s; s = next) {
+    for (rwkvd_session *s = srv->docs.lru_head, *next; s; s = next) {
         next = s->lnext;
         rwkvd_session_free(s);
     }
-    free(srv->buckets);
-    free(srv->ready);
+    rwkvd_doc_table_free(&srv->docs);
+    rwkvd_ready_fifo_free(&srv->ready);
     free(srv->wake);
     if (srv->ingest)
         zmq_close(srv->ingest);

@@ -1,16 +1,21 @@
 /* server.h — the daemon as one struct, and the pieces of its main loop.
  *
  * rwkvd is one event loop (server.c) over four descriptors: the ingest PULL
- * socket, the control ROUTER, the emit PUSH (only while outputs wait) and a
- * signalfd.  The engine runs inside the loop, one batch at a time, with its
- * own thread pool; everything else is single-threaded, so sessions need no
- * locks.  The data path, file by file:
- *   ingest.c   message -> document (sequencing, held messages, tokenizer)
- *   sched.c    documents with a ready block -> one engine batch
- *   outputs.c  engine results -> block/final messages (pooling, top-k)
- *   outbox.c   messages -> emit socket (+ emit_journal.c)
- *   persist.c  documents <-> checkpoint files, eviction
- *   control.c  status / resume / checkpoint / drop / health
+ * socket, the control ROUTER, the emit PUSH (only while outputs wait) and
+ * the read end of a signal self-pipe (server.c says why not a signalfd).
+ * The engine runs inside the loop, one batch at a time, with its own thread
+ * pool; everything else is single-threaded, so sessions need no locks.  The
+ * data path, file by file:
+ *   ingest.c        message -> document (sequencing, held messages, tokenizer)
+ *   docs.c          the documents in memory (doc_table.c, ready_fifo.c)
+ *   sched.c         documents with a ready block -> one engine batch
+ *   output_stage.c  engine results -> block/final messages (pooling across
+ *                   blocks, normalisation, surprisal carry; top-k comes
+ *                   from the engine)
+ *   outputs.c       encoding and queuing of every message
+ *   outbox.c        messages -> emit socket (+ emit_journal.c)
+ *   persist.c       documents <-> checkpoint files, eviction
+ *   control.c       status / resume / checkpoint / drop / health
  */
 #ifndef RWKVD_SERVER_H
 #define RWKVD_SERVER_H
@@ -26,9 +31,11 @@
 #include "daemon/checkpoint.h"
 #include "daemon/ckpt_store.h"
 #include "daemon/config.h"
+#include "daemon/doc_table.h"
 #include "daemon/emit_journal.h"
 #include "core/msg_encode.h"
 #include "daemon/outbox.h"
+#include "daemon/ready_fifo.h"
 #include "daemon/session.h"
 
 /* Most documents in one engine batch, and most tokens. */
@@ -60,11 +67,8 @@ typedef struct rwkvd_server {
     int sigfd;                    /* read end of the signal self-pipe */
 
     /* documents in memory */
-    rwkvd_session **buckets;
-    size_t n_buckets, n_active;
-    rwkvd_session *lru_head, *lru_tail;
-    rwkvd_session **ready;        /* FIFO of sessions with work */
-    size_t ready_cap, ready_head, ready_len;
+    rwkvd_doc_table docs;         /* by id, and least recently used */
+    rwkvd_ready_fifo ready;       /* sessions with work, oldest first */
     size_t held_bytes;            /* all held messages */
     /* documents found on disk at start-up with work left (eof received or
      * a full block pending): loaded and run as room allows, since no
@@ -102,12 +106,11 @@ int rwkvd_server_init(rwkvd_server *srv, rwkv_error *err);
 int rwkvd_server_run(rwkvd_server *srv);   /* until SIGTERM/SIGINT; 0 on a clean stop */
 void rwkvd_server_free(rwkvd_server *srv);
 
-/* ---- docs.c: the table of active documents (hash + LRU) ---- */
+/* ---- docs.c: the documents in memory (doc_table.h, ready_fifo.h) ---- */
 rwkvd_session *rwkvd_docs_find(rwkvd_server *srv, const uint8_t *doc, size_t len);
 int rwkvd_docs_insert(rwkvd_server *srv, rwkvd_session *s, rwkv_error *err);
 void rwkvd_docs_remove(rwkvd_server *srv, rwkvd_session *s); /* does not free */
 void rwkvd_docs_touch(rwkvd_server *srv, rwkvd_session *s);
-uint64_t rwkvd_doc_hash(const uint8_t *doc, size_t len);
 /* Queues a session for the scheduler if it has work and is not queued. */
 void rwkvd_ready_push(rwkvd_server *srv, rwkvd_session *s);
 rwkvd_session *rwkvd_ready_pop(rwkvd_server *srv); /* NULL when empty */

@@ -4,19 +4,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/rng.h"
+
 #define K1 UINT64_C(0x9E3779B97F4A7C15)
 #define K2 UINT64_C(0xC2B2AE3D27D4EB4F)
 #define ARENA_CHUNK 65536
-
-static uint64_t mix(uint64_t x) /* splitmix64's finalizer */
-{
-    x ^= x >> 30;
-    x *= UINT64_C(0xbf58476d1ce4e5b9);
-    x ^= x >> 27;
-    x *= UINT64_C(0x94d049bb133111eb);
-    x ^= x >> 31;
-    return x;
-}
 
 static uint64_t load64(const uint8_t *p)
 {
@@ -43,7 +35,7 @@ uint64_t hash64(const void *data, size_t n, uint64_t seed)
     memcpy(tail, p, n);
     a ^= load64(tail) * K2;
     b ^= load64(tail + 8) * K1;
-    return mix(a ^ mix(b + n));
+    return rwkv_mix64(a ^ rwkv_mix64(b + n));
 }
 
 typedef struct entry {

@@ -8,8 +8,8 @@
  *     restarted sink (--append) relies on to deduplicate;
  *   - a record line of an existing output file (record_parse), which must
  *     never read outside the line and only return keys of 1..256 bytes.
- * The client sources are compiled into this file (they are not part of
- * libcore/libdaemon).
+ * The client's parser sources are linked in (Makefile FUZZ_LINK_sink; they
+ * are not part of libcore/libdaemon).
  *
  * Seeds in tests/fuzz/corpus/sink/ were written with python3-msgpack: block
  * outputs with every vector field, finals with nil and present embeddings,
@@ -22,9 +22,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "clients/rwkvd-sink/keyset.c"
-#include "clients/rwkvd-sink/reload.c"
-#include "clients/rwkvd-sink/render.c"
+#include "clients/rwkvd-sink/keyset.h"
+#include "clients/rwkvd-sink/reload.h"
+#include "clients/rwkvd-sink/render.h"
 #include "core/mp_scan.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);

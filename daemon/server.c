@@ -179,8 +179,15 @@ int rwkvd_server_init(rwkvd_server *srv, rwkv_error *err)
     srv->emit = make_socket(srv, ZMQ_PUSH, srv->cfg.emit, ZMQ_SNDHWM, srv->cfg.emit_hwm, 0, err);
     if (!srv->emit)
         return -1;
+    /* ZeroMQ drops an over-long message with the connection, unanswered, and
+     * a REQ client would wait for ever: requests up to the ingest limit reach
+     * the decoder, which answers too_large above RWKVD_CTL_MAX_BYTES
+     * (PROTOCOL.md §6.1 states the disconnect beyond) */
+    int64_t ctl_wire_max = (int64_t)srv->cfg.max_message_size;
+    if (ctl_wire_max < RWKVD_CTL_MAX_BYTES + 4096)
+        ctl_wire_max = RWKVD_CTL_MAX_BYTES + 4096;
     srv->control = make_socket(srv, ZMQ_ROUTER, srv->cfg.control, ZMQ_RCVHWM,
-                               srv->cfg.control_hwm, RWKVD_CTL_MAX_BYTES + 4096, err);
+                               srv->cfg.control_hwm, ctl_wire_max, err);
     if (!srv->control)
         return -1;
 

@@ -235,6 +235,22 @@ def control_and_metrics(binary):
         except urllib.error.HTTPError as e:
             check(e.code == 404, "/nothing: HTTP %d" % e.code)
 
+        # PROTOCOL.md §6: exactly one reply per request
+        r = d.call(cmd="frobnicate", id=7)
+        check(r.get("reason") == "unknown_cmd" and r.get("cmd") == "frobnicate" and r.get("id") == 7,
+              "unknown cmd not echoed: %r" % r)
+        r = d.call(cmd="x" * 33)
+        check(r.get("reason") == "unknown_cmd" and "cmd" not in r, "over-long cmd echoed: %r" % r)
+        for bad in ({"v": 1, "cmd": "health", "id": [1]}, {"v": 1, "cmd": ["health"]},
+                    {"v": 1, "cmd": "health", "doc": {}}, {"v": 1, "cmd": "health", "id": []}):
+            r = d.ctl(bad)
+            check(r.get("ok") is False and r.get("reason") == "too_deep", "nested %r: %r" % (bad, r))
+        for size in (70000, 1 << 20):  # both above ZeroMQ's old 69,632-byte drop
+            r = d.ctl({"cmd": "health", "pad": "p" * size})
+            check(r.get("ok") is False and r.get("reason") == "too_large" and "65536" in r["message"],
+                  "%d-byte request: %r" % (size, r))
+        check(d.call(cmd="health").get("status") == "ok", "health after the refused requests")
+
         # SIGTERM: exit 0, unsaved progress checkpointed
         push.send(ingest("term", 0, text[:700], opts=OPTS))
         push.send(ingest("term", 1, text[700:1330]))

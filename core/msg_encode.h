@@ -104,6 +104,9 @@ typedef struct rwkvd_status_info {
     uint64_t checkpoints_total, checkpoint_failures_total;
     double checkpoint_seconds_sum;
     uint64_t rejected[RWKVD_REASON_COUNT]; /* index 0 (ok) unused */
+    /* CURVE handshakes refused by the ZAP handler: producer, consumer,
+     * operator (/metrics only, filled when it renders) */
+    uint64_t auth_refused[3];
 } rwkvd_status_info;
 
 typedef struct rwkvd_resume_info {

@@ -34,8 +34,8 @@ static int zfail(rwkv_error *err, const char *what, const char *endpoint)
     return rwkv_fail(err, "%s %s: %s", what, endpoint, zmq_strerror(errno));
 }
 
-static void *make_socket(rwkvd_server *srv, int type, const char *endpoint, int hwm_opt, int hwm,
-                         int64_t maxmsg, rwkv_error *err)
+static void *make_socket(rwkvd_server *srv, int type, rwkvd_role role, const char *endpoint,
+                         int hwm_opt, int hwm, int64_t maxmsg, rwkv_error *err)
 {
     void *s = zmq_socket(srv->zctx, type);
     if (!s) {
@@ -50,6 +50,10 @@ static void *make_socket(rwkvd_server *srv, int type, const char *endpoint, int 
         (strncmp(endpoint, "tcp://[", 7) == 0 &&
          zmq_setsockopt(s, ZMQ_IPV6, &ipv6, sizeof ipv6) != 0)) {
         zfail(err, "socket options for", endpoint);
+        zmq_close(s);
+        return NULL;
+    }
+    if (rwkvd_curve_secure(srv->curve, s, role, err) != 0) {
         zmq_close(s);
         return NULL;
     }
@@ -172,11 +176,14 @@ int rwkvd_server_init(rwkvd_server *srv, rwkv_error *err)
     srv->zctx = zmq_ctx_new();
     if (!srv->zctx)
         return rwkv_fail(err, "zmq_ctx_new: %s", zmq_strerror(errno));
-    srv->ingest = make_socket(srv, ZMQ_PULL, srv->cfg.ingest, ZMQ_RCVHWM, srv->cfg.ingest_hwm,
+    /* the ZAP handler is bound before any socket can take a handshake */
+    if (rwkvd_curve_start(srv->zctx, &srv->cfg, &srv->curve, err) != 0)
+        return -1;
+    srv->ingest = make_socket(srv, ZMQ_PULL, RWKVD_ROLE_PRODUCER, srv->cfg.ingest, ZMQ_RCVHWM, srv->cfg.ingest_hwm,
                               (int64_t)srv->cfg.max_message_size, err);
     if (!srv->ingest)
         return -1;
-    srv->emit = make_socket(srv, ZMQ_PUSH, srv->cfg.emit, ZMQ_SNDHWM, srv->cfg.emit_hwm, 0, err);
+    srv->emit = make_socket(srv, ZMQ_PUSH, RWKVD_ROLE_CONSUMER, srv->cfg.emit, ZMQ_SNDHWM, srv->cfg.emit_hwm, 0, err);
     if (!srv->emit)
         return -1;
     /* ZeroMQ drops an over-long message with the connection, unanswered, and
@@ -186,7 +193,7 @@ int rwkvd_server_init(rwkvd_server *srv, rwkv_error *err)
     int64_t ctl_wire_max = (int64_t)srv->cfg.max_message_size;
     if (ctl_wire_max < RWKVD_CTL_MAX_BYTES + 4096)
         ctl_wire_max = RWKVD_CTL_MAX_BYTES + 4096;
-    srv->control = make_socket(srv, ZMQ_ROUTER, srv->cfg.control, ZMQ_RCVHWM,
+    srv->control = make_socket(srv, ZMQ_ROUTER, RWKVD_ROLE_OPERATOR, srv->cfg.control, ZMQ_RCVHWM,
                                srv->cfg.control_hwm, ctl_wire_max, err);
     if (!srv->control)
         return -1;
@@ -217,11 +224,16 @@ static void reload(rwkvd_server *srv)
         LOG_ERROR("SIGHUP: %s", err.msg);
     rwkvd_config next;
     char kept[512] = "";
-    if (rwkvd_config_reload(&srv->cfg, &next, srv->argc, srv->argv, srv->envp, kept, sizeof kept,
-                            &err) != 0) {
+    bool cfg_ok = rwkvd_config_reload(&srv->cfg, &next, srv->argc, srv->argv, srv->envp, kept,
+                                      sizeof kept, &err) == 0;
+    if (!cfg_ok)
         LOG_ERROR("SIGHUP: configuration not reloaded: %s", err.msg);
+    /* the allow-list directories are re-read even when the rest failed */
+    if (rwkvd_curve_reload(srv->curve, cfg_ok ? &next : &srv->cfg, &err) != 0)
+        LOG_ERROR("SIGHUP: CURVE allow-lists not reloaded (the previous ones stay): %s",
+                  err.msg);
+    if (!cfg_ok)
         return;
-    }
     srv->cfg = next;
     rwkvd_log_set_level(srv->cfg.log_level);
     LOG_INFO("SIGHUP: log reopened, configuration reloaded%s%s", kept[0] ? "; needs a restart: " : "",
@@ -387,6 +399,7 @@ void rwkvd_server_free(rwkvd_server *srv)
         zmq_close(srv->emit);
     if (srv->control)
         zmq_close(srv->control);
+    rwkvd_curve_stop(srv->curve); /* its socket too must close before zmq_ctx_term */
     if (srv->zctx)
         zmq_ctx_term(srv->zctx);
     rwkvd_outbox_free(srv->outbox);

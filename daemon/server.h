@@ -30,6 +30,7 @@
 #include "core/msg_encode.h"
 #include "daemon/outbox.h"
 #include "daemon/session.h"
+#include "daemon/wire/curve.h"
 
 /* Most documents in one engine batch, and most tokens. */
 #define RWKVD_BATCH_DOCS 16
@@ -57,6 +58,7 @@ typedef struct rwkvd_server {
 
     /* sockets */
     void *zctx, *ingest, *emit, *control;
+    rwkvd_curve *curve;           /* CURVE + ZAP allow-lists; NULL = plaintext */
     int sigfd;                    /* read end of the signal self-pipe */
 
     /* documents in memory */

@@ -29,6 +29,7 @@
 #include "clients/rwkvd-sink/render.h"
 #include "clients/rwkvd-sink/sink.h"
 #include "core/mp_scan.h"
+#include "daemon/wire/curve_client.h"
 
 #define OUT_BUFFER (1 << 20)
 
@@ -304,9 +305,19 @@ static int run(sink *s)
         fail("emit socket: %s", zmq_strerror(errno));
         goto out;
     }
-    if (zmq_connect(pull, cfg->emit) != 0) {
-        fail("emit endpoint %s: %s", cfg->emit, zmq_strerror(errno));
-        goto out;
+    {
+        rwkvd_curve_client curve;
+        rwkv_error err;
+        /* a refused key or a wrong server key is otherwise a sink that
+         * silently never receives anything */
+        int crc = rwkvd_curve_client_load(cfg->curve_server_key, cfg->curve_key, &curve, &err);
+        if (crc == 0)
+            crc = rwkvd_curve_client_connect(&curve, zctx, pull, cfg->emit, "emit", 3000, &err);
+        memset(&curve, 0, sizeof curve);
+        if (crc != 0) {
+            fail("%s", err.msg);
+            goto out;
+        }
     }
     if (cfg->until_final && s->finals >= cfg->until_final) {
         rc = SINK_OK;

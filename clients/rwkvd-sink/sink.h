@@ -25,6 +25,8 @@
 
 typedef struct sink_config {
     const char *emit;          /* endpoint to connect the PULL socket to */
+    const char *curve_server_key; /* the daemon's public key file; NULL = plaintext */
+    const char *curve_key;     /* this client's key pair file */
     const char *out;           /* JSONL file; NULL = stdout (unless raw) */
     const char *raw;           /* raw output directory; NULL = JSONL */
     bool append;               /* keep what --out / --raw already holds */

@@ -27,62 +27,22 @@ sys.path.insert(0, os.path.join(os.path.dirname(HERE), "clients", "python"))
 import zmq  # noqa: E402
 
 import rwkvd  # noqa: E402
-from rwkvd_harness import (ASAN_BIN, REL_BIN, REPO, Daemon, TestFailure, Work, check,  # noqa: E402
-                           free_tcp_port, pack, run_cases, tiny_text, unpack, _CTX)
+from curve_harness import CurveDaemon, make_keys  # noqa: E402
+from rwkvd_harness import (ASAN_BIN, REL_BIN, Daemon, TestFailure, Work, check,  # noqa: E402
+                           free_tcp_port, pack, run_cases, tiny_text, _CTX)
 
 BLOCK = 64
 OPTS = {"outputs": ["embedding", "surprisal"], "pooling": "mean", "normalize": False}
 
 
-def keygen(binary, out):
-    p = subprocess.run([binary, "keygen", out], capture_output=True)
-    check(p.returncode == 0, "keygen %s: %r" % (out, p.stderr))
-    return out
-
-
-def make_keys(binary, work):
-    """Key pairs for the daemon and five clients; allow-list directories with
-    the clients' public keys: sender is producer + operator (rwkvd-send needs
-    both), stranger is in no list."""
-    k = {}
-    for name in ("server", "producer", "consumer", "operator", "sender", "stranger"):
-        k[name] = keygen(binary, os.path.join(work, name + ".key"))
-    dirs = {}
-    for role, members in (("producers", ("producer", "sender")), ("consumers", ("consumer",)),
-                          ("operators", ("operator", "sender"))):
-        d = os.path.join(work, role)
-        os.mkdir(d)
-        for m in members:
-            shutil.copy(k[m] + ".pub", os.path.join(d, m + ".pub"))
-        dirs[role] = d
-    return k, dirs
-
-
-class CurveDaemon(Daemon):
-    """A Daemon whose own control calls (start-up health, stop) go through
-    CURVE with the operator key."""
-
-    def __init__(self, work, keys, dirs, **kw):
-        self.keys = keys
-        args = ["--curve-secret-key", keys["server"], "--curve-producers", dirs["producers"],
-                "--curve-consumers", dirs["consumers"], "--curve-operators", dirs["operators"],
-                "--block-size", str(BLOCK)] + list(kw.pop("args", ()))
-        super().__init__(work, args=args, **kw)
+class ClientDaemon(CurveDaemon):
+    """CurveDaemon plus Python clients (clients/python/rwkvd.py) with any key."""
 
     def client(self, who, server=None, timeout=10.0):
         return rwkvd.Client(ingest=self.ingest_ep, emit=self.emit_ep, control=self.control_ep,
                             timeout=timeout, context=_CTX,
                             curve_server_key=(server or self.keys["server"]) + ".pub",
                             curve_key=self.keys[who])
-
-    def ctl(self, req, timeout=10.0):
-        c = self.client("operator", timeout=timeout)
-        try:
-            return c.request(req["cmd"], doc=req.get("doc"), timeout=timeout)
-        except rwkvd.RwkvdTimeout as e:
-            raise TimeoutError(str(e)) from e
-        finally:
-            c.close()
 
 
 def refused(fn, what, marker="refused this client's key"):
@@ -119,7 +79,8 @@ def curve_roles(binary):
     with Work() as work:
         keys, dirs = make_keys(binary, work)
         port = free_tcp_port()
-        d = CurveDaemon(work, keys, dirs, binary=binary, args=["--metrics-port", str(port)])
+        d = ClientDaemon(work, keys, dirs, binary=binary,
+                         args=["--metrics-port", str(port), "--block-size", str(BLOCK)])
         d.start()
         check("CURVE on: 2 producer, 1 consumer, 2 operator keys allowed" in d.log_text(),
               "start-up line: %s" % d.log_text()[-800:])

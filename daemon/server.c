@@ -21,6 +21,8 @@
 
 #include "daemon/log.h"
 #include "daemon/server.h"
+#include "daemon/wire/journal_filter.h"
+#include "core/sha256.h"
 
 double rwkvd_now(void)
 {
@@ -68,6 +70,12 @@ static void *make_socket(rwkvd_server *srv, int type, rwkvd_role role, const cha
 static int replay_one(void *ctx, const void *msg, size_t len)
 {
     rwkvd_server *srv = ctx;
+    const char *why = NULL;
+    if (!rwkvd_journal_keep(srv->state_dirfd, srv->cfg.state_dir, srv->replay_model_hex, msg, len,
+                            &why)) {
+        srv->replay_skipped++; /* of a dropped incarnation or another model */
+        return 0;
+    }
     void *copy = malloc(len ? len : 1);
     if (!copy)
         return -1;
@@ -158,11 +166,12 @@ int rwkvd_server_init(rwkvd_server *srv, rwkv_error *err)
     if (!srv->outbox)
         return rwkv_fail(err, "out of memory");
     size_t bad = 0;
+    rwkvd_sha256_hex(srv->model_id.model_sha256, srv->replay_model_hex);
     rwkvd_journal_replay(srv->journal, replay_one, srv, &bad, err);
-    if (rwkvd_outbox_count(srv->outbox) || bad)
+    if (rwkvd_outbox_count(srv->outbox) || bad || srv->replay_skipped)
         LOG_INFO("emit journal: %zu recent outputs will be sent again (%zu damaged records "
-                 "skipped)",
-                 rwkvd_outbox_count(srv->outbox), bad);
+                 "skipped, %zu of dropped incarnations or another model left out)",
+                 rwkvd_outbox_count(srv->outbox), bad, srv->replay_skipped);
 
     size_t n_bad = 0;
     rwkv_error lerr;

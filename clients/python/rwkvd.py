@@ -29,7 +29,9 @@ the daemon does not have yet.  Message seq k always carries the same bytes
 after a crash — of this process or of the daemon — continues exactly.
 
 Outputs are at-least-once (a daemon restart re-emits the blocks after its last
-checkpoint); ``outputs`` drops repeats by (doc, block) and (doc, "final").
+checkpoint); ``outputs`` drops repeats by (doc, inc, block) and (doc, inc,
+"final"), ``inc`` being the document's incarnation (absent = 0; it grows each
+time the id is dropped and reused, PROTOCOL.md §8.4).
 
 CURVE: for a daemon run with ``--curve-secret-key``, pass
 ``curve_server_key`` (the daemon's public key file) and ``curve_key`` (this
@@ -195,7 +197,7 @@ class Client:
         self._req = None
         self._next_id = 1
         self._pending = []   # outputs read while waiting for another doc
-        self._seen = set()   # (doc bytes, block number or "final") already yielded
+        self._seen = set()   # (doc bytes, inc, block number or "final") already yielded
         self._curve = None
         if (curve_server_key is None) != (curve_key is None):
             raise ValueError("curve_server_key and curve_key go together")
@@ -471,8 +473,8 @@ class Client:
         other_model).  Outputs of other documents read meanwhile are kept and
         returned by later calls.  ``timeout``: stop after that many seconds
         without an output (None: never).  ``dedupe``: skip a block or final
-        output already yielded by this client (key (doc, block) or
-        (doc, "final")), as the at-least-once contract expects.  Errors and
+        output already yielded by this client (key (doc, inc, block) or
+        (doc, inc, "final")), as the at-least-once contract expects.  Errors and
         acks are yielded as they come.
         """
         want = None if doc is None else _doc_bytes(doc)
@@ -489,7 +491,8 @@ class Client:
                     continue
                 t = out["type"]
                 if dedupe and t in ("block", "final") and key_doc is not None:
-                    key = (key_doc, out.get("block") if t == "block" else "final")
+                    key = (key_doc, out.get("inc", 0),
+                           out.get("block") if t == "block" else "final")
                     if key in self._seen:
                         continue
                     self._seen.add(key)

@@ -49,7 +49,8 @@ static void log_once(rwkvd_curve *c, int role, zmq_msg_t *addr, const char *why)
     memcpy(c->seen[c->n_seen], a, n + 1);
     c->seen_role[c->n_seen++] = (uint8_t)role;
     LOG_WARN("CURVE: %s refused from %s: %s (logged once per address)",
-             role >= 0 ? rwkvd_role_name((rwkvd_role)role) : "unknown role", a, why);
+             role >= 0 ? rwkvd_role_name((rwkvd_role)role) : "unknown role",
+             a[0] ? a : "a local (ipc) peer", why);
 }
 
 /* Decides one request; returns the status code and sets *text. */

@@ -188,11 +188,12 @@ int rwkvd_server_init(rwkvd_server *srv, rwkv_error *err)
     /* the ZAP handler is bound before any socket can take a handshake */
     if (rwkvd_curve_start(srv->zctx, &srv->cfg, &srv->curve, err) != 0)
         return -1;
-    srv->ingest = make_socket(srv, ZMQ_PULL, RWKVD_ROLE_PRODUCER, srv->cfg.ingest, ZMQ_RCVHWM, srv->cfg.ingest_hwm,
-                              (int64_t)srv->cfg.max_message_size, err);
+    srv->ingest = make_socket(srv, ZMQ_PULL, RWKVD_ROLE_PRODUCER, srv->cfg.ingest, ZMQ_RCVHWM,
+                              srv->cfg.ingest_hwm, (int64_t)srv->cfg.max_message_size, err);
     if (!srv->ingest)
         return -1;
-    srv->emit = make_socket(srv, ZMQ_PUSH, RWKVD_ROLE_CONSUMER, srv->cfg.emit, ZMQ_SNDHWM, srv->cfg.emit_hwm, 0, err);
+    srv->emit = make_socket(srv, ZMQ_PUSH, RWKVD_ROLE_CONSUMER, srv->cfg.emit, ZMQ_SNDHWM,
+                            srv->cfg.emit_hwm, 0, err);
     if (!srv->emit)
         return -1;
     /* ZeroMQ drops an over-long message with the connection, unanswered, and

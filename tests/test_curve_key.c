@@ -77,14 +77,20 @@ static void test_bad_files(void)
         const char *want;
     } cases[8];
     int n = 0;
-    snprintf(cases[n].text, 256, "%s\n", p39), cases[n++].want = "k: offset 0: the public key line has 39 characters";
-    snprintf(cases[n].text, 256, "%s~\n", p39), cases[n++].want = "k: offset 39: the public key is not valid Z85";
-    snprintf(cases[n].text, 256, "%s\n", over), cases[n++].want = "k: offset 0: the public key is not valid Z85";
-    snprintf(cases[n].text, 256, "%s\n%s\n%s\n", PUB, SEC, PUB), cases[n++].want = "k: offset 82: unexpected bytes";
-    snprintf(cases[n].text, 256, "%s\rx", PUB), cases[n++].want = "k: offset 41: a lone carriage return";
-    snprintf(cases[n].text, 256, "%s\n\n", PUB), cases[n++].want = "k: offset 41: the secret key line has 0 characters";
-    snprintf(cases[n].text, 256, "%s\n%s ", PUB, SEC), cases[n++].want = "k: offset 41: the secret key line has 41 characters";
-    snprintf(cases[n].text, 256, "%s", ""), cases[n++].want = "k: empty";
+#define CASE(want_, ...)                                                                  \
+    do {                                                                                  \
+        snprintf(cases[n].text, sizeof cases[n].text, __VA_ARGS__);                       \
+        cases[n++].want = want_;                                                          \
+    } while (0)
+    CASE("k: offset 0: the public key line has 39 characters", "%s\n", p39);
+    CASE("k: offset 39: the public key is not valid Z85", "%s~\n", p39);
+    CASE("k: offset 0: the public key is not valid Z85", "%s\n", over);
+    CASE("k: offset 82: unexpected bytes", "%s\n%s\n%s\n", PUB, SEC, PUB);
+    CASE("k: offset 41: a lone carriage return", "%s\rx", PUB);
+    CASE("k: offset 41: the secret key line has 0 characters", "%s\n\n", PUB);
+    CASE("k: offset 41: the secret key line has 41 characters", "%s\n%s ", PUB, SEC);
+    CASE("k: empty", "%s", "");
+#undef CASE
     for (int i = 0; i < n; i++) {
         rwkv_curve_keyfile kf;
         rwkv_error err = {{0}};

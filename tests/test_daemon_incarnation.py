@@ -11,8 +11,11 @@ outputs de-duplicated by (doc, inc, block) — keeping the highest inc — are
 exactly a clean run of the second text on a fresh daemon (byte for byte but
 for `inc`).  Also: a drop of an unknown id creates no incarnation; a second
 drop gives inc 2; a daemon started on another model over the same state
-directory replays nothing of the old model's journal.
+directory replays nothing of the old model's journal.  rwkvd-sink keeps both
+incarnations of an id (JSONL and raw), and its --append reload tells them
+apart.
 """
+import json
 import os
 import subprocess
 import time
@@ -144,9 +147,55 @@ def incarnations(binary):
         check(unpack(ref[k]).get("inc") is None, "clean run has inc")
 
 
+def sink_incarnations(binary):
+    text = tiny_text()
+    first, second = text[:700], text[1000:2600]   # 11 and 25 blocks
+    sink_bin = os.path.join(os.path.dirname(binary), "rwkvd-sink")
+    with Work() as work:
+        d = Daemon(work, binary=binary, args=["--block-size", str(BLOCK)]).start()
+        out = os.path.join(work, "out.jsonl")
+        raw = os.path.join(work, "raw")
+        sinks = [subprocess.Popen([sink_bin, "--emit", d.emit_ep, "--out", out, "--until-final", "2",
+                                   "--idle-timeout", "60", "-q"], stderr=subprocess.PIPE)]
+        push = d.push()
+        send_doc(push, "X", [first], opts=OPTS)
+        end = time.time() + 60
+        while not d.call(cmd="resume", doc="X")["finished"]:
+            check(time.time() < end, "X never finished")
+            time.sleep(0.05)
+        check(d.call(cmd="drop", doc="X")["dropped"], "drop")
+        send_doc(push, "X", [second[:800], second[800:]], opts=OPTS)
+        _, err = sinks[0].communicate(timeout=120)
+        check(sinks[0].returncode == 0, "sink: %d %r" % (sinks[0].returncode, err))
+        recs = [json.loads(line) for line in open(out)]
+        keys = sorted((r.get("inc", 0), r.get("block", -1), r["type"]) for r in recs)
+        want = sorted([(0, b, "block") for b in range(11)] + [(0, -1, "final")] +
+                      [(1, b, "block") for b in range(25)] + [(1, -1, "final")])
+        check(keys == want, "sink wrote %r" % keys)
+        # --append: both finals are counted back (the old key (doc, "final") made them one)
+        p = subprocess.run([sink_bin, "--emit", d.emit_ep, "--out", out, "--append", "--until-final",
+                            "2", "--idle-timeout", "5"], capture_output=True, timeout=60)
+        check(p.returncode == 0 and b"(2 final)" in p.stderr,
+              "sink --append: %d %r" % (p.returncode, p.stderr))
+        # raw mode: the second incarnation's files do not overwrite the first's
+        check(d.call(cmd="drop", doc="X")["dropped"], "second drop")
+        sink = subprocess.Popen([sink_bin, "--emit", d.emit_ep, "--raw", raw, "--until-final", "1",
+                                 "--idle-timeout", "60", "-q"], stderr=subprocess.PIPE)
+        send_doc(push, "X", [first], opts=OPTS)
+        _, err = sink.communicate(timeout=120)
+        check(sink.returncode == 0, "raw sink: %d %r" % (sink.returncode, err))
+        files = sorted(os.listdir(os.path.join(raw, "58")))
+        check("i2.final.json" in files and "i2.0.embedding.f32" in files and "final.json" not in files,
+              "raw files: %r" % files)
+        push.close(0)
+        d.stop()
+
+
 if __name__ == "__main__":
     run_cases([
         ("drop, reuse, kill -9: incarnations and the journal (rel)", lambda: incarnations(REL_BIN), "rel"),
         ("drop, reuse, kill -9: incarnations and the journal (asan)", lambda: incarnations(ASAN_BIN),
          "asan"),
+        ("rwkvd-sink keeps incarnations apart (rel)", lambda: sink_incarnations(REL_BIN), "rel"),
+        ("rwkvd-sink keeps incarnations apart (asan)", lambda: sink_incarnations(ASAN_BIN), "asan"),
     ])

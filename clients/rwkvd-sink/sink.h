@@ -2,8 +2,8 @@
  *
  * rwkvd-sink is the consumer end of the emit socket (PROTOCOL.md §4): it
  * writes every output once, as JSON Lines or as raw float32 files, and
- * deduplicates the at-least-once stream by (doc, block) and (doc, "final")
- * (§8.3), across its own restarts too (--append rebuilds the set of keys
+ * deduplicates the at-least-once stream by (doc, inc, block) and
+ * (doc, inc, "final") (§8.3-8.4), across its own restarts too (--append rebuilds the set of keys
  * from what is already written).
  *
  * Exit status: 0 normally (after --until-final N finals, an idle timeout,

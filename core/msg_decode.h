@@ -51,6 +51,7 @@
 #define RWKVD_MSG_MAP_MAX 16                        /* entries in any ingest map */
 #define RWKVD_CTL_MAX_BYTES 65536                   /* a control request */
 #define RWKVD_CTL_ID_MAX 64                         /* bytes of a str request id */
+#define RWKVD_CTL_CMD_MAX 32                        /* bytes of a cmd echoed when unknown */
 
 /* ---- per-document options (opts on seq 0) ---- */
 enum {
@@ -158,6 +159,10 @@ typedef struct rwkvd_ctl_id {
 typedef struct rwkvd_ctl_request {
     rwkvd_cmd cmd;
     bool have_cmd;           /* cmd decoded (also on failure, for the reply) */
+    /* the cmd as sent, when readable (a str of 1..RWKVD_CTL_CMD_MAX bytes of
+     * valid UTF-8), known or not: an unknown command's reply echoes it */
+    uint8_t cmd_text[RWKVD_CTL_CMD_MAX];
+    size_t cmd_text_len;
     rwkvd_ctl_id id;         /* decoded as early as possible, also on failure */
     bool has_doc;
     uint8_t doc[RWKVD_DOC_MAX];

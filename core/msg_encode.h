@@ -35,6 +35,7 @@
 typedef struct rwkvd_out_head {
     const uint8_t *doc;       /* echoed as str when valid UTF-8, else bin */
     size_t doc_len;
+    uint64_t incarnation;     /* `inc`, written only when above 0 (PROTOCOL.md §8.4) */
     uint8_t model_sha256[32]; /* written as 64 lower-case hex digits */
     uint32_t dim;             /* embedding dimension (n_embd) */
     rwkvd_pooling pooling;
@@ -104,6 +105,9 @@ typedef struct rwkvd_status_info {
     uint64_t checkpoints_total, checkpoint_failures_total;
     double checkpoint_seconds_sum;
     uint64_t rejected[RWKVD_REASON_COUNT]; /* index 0 (ok) unused */
+    /* CURVE handshakes refused by the ZAP handler: producer, consumer,
+     * operator (/metrics only, filled when it renders) */
+    uint64_t auth_refused[3];
 } rwkvd_status_info;
 
 typedef struct rwkvd_resume_info {

@@ -123,7 +123,8 @@ int rwkvd_ckpt_store_open(const char *dir, rwkvd_ckpt_store **out, rwkv_error *e
     }
     struct dirent *e;
     while ((e = readdir(d)))
-        if (strstr(e->d_name, ".ckpt" RWKVD_TMP_MARK))
+        if (strstr(e->d_name, ".ckpt" RWKVD_TMP_MARK) ||
+            strstr(e->d_name, ".inc" RWKVD_TMP_MARK)) /* daemon/wire/incarnation.h */
             unlinkat(st->dirfd, e->d_name, 0);
     closedir(d);
     *out = st;

@@ -54,6 +54,18 @@ static const rwkvd_option options[] = {
      INT64_C(1) << 28, true, false, "N", "Most token ids one ingest message may carry."},
     {"linger_ms", RWKVD_OPT_INT, F(linger_ms), "5000", 0, 600000, true, false, "MS",
      "At shutdown, how long queued outputs may still be delivered."},
+    {"curve_secret_key", RWKVD_OPT_PATH, F(curve_secret_key), "", 0, 0, false, false, "FILE",
+     "The daemon's CURVE key pair (from `rwkvd keygen`; mode 0600): every socket is then "
+     "encrypted and admits only the keys of its role's allow-list. Empty = plaintext."},
+    {"curve_producers", RWKVD_OPT_PATH, F(curve_producers), "", 0, 0, true, false, "DIR",
+     "Directory of public key files of the clients allowed to send documents (ingest). "
+     "Re-read on SIGHUP."},
+    {"curve_consumers", RWKVD_OPT_PATH, F(curve_consumers), "", 0, 0, true, false, "DIR",
+     "Directory of public key files of the clients allowed to receive outputs (emit). "
+     "Re-read on SIGHUP."},
+    {"curve_operators", RWKVD_OPT_PATH, F(curve_operators), "", 0, 0, true, false, "DIR",
+     "Directory of public key files of the clients allowed on the control socket. Re-read "
+     "on SIGHUP."},
     {"state_dir", RWKVD_OPT_PATH, F(state_dir), "./var/rwkvd", 0, 0, false, false, "PATH",
      "Directory of document checkpoints (created if missing; $STATE_DIRECTORY from systemd "
      "replaces the default)."},

@@ -64,6 +64,11 @@ typedef struct rwkvd_config {
     uint64_t max_message_size;            /* bytes; also ZMQ_MAXMSGSIZE */
     int max_tokens_per_message;
     int linger_ms;
+    /* CURVE security (daemon/wire/curve.h); "" = off / nobody admitted */
+    char curve_secret_key[RWKVD_CFG_PATH_MAX];
+    char curve_producers[RWKVD_CFG_PATH_MAX];
+    char curve_consumers[RWKVD_CFG_PATH_MAX];
+    char curve_operators[RWKVD_CFG_PATH_MAX];
     /* documents and checkpoints */
     char state_dir[RWKVD_CFG_PATH_MAX];
     int max_active_docs;

@@ -10,6 +10,7 @@
 #include "daemon/log.h"
 #include "daemon/metrics_http.h"
 #include "daemon/server.h"
+#include "daemon/wire/keygen.h"
 #include "core/sha256.h"
 
 /* One block through the engine on a scratch state: the model computes
@@ -98,6 +99,9 @@ static int load_model(rwkvd_server *srv, rwkv_error *err)
 int main(int argc, char **argv, char **envp)
 {
     signal(SIGPIPE, SIG_IGN);
+
+    if (argc >= 2 && strcmp(argv[1], "keygen") == 0)
+        return rwkvd_keygen_main(argc - 1, argv + 1);
 
     static rwkvd_server srv;
     rwkv_error err;

@@ -108,6 +108,12 @@ char *rwkvd_metrics_render(const rwkvd_status_info *s)
     put(&o, "rwkvd_checkpoint_seconds_count %llu\n", (unsigned long long)s->checkpoints_total);
     one(&o, "rwkvd_checkpoint_failures_total", "counter", "Checkpoints that could not be written.",
         (double)s->checkpoint_failures_total);
+    head(&o, "rwkvd_auth_refused_total", "counter",
+         "CURVE handshakes refused (key not in the role's allow-list), by role.");
+    static const char *const roles[3] = {"producer", "consumer", "operator"};
+    for (int r = 0; r < 3; r++)
+        put(&o, "rwkvd_auth_refused_total{role=\"%s\"} %llu\n", roles[r],
+            (unsigned long long)s->auth_refused[r]);
     head(&o, "rwkvd_rejected_total", "counter", "Messages and requests refused, by reason.");
     for (int r = 1; r < RWKVD_REASON_COUNT; r++)
         put(&o, "rwkvd_rejected_total{reason=\"%s\"} %llu\n", rwkvd_reason_name((rwkvd_reason)r),

@@ -12,6 +12,7 @@ static rwkvd_out_head head_for(const rwkvd_server *srv, const rwkvd_session *s)
     rwkvd_out_head h = srv->head_template;
     h.doc = s->doc;
     h.doc_len = s->doc_len;
+    h.incarnation = s->incarnation;
     h.pooling = s->opts.pooling;
     h.normalize = s->opts.normalize;
     return h;

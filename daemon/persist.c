@@ -2,11 +2,14 @@
  * on first touch, saving (after the emit journal is durable, so a
  * checkpoint never covers an output that could still be lost), eviction of
  * the least recently used document, the checkpoint schedule, and drop. */
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "daemon/log.h"
 #include "daemon/server.h"
+#include "daemon/wire/incarnation.h"
 
 static rwkvd_reason reason_of(rwkvd_ckpt_status st)
 {
@@ -114,6 +117,12 @@ int rwkvd_session_get(rwkvd_server *srv, const uint8_t *doc, size_t len, bool cr
         *reason = RWKVD_R_OVERLOADED;
         return -1;
     }
+    if (rwkvd_incarnation_get(srv->state_dirfd, srv->cfg.state_dir, doc, len, &s->incarnation,
+                              err) != 0) {
+        rwkvd_session_free(s);
+        *reason = RWKVD_R_IO_ERROR;
+        return -1;
+    }
     if (srv->docs.count >= (size_t)srv->cfg.max_active_docs && make_room(srv, err) != 0) {
         rwkvd_session_free(s);
         *reason = RWKVD_R_OVERLOADED;
@@ -162,6 +171,20 @@ int rwkvd_doc_drop(rwkvd_server *srv, const uint8_t *doc, size_t len, bool *exis
 {
     *existed = false;
     rwkvd_session *s = rwkvd_docs_find(srv, doc, len);
+    /* a document that existed retires its incarnation first (durably), so
+     * its id's next document is told apart from it (incarnation.h) */
+    bool on_file = s != NULL;
+    if (!on_file) { /* either generation, readable or not */
+        char name[RWKVD_CKPT_NAME_MAX + 8];
+        rwkvd_ckpt_file_name(doc, len, name);
+        on_file = faccessat(srv->state_dirfd, name, F_OK, AT_SYMLINK_NOFOLLOW) == 0;
+        strcat(name, ".prev");
+        on_file = on_file || faccessat(srv->state_dirfd, name, F_OK, AT_SYMLINK_NOFOLLOW) == 0;
+    }
+    uint64_t next_inc;
+    if (on_file &&
+        rwkvd_incarnation_bump(srv->state_dirfd, srv->cfg.state_dir, doc, len, &next_inc, err) != 0)
+        return -1;
     if (s) {
         *existed = true;
         rwkvd_docs_remove(srv, s);

@@ -21,6 +21,8 @@
 
 #include "daemon/log.h"
 #include "daemon/server.h"
+#include "daemon/wire/journal_filter.h"
+#include "core/sha256.h"
 
 double rwkvd_now(void)
 {
@@ -34,8 +36,8 @@ static int zfail(rwkv_error *err, const char *what, const char *endpoint)
     return rwkv_fail(err, "%s %s: %s", what, endpoint, zmq_strerror(errno));
 }
 
-static void *make_socket(rwkvd_server *srv, int type, const char *endpoint, int hwm_opt, int hwm,
-                         int64_t maxmsg, rwkv_error *err)
+static void *make_socket(rwkvd_server *srv, int type, rwkvd_role role, const char *endpoint,
+                         int hwm_opt, int hwm, int64_t maxmsg, rwkv_error *err)
 {
     void *s = zmq_socket(srv->zctx, type);
     if (!s) {
@@ -53,6 +55,10 @@ static void *make_socket(rwkvd_server *srv, int type, const char *endpoint, int 
         zmq_close(s);
         return NULL;
     }
+    if (rwkvd_curve_secure(srv->curve, s, role, err) != 0) {
+        zmq_close(s);
+        return NULL;
+    }
     if (zmq_bind(s, endpoint) != 0) {
         zfail(err, "cannot bind", endpoint);
         zmq_close(s);
@@ -64,6 +70,12 @@ static void *make_socket(rwkvd_server *srv, int type, const char *endpoint, int 
 static int replay_one(void *ctx, const void *msg, size_t len)
 {
     rwkvd_server *srv = ctx;
+    const char *why = NULL;
+    if (!rwkvd_journal_keep(srv->state_dirfd, srv->cfg.state_dir, srv->replay_model_hex, msg, len,
+                            &why)) {
+        srv->replay_skipped++; /* of a dropped incarnation or another model */
+        return 0;
+    }
     void *copy = malloc(len ? len : 1);
     if (!copy)
         return -1;
@@ -154,11 +166,12 @@ int rwkvd_server_init(rwkvd_server *srv, rwkv_error *err)
     if (!srv->outbox)
         return rwkv_fail(err, "out of memory");
     size_t bad = 0;
+    rwkvd_sha256_hex(srv->model_id.model_sha256, srv->replay_model_hex);
     rwkvd_journal_replay(srv->journal, replay_one, srv, &bad, err);
-    if (rwkvd_outbox_count(srv->outbox) || bad)
+    if (rwkvd_outbox_count(srv->outbox) || bad || srv->replay_skipped)
         LOG_INFO("emit journal: %zu recent outputs will be sent again (%zu damaged records "
-                 "skipped)",
-                 rwkvd_outbox_count(srv->outbox), bad);
+                 "skipped, %zu of dropped incarnations or another model left out)",
+                 rwkvd_outbox_count(srv->outbox), bad, srv->replay_skipped);
 
     size_t n_bad = 0;
     rwkv_error lerr;
@@ -172,15 +185,26 @@ int rwkvd_server_init(rwkvd_server *srv, rwkv_error *err)
     srv->zctx = zmq_ctx_new();
     if (!srv->zctx)
         return rwkv_fail(err, "zmq_ctx_new: %s", zmq_strerror(errno));
-    srv->ingest = make_socket(srv, ZMQ_PULL, srv->cfg.ingest, ZMQ_RCVHWM, srv->cfg.ingest_hwm,
-                              (int64_t)srv->cfg.max_message_size, err);
+    /* the ZAP handler is bound before any socket can take a handshake */
+    if (rwkvd_curve_start(srv->zctx, &srv->cfg, &srv->curve, err) != 0)
+        return -1;
+    srv->ingest = make_socket(srv, ZMQ_PULL, RWKVD_ROLE_PRODUCER, srv->cfg.ingest, ZMQ_RCVHWM,
+                              srv->cfg.ingest_hwm, (int64_t)srv->cfg.max_message_size, err);
     if (!srv->ingest)
         return -1;
-    srv->emit = make_socket(srv, ZMQ_PUSH, srv->cfg.emit, ZMQ_SNDHWM, srv->cfg.emit_hwm, 0, err);
+    srv->emit = make_socket(srv, ZMQ_PUSH, RWKVD_ROLE_CONSUMER, srv->cfg.emit, ZMQ_SNDHWM,
+                            srv->cfg.emit_hwm, 0, err);
     if (!srv->emit)
         return -1;
-    srv->control = make_socket(srv, ZMQ_ROUTER, srv->cfg.control, ZMQ_RCVHWM,
-                               srv->cfg.control_hwm, RWKVD_CTL_MAX_BYTES + 4096, err);
+    /* ZeroMQ drops an over-long message with the connection, unanswered, and
+     * a REQ client would wait for ever: requests up to the ingest limit reach
+     * the decoder, which answers too_large above RWKVD_CTL_MAX_BYTES
+     * (PROTOCOL.md §6.1 states the disconnect beyond) */
+    int64_t ctl_wire_max = (int64_t)srv->cfg.max_message_size;
+    if (ctl_wire_max < RWKVD_CTL_MAX_BYTES + 4096)
+        ctl_wire_max = RWKVD_CTL_MAX_BYTES + 4096;
+    srv->control = make_socket(srv, ZMQ_ROUTER, RWKVD_ROLE_OPERATOR, srv->cfg.control, ZMQ_RCVHWM,
+                               srv->cfg.control_hwm, ctl_wire_max, err);
     if (!srv->control)
         return -1;
 
@@ -210,11 +234,16 @@ static void reload(rwkvd_server *srv)
         LOG_ERROR("SIGHUP: %s", err.msg);
     rwkvd_config next;
     char kept[512] = "";
-    if (rwkvd_config_reload(&srv->cfg, &next, srv->argc, srv->argv, srv->envp, kept, sizeof kept,
-                            &err) != 0) {
+    bool cfg_ok = rwkvd_config_reload(&srv->cfg, &next, srv->argc, srv->argv, srv->envp, kept,
+                                      sizeof kept, &err) == 0;
+    if (!cfg_ok)
         LOG_ERROR("SIGHUP: configuration not reloaded: %s", err.msg);
+    /* the allow-list directories are re-read even when the rest failed */
+    if (rwkvd_curve_reload(srv->curve, cfg_ok ? &next : &srv->cfg, &err) != 0)
+        LOG_ERROR("SIGHUP: CURVE allow-lists not reloaded (the previous ones stay): %s",
+                  err.msg);
+    if (!cfg_ok)
         return;
-    }
     srv->cfg = next;
     rwkvd_log_set_level(srv->cfg.log_level);
     LOG_INFO("SIGHUP: log reopened, configuration reloaded%s%s", kept[0] ? "; needs a restart: " : "",
@@ -380,6 +409,7 @@ void rwkvd_server_free(rwkvd_server *srv)
         zmq_close(srv->emit);
     if (srv->control)
         zmq_close(srv->control);
+    rwkvd_curve_stop(srv->curve); /* its socket too must close before zmq_ctx_term */
     if (srv->zctx)
         zmq_ctx_term(srv->zctx);
     rwkvd_outbox_free(srv->outbox);

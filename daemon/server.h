@@ -37,6 +37,7 @@
 #include "daemon/outbox.h"
 #include "daemon/ready_fifo.h"
 #include "daemon/session.h"
+#include "daemon/wire/curve.h"
 
 /* Most documents in one engine batch, and most tokens. */
 #define RWKVD_BATCH_DOCS 16
@@ -64,6 +65,9 @@ typedef struct rwkvd_server {
 
     /* sockets */
     void *zctx, *ingest, *emit, *control;
+    rwkvd_curve *curve;           /* CURVE + ZAP allow-lists; NULL = plaintext */
+    char replay_model_hex[65];    /* start-up journal replay: this model's sha256 */
+    size_t replay_skipped;        /* records not replayed (journal_filter.h) */
     int sigfd;                    /* read end of the signal self-pipe */
 
     /* documents in memory */

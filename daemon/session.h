@@ -34,6 +34,7 @@ typedef struct rwkvd_session {
     uint8_t doc[RWKVD_DOC_MAX];
     size_t doc_len;
     uint64_t hash;                 /* of doc, for the table */
+    uint64_t incarnation;          /* daemon/wire/incarnation.h; set when loaded */
     struct rwkvd_session *hnext;   /* hash chain */
     struct rwkvd_session *lprev, *lnext; /* LRU list, most recent at the head */
 

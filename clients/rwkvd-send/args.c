@@ -35,6 +35,10 @@ static void help(void)
         "                     seq 0; a document keeps the options it started with)\n"
         "  --ingest EP        ingest endpoint (default " SEND_DEFAULT_INGEST ")\n"
         "  --control EP       control endpoint (default " SEND_DEFAULT_CONTROL ")\n"
+        "  --curve-server-key FILE  the daemon's CURVE public key (for a daemon run with\n"
+        "                     --curve-secret-key); needs --curve-key\n"
+        "  --curve-key FILE   this client's key pair (`rwkvd keygen`, mode 0600); its public\n"
+        "                     key must be in the daemon's producer AND operator allow-lists\n"
         "  --timeout S        give up after S seconds without progress: no message accepted\n"
         "                     and the document not advancing (default 60; 0 = never)\n"
         "  --no-wait          exit once every message is handed over, without waiting for\n"
@@ -119,7 +123,7 @@ static void set_label(send_config *cfg)
 }
 
 enum { OPT_DOC = 256, OPT_CHUNK, OPT_OUTPUTS, OPT_POOLING, OPT_NO_NORM, OPT_TOPK, OPT_INGEST,
-       OPT_CONTROL, OPT_TIMEOUT, OPT_NO_WAIT };
+       OPT_CONTROL, OPT_TIMEOUT, OPT_NO_WAIT, OPT_CURVE_SERVER, OPT_CURVE_KEY };
 
 int send_parse_args(int argc, char **argv, send_config *cfg)
 {
@@ -134,6 +138,8 @@ int send_parse_args(int argc, char **argv, send_config *cfg)
         {"control", required_argument, NULL, OPT_CONTROL},
         {"timeout", required_argument, NULL, OPT_TIMEOUT},
         {"no-wait", no_argument, NULL, OPT_NO_WAIT},
+        {"curve-server-key", required_argument, NULL, OPT_CURVE_SERVER},
+        {"curve-key", required_argument, NULL, OPT_CURVE_KEY},
         {"quiet", no_argument, NULL, 'q'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
@@ -191,6 +197,12 @@ int send_parse_args(int argc, char **argv, send_config *cfg)
             cfg->timeout = t;
             break;
         }
+        case OPT_CURVE_SERVER:
+            cfg->curve_server_key = optarg;
+            break;
+        case OPT_CURVE_KEY:
+            cfg->curve_key = optarg;
+            break;
         case OPT_NO_WAIT:
             cfg->no_wait = true;
             break;
@@ -209,6 +221,8 @@ int send_parse_args(int argc, char **argv, send_config *cfg)
     if (optind != argc - 1)
         return usage("%s", optind >= argc ? "one FILE (or '-' for stdin) is required"
                                           : "exactly one FILE is accepted");
+    if (!cfg->curve_server_key != !cfg->curve_key)
+        return usage("%s", "--curve-server-key and --curve-key go together");
     cfg->path = argv[optind];
     if (!doc) {
         if (strcmp(cfg->path, "-") == 0)

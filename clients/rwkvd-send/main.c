@@ -354,7 +354,13 @@ int send_run(const send_config *cfg)
         fail(s, "zmq context: %s", zmq_strerror(errno));
         goto out;
     }
-    if (!(s->ctl = ctl_open(s->zctx, cfg->control, &err))) {
+    rwkvd_curve_client curve;
+    if (rwkvd_curve_client_load(cfg->curve_server_key, cfg->curve_key, &curve, &err) != 0) {
+        fail(s, "%s", err.msg);
+        goto out;
+    }
+    s->ctl = ctl_open(s->zctx, cfg->control, &curve, &err);
+    if (!s->ctl) {
         fail(s, "%s", err.msg);
         goto out;
     }
@@ -366,8 +372,13 @@ int send_run(const send_config *cfg)
         fail(s, "ingest socket: %s", zmq_strerror(errno));
         goto out;
     }
-    if (zmq_connect(s->push, cfg->ingest) != 0) {
-        fail(s, "ingest endpoint %s: %s", cfg->ingest, zmq_strerror(errno));
+    /* a key refused here would otherwise look like a daemon that never
+     * takes a message */
+    int curve_rc = rwkvd_curve_client_connect(&curve, s->zctx, s->push, cfg->ingest, "ingest",
+                                              3000, &err);
+    memset(&curve, 0, sizeof curve);
+    if (curve_rc != 0) {
+        fail(s, "%s", err.msg);
         goto out;
     }
     ctl_resume r;

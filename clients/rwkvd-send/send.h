@@ -43,6 +43,8 @@ typedef struct send_config {
     unsigned topk;                 /* 0: not given */
     const char *ingest;
     const char *control;
+    const char *curve_server_key;  /* the daemon's public key file; NULL = plaintext */
+    const char *curve_key;         /* this client's key pair file */
     double timeout;                /* seconds without progress; 0 = wait forever */
     bool quiet;
     bool no_wait;                  /* exit once handed over, without confirmation */

@@ -16,11 +16,16 @@ static void help(void)
         "\n"
         "Receives rwkvd's outputs (a PULL socket connected to the emit endpoint) and writes\n"
         "each one ONCE: outputs are at-least-once (a daemon restart re-emits the blocks after\n"
-        "its last checkpoint), so block outputs are deduplicated by (doc, block) and final\n"
-        "outputs by (doc, \"final\").  Connect exactly one sink to an emit endpoint.\n"
+        "its last checkpoint), so block outputs are deduplicated by (doc, inc, block) and\n"
+        "final outputs by (doc, inc, \"final\"); inc is the document id's incarnation (0 until\n"
+        "it is dropped and reused).  Connect exactly one sink to an emit endpoint.\n"
         "\n"
         "options:\n"
         "  --emit EP            emit endpoint (default " SINK_DEFAULT_EMIT ")\n"
+        "  --curve-server-key FILE  the daemon's CURVE public key (for a daemon run with\n"
+        "                       --curve-secret-key); needs --curve-key\n"
+        "  --curve-key FILE     this client's key pair (`rwkvd keygen`, mode 0600); its\n"
+        "                       public key must be in the daemon's consumer allow-list\n"
         "  --out FILE           write JSON Lines to FILE (default: stdout)\n"
         "  --raw DIR            write raw little-endian arrays instead, per document\n"
         "                       DIR/<doc-hex>/: <block>.embedding.f32, .surprisal.f32,\n"
@@ -58,12 +63,15 @@ static int usage(const char *fmt, const char *arg)
     return SINK_USAGE;
 }
 
-enum { OPT_EMIT = 256, OPT_OUT, OPT_RAW, OPT_APPEND, OPT_VERIFY, OPT_UNTIL, OPT_IDLE };
+enum { OPT_EMIT = 256, OPT_OUT, OPT_RAW, OPT_APPEND, OPT_VERIFY, OPT_UNTIL, OPT_IDLE,
+       OPT_CURVE_SERVER, OPT_CURVE_KEY };
 
 int sink_parse_args(int argc, char **argv, sink_config *cfg)
 {
     static const struct option longopts[] = {
         {"emit", required_argument, NULL, OPT_EMIT},
+        {"curve-server-key", required_argument, NULL, OPT_CURVE_SERVER},
+        {"curve-key", required_argument, NULL, OPT_CURVE_KEY},
         {"out", required_argument, NULL, OPT_OUT},
         {"raw", required_argument, NULL, OPT_RAW},
         {"append", no_argument, NULL, OPT_APPEND},
@@ -80,6 +88,12 @@ int sink_parse_args(int argc, char **argv, sink_config *cfg)
     int c;
     while ((c = getopt_long(argc, argv, ":qh", longopts, NULL)) != -1) {
         switch (c) {
+        case OPT_CURVE_SERVER:
+            cfg->curve_server_key = optarg;
+            break;
+        case OPT_CURVE_KEY:
+            cfg->curve_key = optarg;
+            break;
         case OPT_EMIT:
             cfg->emit = optarg;
             break;
@@ -131,6 +145,8 @@ int sink_parse_args(int argc, char **argv, sink_config *cfg)
     }
     if (optind < argc)
         return usage("'%s': no arguments are accepted, only options", argv[optind]);
+    if (!cfg->curve_server_key != !cfg->curve_key)
+        return usage("%s", "--curve-server-key and --curve-key go together");
     if (cfg->out && cfg->raw)
         return usage("%s", "--out and --raw exclude each other");
     if (cfg->append && !cfg->out && !cfg->raw)

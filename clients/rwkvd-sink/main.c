@@ -5,7 +5,7 @@
  * burst costs one flush, and a quiet socket never leaves lines in a buffer.
  * Each message is pre-scanned (core/mp_scan.h: outputs are untrusted
  * bytes too), unpacked, classified (render.h), and
- *   - block / final: looked up by (doc, block) / (doc, "final") in the key
+ *   - block / final: looked up by (doc, inc, block) / (doc, inc, "final") in the key
  *     set; a duplicate is dropped (and with --verify-identical its hash64 is
  *     compared with the first copy's); a new one is written, then added;
  *   - error / ack: written as records and reported on stderr;
@@ -29,6 +29,7 @@
 #include "clients/rwkvd-sink/render.h"
 #include "clients/rwkvd-sink/sink.h"
 #include "core/mp_scan.h"
+#include "daemon/wire/curve_client.h"
 
 #define OUT_BUFFER (1 << 20)
 
@@ -136,15 +137,19 @@ static int write_record(sink *s, const msgpack_object *root, const out_info *inf
                         uint64_t h)
 {
     const sink_config *cfg = s->cfg;
-    char stem[32];
+    char stem[64];
     render_blob blobs[RENDER_MAX_BLOBS];
     size_t n_blobs = 0;
     bool raw = cfg->raw && info->has_doc && keyed;
     if (raw) {
+        /* a later incarnation of the id (PROTOCOL.md §8.4) gets its own names */
+        char inc[24] = "";
+        if (info->inc > 0)
+            snprintf(inc, sizeof inc, "i%llu.", (unsigned long long)info->inc);
         if (info->type == OUT_FINAL)
-            snprintf(stem, sizeof stem, "final");
+            snprintf(stem, sizeof stem, "%sfinal", inc);
         else
-            snprintf(stem, sizeof stem, "%llu", (unsigned long long)info->block);
+            snprintf(stem, sizeof stem, "%s%llu", inc, (unsigned long long)info->block);
     }
     s->line.len = 0;
     render_record(&s->line, root, info, raw ? stem : NULL, blobs, &n_blobs);
@@ -207,7 +212,8 @@ static int handle(sink *s, const uint8_t *p, size_t len)
         uint64_t key_block = info.type == OUT_FINAL ? KEYSET_FINAL : info.block;
         uint64_t first;
         bool has_first;
-        if (keyset_find(s->keys, info.doc, info.doc_len, key_block, &first, &has_first)) {
+        if (keyset_find(s->keys, info.doc, info.doc_len, info.inc, key_block, &first,
+                        &has_first)) {
             s->duplicates++;
             if (s->cfg->verify && has_first && first != h) {
                 s->differing++;
@@ -231,7 +237,7 @@ static int handle(sink *s, const uint8_t *p, size_t len)
             rc = -1;
             goto out;
         }
-        if (keyset_add(s->keys, info.doc, info.doc_len, key_block, h, true) != 0) {
+        if (keyset_add(s->keys, info.doc, info.doc_len, info.inc, key_block, h, true) != 0) {
             fail("out of memory for the set of written outputs");
             rc = -1;
             goto out;
@@ -304,9 +310,19 @@ static int run(sink *s)
         fail("emit socket: %s", zmq_strerror(errno));
         goto out;
     }
-    if (zmq_connect(pull, cfg->emit) != 0) {
-        fail("emit endpoint %s: %s", cfg->emit, zmq_strerror(errno));
-        goto out;
+    {
+        rwkvd_curve_client curve;
+        rwkv_error err;
+        /* a refused key or a wrong server key is otherwise a sink that
+         * silently never receives anything */
+        int crc = rwkvd_curve_client_load(cfg->curve_server_key, cfg->curve_key, &curve, &err);
+        if (crc == 0)
+            crc = rwkvd_curve_client_connect(&curve, zctx, pull, cfg->emit, "emit", 3000, &err);
+        memset(&curve, 0, sizeof curve);
+        if (crc != 0) {
+            fail("%s", err.msg);
+            goto out;
+        }
     }
     if (cfg->until_final && s->finals >= cfg->until_final) {
         rc = SINK_OK;

@@ -348,6 +348,10 @@ int render_classify(const msgpack_object *root, out_info *info, rwkv_error *err)
         } else if (key_is(k, "block") && v->type == MSGPACK_OBJECT_POSITIVE_INTEGER) {
             has_block = true;
             info->block = v->via.u64;
+        } else if (key_is(k, "inc")) {
+            if (v->type != MSGPACK_OBJECT_POSITIVE_INTEGER)
+                return rwkv_fail(err, "output field \"inc\" is not a non-negative integer");
+            info->inc = v->via.u64;
         } else if (key_is(k, "seq") && v->type == MSGPACK_OBJECT_POSITIVE_INTEGER) {
             info->has_seq = true;
             info->seq = v->via.u64;
@@ -404,7 +408,7 @@ int render_classify(const msgpack_object *root, out_info *info, rwkv_error *err)
 void render_record(tbuf *b, const msgpack_object *root, const out_info *info,
                    const char *raw_stem, render_blob *blobs, size_t *n_blobs)
 {
-    static const char *const skip[] = {"type", "doc", "block"};
+    static const char *const skip[] = {"type", "doc", "inc", "block"};
     raw_ctx raw = {.stem = raw_stem, .blobs = blobs, .n_blobs = n_blobs};
     if (n_blobs)
         *n_blobs = 0;
@@ -419,10 +423,14 @@ void render_record(tbuf *b, const msgpack_object *root, const out_info *info,
         render_bytes_as_text(b, info->doc, info->doc_len);
     else
         tbuf_puts(b, "null");
-    size_t n_skip = 2;
+    /* the key fields first, in a fixed order reload.c reads back: doc, then
+     * inc (only when above 0), then block */
+    if (info->inc > 0)
+        putf(b, ",\"inc\":%llu", (unsigned long long)info->inc);
+    size_t n_skip = 3;
     if (info->type == OUT_BLOCK) {
         putf(b, ",\"block\":%llu", (unsigned long long)info->block);
-        n_skip = 3;
+        n_skip = 4;
     }
     put_entries(b, root, false, true, skip, n_skip, false, &raw);
 }

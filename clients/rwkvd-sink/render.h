@@ -51,6 +51,7 @@ typedef struct out_info {
     const uint8_t *doc;           /* points into the msgpack object */
     size_t doc_len;
     uint64_t block;               /* OUT_BLOCK */
+    uint64_t inc;                 /* the document's incarnation ("inc"; 0 when absent) */
     /* for the stderr line of errors and acks (absent: has_* false) */
     bool has_seq, has_next_seq, has_expected_seq;
     uint64_t seq, next_seq, expected_seq;

@@ -2,8 +2,8 @@
  *
  * rwkvd-sink is the consumer end of the emit socket (PROTOCOL.md §4): it
  * writes every output once, as JSON Lines or as raw float32 files, and
- * deduplicates the at-least-once stream by (doc, block) and (doc, "final")
- * (§8.3), across its own restarts too (--append rebuilds the set of keys
+ * deduplicates the at-least-once stream by (doc, inc, block) and
+ * (doc, inc, "final") (§8.3-8.4), across its own restarts too (--append rebuilds the set of keys
  * from what is already written).
  *
  * Exit status: 0 normally (after --until-final N finals, an idle timeout,
@@ -25,6 +25,8 @@
 
 typedef struct sink_config {
     const char *emit;          /* endpoint to connect the PULL socket to */
+    const char *curve_server_key; /* the daemon's public key file; NULL = plaintext */
+    const char *curve_key;     /* this client's key pair file */
     const char *out;           /* JSONL file; NULL = stdout (unless raw) */
     const char *raw;           /* raw output directory; NULL = JSONL */
     bool append;               /* keep what --out / --raw already holds */

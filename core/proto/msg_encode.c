@@ -113,10 +113,12 @@ int rwkvd_encode_block(msgpack_sbuffer *sb, const rwkvd_out_head *h, const rwkvd
         ((o & RWKVD_OUT_SURPRISAL) && !b->surprisal))
         return rwkv_fail(err, "encoding block message: the block struct breaks its contract");
     size_t n_tok = (size_t)(b->tok_end - b->tok_start);
-    size_t n = 10 + __builtin_popcount(o);
+    size_t n = 10 + __builtin_popcount(o) + (h->incarnation > 0);
     msgpack_packer pk;
     msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
     P(head3(&pk, n, "block", h->doc, h->doc_len));
+    if (h->incarnation > 0)
+        P(kv_u64(&pk, "inc", h->incarnation));
     P(kv_u64(&pk, "block", b->block));
     P(kv_u64(&pk, "tok_start", b->tok_start));
     P(kv_u64(&pk, "tok_end", b->tok_end));
@@ -156,7 +158,9 @@ int rwkvd_encode_final(msgpack_sbuffer *sb, const rwkvd_out_head *h, const rwkvd
     bool emb = f->outputs & RWKVD_OUT_EMBEDDING, sur = f->outputs & RWKVD_OUT_SURPRISAL;
     msgpack_packer pk;
     msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
-    P(head3(&pk, 9 + emb + sur, "final", h->doc, h->doc_len));
+    P(head3(&pk, 9 + emb + sur + (h->incarnation > 0), "final", h->doc, h->doc_len));
+    if (h->incarnation > 0)
+        P(kv_u64(&pk, "inc", h->incarnation));
     P(kv_u64(&pk, "tokens", f->tokens));
     P(kv_u64(&pk, "blocks", f->blocks));
     P(model4(&pk, h));

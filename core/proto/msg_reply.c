@@ -38,12 +38,17 @@ static int kv_bool(msgpack_packer *pk, const char *k, bool v)
 static int head(msgpack_packer *pk, msgpack_sbuffer *sb, const rwkvd_ctl_request *req, bool ok,
                 size_t extra)
 {
-    bool cmd = req && req->have_cmd, id = req && req->id.kind != RWKVD_ID_NONE;
+    /* a known cmd by its name; an unknown one as sent, when it was readable */
+    bool known = req && req->have_cmd, raw = req && !known && req->cmd_text_len > 0;
+    bool cmd = known || raw, id = req && req->id.kind != RWKVD_ID_NONE;
     msgpack_packer_init(pk, sb, msgpack_sbuffer_write);
     if (msgpack_pack_map(pk, 2 + cmd + id + extra) || kv_u64(pk, "v", RWKVD_PROTOCOL_VERSION) ||
         kv_bool(pk, "ok", ok))
         return -1;
-    if (cmd && kv_str(pk, "cmd", rwkvd_cmd_name(req->cmd)))
+    if (known && kv_str(pk, "cmd", rwkvd_cmd_name(req->cmd)))
+        return -1;
+    if (raw && (key(pk, "cmd") || msgpack_pack_str(pk, req->cmd_text_len) ||
+                msgpack_pack_str_body(pk, req->cmd_text, req->cmd_text_len)))
         return -1;
     if (id) {
         if (key(pk, "id"))

@@ -73,7 +73,7 @@ static void check_message(const uint8_t *data, size_t size)
         record_key k;
         if (record_parse(b.p, b.len, &k, &err) != 0 || !k.keyed || k.doc_len != info.doc_len ||
             memcmp(k.doc, info.doc, k.doc_len) != 0 || !k.has_hash || k.msg_hash != h ||
-            k.block != (info.type == OUT_FINAL ? KEYSET_FINAL : info.block))
+            k.inc != info.inc || k.block != (info.type == OUT_FINAL ? KEYSET_FINAL : info.block))
             abort();
         /* raw mode: vectors become blobs inside the message */
         render_blob blobs[RENDER_MAX_BLOBS];

@@ -587,5 +587,24 @@ def strip_doc(raw_map):
     return out
 
 
+def without_inc(raw):
+    """An output's bytes with its `inc` entry (PROTOCOL.md §8.4) cut out, so
+    that outputs of two incarnations of one document id compare byte for
+    byte.  `inc` is the entry right after `doc` when present."""
+    m = unpack(raw)
+    if "inc" not in m:
+        return raw
+    key = b"\xa3inc"
+    at = raw.index(key)
+    v = raw[at + 4]
+    width = 1 if v <= 0x7f else 1 + {0xcc: 1, 0xcd: 2, 0xce: 4, 0xcf: 8}[v]
+    head = raw[0]
+    check(0x81 <= head <= 0x8f, "output map header 0x%02x" % head)  # our outputs have < 16 fields
+    out = bytes([head - 1]) + raw[1:at] + raw[at + 4 + width:]
+    n = unpack(out)
+    check("inc" not in n and len(n) == len(m) - 1, "without_inc: %r" % n)
+    return out
+
+
 def isnan(x):
     return x != x or math.isnan(x)

@@ -75,7 +75,19 @@ static int make_dirs(const char *dir, rwkv_error *err)
     return 0;
 }
 
+static int store_open(const char *dir, bool shared, rwkvd_ckpt_store **out, rwkv_error *err);
+
 int rwkvd_ckpt_store_open(const char *dir, rwkvd_ckpt_store **out, rwkv_error *err)
+{
+    return store_open(dir, false, out, err);
+}
+
+int rwkvd_ckpt_store_open_shared(const char *dir, rwkvd_ckpt_store **out, rwkv_error *err)
+{
+    return store_open(dir, true, out, err);
+}
+
+static int store_open(const char *dir, bool shared, rwkvd_ckpt_store **out, rwkv_error *err)
 {
     *out = NULL;
     if (make_dirs(dir, err) != 0)
@@ -90,6 +102,12 @@ int rwkvd_ckpt_store_open(const char *dir, rwkvd_ckpt_store **out, rwkv_error *e
     if (st->dirfd < 0) {
         rwkv_fail(err, "%s: cannot open the state directory: %s", dir, strerror(errno));
         goto fail;
+    }
+    if (shared) {
+        /* cluster mode: several workers, ownership by partition leases; the
+         * temp files in the directory may be other workers' writes */
+        *out = st;
+        return 0;
     }
     st->lockfd = openat(st->dirfd, "lock", O_RDWR | O_CREAT | O_CLOEXEC, 0600);
     if (st->lockfd < 0) {

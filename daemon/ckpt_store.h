@@ -41,6 +41,10 @@ typedef struct rwkvd_ckpt_store rwkvd_ckpt_store;
  * holding it), removes temp-file debris, and checks a file can be created.
  * Returns 0 with *out, or -1 with err naming the directory and the reason. */
 int rwkvd_ckpt_store_open(const char *dir, rwkvd_ckpt_store **out, rwkv_error *err);
+/* The same for a directory shared by the workers of a cluster (PROTOCOL.md
+ * §11.8): no lock, and temp files are left alone (they may be another
+ * worker's write in progress). */
+int rwkvd_ckpt_store_open_shared(const char *dir, rwkvd_ckpt_store **out, rwkv_error *err);
 void rwkvd_ckpt_store_close(rwkvd_ckpt_store *st); /* accepts NULL; releases the lock */
 const char *rwkvd_ckpt_store_dir(const rwkvd_ckpt_store *st);
 

@@ -25,8 +25,18 @@ static rwkvd_reason reason_of(rwkvd_ckpt_status st)
 int rwkvd_session_save(rwkvd_server *srv, rwkvd_session *s, rwkv_error *err)
 {
     double t0 = rwkvd_now();
-    if (rwkvd_journal_sync(srv->journal, err) != 0)
+    if (srv->transport) {
+        /* cluster: only under a valid lease, and only once every output
+         * queued so far is stored (the output stream is the journal) */
+        if (!srv->transport->ops->may_write(srv->transport, s->doc, s->doc_len)) {
+            rwkv_fail(err, "this worker no longer holds the document's partition lease");
+            goto fail;
+        }
+        if (srv->transport->ops->outputs_durable(srv->transport, srv, err) != 0)
+            goto fail;
+    } else if (rwkvd_journal_sync(srv->journal, err) != 0) {
         goto fail;
+    }
     rwkvd_ckpt ck;
     float *state = NULL;
     if (rwkvd_session_to_ckpt(srv, s, &ck, &state, err) != 0)
@@ -42,6 +52,8 @@ int rwkvd_session_save(rwkvd_server *srv, rwkvd_session *s, rwkv_error *err)
     s->blocks_at_ckpt = s->blocks_done;
     srv->stats.checkpoints_total++;
     srv->stats.checkpoint_seconds_sum += rwkvd_now() - t0;
+    if (srv->transport)
+        srv->transport->ops->saved(srv->transport, srv, s); /* acks what it covers */
     return 0;
 fail:
     srv->stats.checkpoint_failures_total++;

@@ -24,6 +24,7 @@
 #include "core/model.h"
 #include "core/tokenizer.h"
 #include "daemon/checkpoint.h"
+#include "daemon/cluster/transport.h"
 #include "daemon/ckpt_store.h"
 #include "daemon/config.h"
 #include "daemon/emit_journal.h"
@@ -58,6 +59,9 @@ typedef struct rwkvd_server {
     /* sockets */
     void *zctx, *ingest, *emit, *control;
     int sigfd;                    /* read end of the signal self-pipe */
+    /* cluster mode (--nats): reads and publishes instead of the ingest and
+     * emit sockets, which are then not bound (daemon/cluster/transport.h) */
+    rwkvd_transport *transport;
 
     /* documents in memory */
     rwkvd_session **buckets;

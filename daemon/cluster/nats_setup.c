@@ -104,7 +104,7 @@ static int open_bucket(rwkvd_nats *n, const char *bucket, int64_t ttl_ms, kvStor
     kvConfig_Init(&c);
     c.Bucket = bucket;
     c.History = 1;
-    c.TTL = ttl_ms;
+    c.TTL = ttl_ms * 1000000; /* nats.c passes it as the stream MaxAge: ns */
     c.StorageType = js_FileStorage;
     natsStatus s = js_CreateKeyValue(out, n->js, &c);
     if (s == NATS_OK || js_KeyValue(out, n->js, bucket) == NATS_OK)

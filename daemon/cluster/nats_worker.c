@@ -32,6 +32,7 @@
 #define ACK_DELAY 1.0          /* s: longest wait for the checkpoint that acks */
 #define ACK_WAIT_S 30          /* the consumers' ack wait */
 #define FETCH_BATCH 128
+#define FETCH_WAIT_MS 5
 #define FETCH_IDLE_S 0.01      /* pause between fetch rounds that found nothing */
 #define BARRIER_MS 10000       /* longest wait for PubAcks before a checkpoint */
 
@@ -320,12 +321,11 @@ static int fetch_round(nats_worker *w)
         if (!w->sub[part] || !lease_ok(w, part))
             continue;
         natsMsgList list = {0};
-        jsFetchRequest req;
-        jsFetchRequest_Init(&req);
-        req.Batch = FETCH_BATCH;
-        req.NoWait = true;
-        req.Expires = 500 * 1000 * 1000LL; /* ns; the request itself does not wait */
-        natsStatus s = natsSubscription_FetchRequest(&list, w->sub[part], &req);
+        jsErrCode jerr = 0;
+        /* nats.c asks "no wait" first and returns as soon as the server says
+         * nothing more is there; FETCH_WAIT_MS bounds an empty answer */
+        natsStatus s = natsSubscription_Fetch(&list, w->sub[part], FETCH_BATCH, FETCH_WAIT_MS,
+                                              &jerr);
         if (s == NATS_OK) {
             for (int i = 0; i < list.Count; i++) {
                 if (w->q_len == w->q_cap) {

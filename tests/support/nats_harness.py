@@ -144,9 +144,10 @@ def unframe(data):
     return out
 
 
-def publish(url, msgs, partitions=None, timeout=120.0):
-    """Publishes raw msgpack ingest maps through rwkvd-nats pub."""
-    cmd = [NATS_TOOL, "pub", "--nats", url]
+def publish(url, msgs, partitions=None, timeout=120.0, msg_ids=True):
+    """Publishes raw msgpack ingest maps through rwkvd-nats pub (msg_ids:
+    with Nats-Msg-Id <hex>:<seq>, so the server drops a repeated seq)."""
+    cmd = [NATS_TOOL, "pub", "--nats", url] + ([] if msg_ids else ["--no-msg-id"])
     if partitions:
         cmd += ["--partitions", str(partitions)]
     r = subprocess.run(cmd, input=frames(msgs), stdout=subprocess.PIPE, stderr=subprocess.PIPE,

@@ -218,12 +218,16 @@ def kills():
         for victim, at in ((ws[0], len(docs) // 4), (ws[1], len(docs) // 2)):
             wait_progress(sink, at)
             others = [w for w in ws if w is not victim and w.proc is not None]
-            before = {id(w): len(log_times(w, "acquired")) for w in others}
+            held, _ = leases(srv.url)
+            theirs = ["partition %d acquired (" % p for p, (who, _) in held.items()
+                      if who == victim.tag]
+            check(theirs, "%s holds no partition before the kill: %r" % (victim.tag, held))
             t_kill = time.time()
             victim.kill9()
             deadline = time.time() + 30
             while True:  # failover: kill -> another worker owns a partition of the victim
-                got = [t for w in others for t in log_times(w, "acquired")[before[id(w)]:]]
+                got = [t for w in others for p in theirs for t in log_times(w, p)
+                       if t >= t_kill]
                 if got:
                     fail_times.append(min(got) - t_kill)
                     break
@@ -263,7 +267,7 @@ def stop_cont():
         lost_at = log_times(a, "lost (not renewed")
         for p, (who, _) in held.items():
             if who == "w1":
-                check(any(t >= min(lost_at) for t in log_times(a, "partition %d acquired" % p)),
+                check(any(t >= min(lost_at) for t in log_times(a, "partition %d acquired (" % p)),
                       "w1 holds partition %d without acquiring it again" % p)
 
     run_cluster(REL_BIN, 120, 2, partitions=8, ttl=ttl, disturb=disturb)

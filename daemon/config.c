@@ -90,6 +90,9 @@ static const rwkvd_option options[] = {
     {"partitions", RWKVD_OPT_INT, F(partitions), "16", 1, 4096, false, false, "P",
      "Partitions of the cluster's document stream; the same for every worker and producer "
      "for the cluster's lifetime."},
+    {"nats_replicas", RWKVD_OPT_INT, F(nats_replicas), "1", 1, 5, false, false, "N",
+     "Replicas of the streams and key-value buckets this worker creates when they are "
+     "missing (existing ones are used as they are): 3 on a 3-node JetStream cluster."},
     {"lease_ttl", RWKVD_OPT_SECONDS, F(lease_ttl), "10", 1, 3600, false, false, "S",
      "Lifetime of a partition lease; leases are renewed every S/3, and a dead worker's "
      "partitions move after S."},

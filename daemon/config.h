@@ -81,6 +81,7 @@ typedef struct rwkvd_config {
     char nats_creds[RWKVD_CFG_PATH_MAX];
     char nats_ca[RWKVD_CFG_PATH_MAX];
     int partitions;
+    int nats_replicas;
     double lease_ttl;                     /* seconds */
     char worker_id[RWKVD_CFG_STR_MAX];
 } rwkvd_config;

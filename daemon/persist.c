@@ -28,10 +28,9 @@ int rwkvd_session_save(rwkvd_server *srv, rwkvd_session *s, rwkv_error *err)
     if (srv->transport) {
         /* cluster: only under a valid lease, and only once every output
          * queued so far is stored (the output stream is the journal) */
-        if (!srv->transport->ops->may_write(srv->transport, s->doc, s->doc_len)) {
-            rwkv_fail(err, "this worker no longer holds the document's partition lease");
-            goto fail;
-        }
+        if (!srv->transport->ops->may_write(srv->transport, s->doc, s->doc_len))
+            /* fencing, not a failure of the state directory */
+            return rwkv_fail(err, "this worker no longer holds the document's partition lease");
         if (srv->transport->ops->outputs_durable(srv->transport, srv, err) != 0)
             goto fail;
     } else if (rwkvd_journal_sync(srv->journal, err) != 0) {

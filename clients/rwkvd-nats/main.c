@@ -376,7 +376,8 @@ int main(int argc, char **argv)
     int pub_failed = 0;
     rwkvd_nats n;
     rwkv_error err;
-    rwkvd_nats_params p = {a.url, a.creds, a.ca, "rwkvd-nats", 10000, on_pub_error, &pub_failed};
+    rwkvd_nats_params p = {a.url, a.creds, a.ca, "rwkvd-nats", 10000, 0, 1, on_pub_error,
+                           &pub_failed};
     if (rwkvd_nats_connect(&n, &p, &err) != 0) {
         fprintf(stderr, "rwkvd-nats: %s\n", err.msg);
         rwkvd_nats_close(&n);

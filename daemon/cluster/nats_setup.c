@@ -19,10 +19,20 @@ const char *rwkvd_nats_why(natsStatus s)
 int rwkvd_nats_connect(rwkvd_nats *n, const rwkvd_nats_params *p, rwkv_error *err)
 {
     memset(n, 0, sizeof *n);
+    n->replicas = p->replicas > 0 ? p->replicas : 1;
     natsOptions *o = NULL;
     natsStatus s = natsOptions_Create(&o);
+    /* "a,b,c": natsOptions_SetURL takes one URL; the list goes to SetServers */
+    char urls[2048];
+    const char *list[16];
+    int n_urls = 0;
+    snprintf(urls, sizeof urls, "%s", p->url);
+    for (char *save = NULL, *u = strtok_r(urls, ",", &save); u && n_urls < 16;
+         u = strtok_r(NULL, ",", &save))
+        if (*u)
+            list[n_urls++] = u;
     if (s == NATS_OK)
-        s = natsOptions_SetURL(o, p->url);
+        s = n_urls > 1 ? natsOptions_SetServers(o, list, n_urls) : natsOptions_SetURL(o, p->url);
     if (s == NATS_OK && p->name)
         s = natsOptions_SetName(o, p->name);
     if (s == NATS_OK)
@@ -51,6 +61,12 @@ int rwkvd_nats_connect(rwkvd_nats *n, const rwkvd_nats_params *p, rwkv_error *er
     jo.PublishAsync.ErrHandler = p->on_pub_error;
     jo.PublishAsync.ErrHandlerClosure = p->on_pub_error_ctx;
     s = natsConnection_JetStream(&n->js, n->nc, &jo);
+    if (s == NATS_OK) {
+        jsOptions ko;
+        jsOptions_Init(&ko);
+        ko.Wait = p->kv_timeout_ms > 0 ? p->kv_timeout_ms : jo.Wait;
+        s = natsConnection_JetStream(&n->js_kv, n->nc, &ko);
+    }
     if (s != NATS_OK)
         return rwkv_fail(err, "JetStream context: %s", rwkvd_nats_why(s));
     return 0;
@@ -74,6 +90,7 @@ static int ensure_stream(rwkvd_nats *n, const char *name, const char *subject, r
     c.Storage = js_FileStorage;
     c.Retention = js_LimitsPolicy;
     c.Duplicates = RWKVD_NATS_DUP_WINDOW_NS;
+    c.Replicas = n->replicas;
     s = js_AddStream(&si, n->js, &c, NULL, &jerr);
     if (s == NATS_OK) {
         jsStreamInfo_Destroy(si);
@@ -95,10 +112,10 @@ int rwkvd_nats_ensure_streams(rwkvd_nats *n, rwkv_error *err)
     return 0;
 }
 
-static int open_bucket(rwkvd_nats *n, const char *bucket, int64_t ttl_ms, kvStore **out,
-                       rwkv_error *err)
+static int open_bucket(rwkvd_nats *n, jsCtx *use, const char *bucket, int64_t ttl_ms,
+                       kvStore **out, rwkv_error *err)
 {
-    if (js_KeyValue(out, n->js, bucket) == NATS_OK)
+    if (js_KeyValue(out, use, bucket) == NATS_OK)
         return 0;
     kvConfig c;
     kvConfig_Init(&c);
@@ -106,20 +123,26 @@ static int open_bucket(rwkvd_nats *n, const char *bucket, int64_t ttl_ms, kvStor
     c.History = 1;
     c.TTL = ttl_ms * 1000000; /* nats.c passes it as the stream MaxAge: ns */
     c.StorageType = js_FileStorage;
+    c.Replicas = n->replicas;
     natsStatus s = js_CreateKeyValue(out, n->js, &c);
-    if (s == NATS_OK || js_KeyValue(out, n->js, bucket) == NATS_OK)
+    if (s == NATS_OK) {
+        kvStore_Destroy(*out); /* opened again through the context it is used with */
+        *out = NULL;
+    }
+    if (js_KeyValue(out, use, bucket) == NATS_OK)
         return 0;
     return rwkv_fail(err, "cannot create the key-value bucket %s: %s", bucket, rwkvd_nats_why(s));
 }
 
 int rwkvd_nats_lease_bucket(rwkvd_nats *n, int64_t ttl_ms, rwkv_error *err)
 {
-    return open_bucket(n, RWKVD_NATS_LEASE_BUCKET, ttl_ms, &n->lease_kv, err);
+    return open_bucket(n, n->js_kv, RWKVD_NATS_LEASE_BUCKET, ttl_ms, &n->lease_kv, err);
 }
 
 int rwkvd_nats_partitions(rwkvd_nats *n, uint32_t want, uint32_t *out, rwkv_error *err)
 {
-    if (!n->cluster_kv && open_bucket(n, RWKVD_NATS_CLUSTER_BUCKET, 0, &n->cluster_kv, err) != 0)
+    if (!n->cluster_kv &&
+        open_bucket(n, n->js, RWKVD_NATS_CLUSTER_BUCKET, 0, &n->cluster_kv, err) != 0)
         return -1;
     char text[16];
     snprintf(text, sizeof text, "%u", want);
@@ -158,6 +181,8 @@ void rwkvd_nats_close(rwkvd_nats *n)
         kvStore_Destroy(n->cluster_kv);
     if (n->js)
         jsCtx_Destroy(n->js);
+    if (n->js_kv)
+        jsCtx_Destroy(n->js_kv);
     if (n->nc) {
         natsConnection_Close(n->nc);
         natsConnection_Destroy(n->nc);

@@ -15,9 +15,11 @@
 
 typedef struct rwkvd_nats {
     natsConnection *nc;
-    jsCtx *js;
+    jsCtx *js;           /* streams, consumers, publishing */
+    jsCtx *js_kv;        /* the lease bucket: requests that must give up quickly */
     kvStore *cluster_kv; /* rwkvd_cluster: partitions */
     kvStore *lease_kv;   /* rwkvd_leases (only when asked for) */
+    int replicas;        /* of what this process creates; 1 unless set */
 } rwkvd_nats;
 
 typedef struct rwkvd_nats_params {
@@ -26,6 +28,8 @@ typedef struct rwkvd_nats_params {
     const char *ca;      /* "" / NULL: none (TLS per URL) */
     const char *name;    /* connection name shown by the server */
     int64_t pub_timeout_ms; /* JetStream API and PubAck wait */
+    int64_t kv_timeout_ms;  /* lease requests (0 = pub_timeout_ms) */
+    int replicas;           /* of streams and buckets created here (0 = 1) */
     /* async publish acks: called from the library's thread */
     jsPubAckErrHandler on_pub_error;
     void *on_pub_error_ctx;

@@ -120,8 +120,7 @@ static int publish_one(void *ctx, const void *data, size_t len, rwkv_error *err)
         s = natsMsgHeader_Set(m, "Rwkvd-Worker", w->worker);
     if (s == NATS_OK) {
         snprintf(fence, sizeof fence, "%llu",
-                 (unsigned long long)(k.have_doc && w->L.p[part].owned ? w->L.p[part].revision
-                                                                      : 0));
+                 (unsigned long long)(k.have_doc ? rwkvd_lease_revision(&w->L, part) : 0));
         s = natsMsgHeader_Set(m, "Rwkvd-Fence", fence);
     }
     if (s == NATS_OK)
@@ -158,9 +157,23 @@ static int outputs_durable(rwkvd_transport *t, rwkvd_server *srv, rwkv_error *er
     jsPubOptions po;
     jsPubOptions_Init(&po);
     po.MaxWait = BARRIER_MS;
-    natsStatus s = js_PublishAsyncComplete(w->n.js, &po);
-    if (s != NATS_OK)
-        return rwkv_fail(err, "NATS: outputs not confirmed stored: %s", rwkvd_nats_why(s));
+    natsStatus s;
+    for (int attempt = 0; (s = js_PublishAsyncComplete(w->n.js, &po)) != NATS_OK; attempt++) {
+        /* no PubAck (a server restart, a lost connection): the library
+         * hands the unconfirmed messages back; they are sent again with the
+         * same msg ids, so a copy the server did store is dropped there */
+        if (attempt == 2)
+            return rwkv_fail(err, "NATS: outputs not confirmed stored: %s", rwkvd_nats_why(s));
+        natsMsgList pl = {0};
+        if (js_PublishAsyncGetPendingList(&pl, w->n.js) == NATS_OK) {
+            LOG_WARN("NATS: %d outputs unconfirmed after %d ms; sending them again", pl.Count,
+                     BARRIER_MS);
+            for (int i = 0; i < pl.Count; i++)
+                if (js_PublishMsgAsync(w->n.js, &pl.Msgs[i], NULL) != NATS_OK)
+                    LOG_ERROR("NATS: an output could not be sent again");
+            natsMsgList_Destroy(&pl);
+        }
+    }
     uint64_t e = atomic_load(&w->pub_errors);
     if (e != w->pub_errors_seen) {
         LOG_ERROR("NATS: %llu outputs were refused by the server; exiting at once without "
@@ -387,11 +400,11 @@ static void consumer_name(uint32_t part, uint64_t rev, char out[48])
 
 /* Deletes the consumers of earlier owners and creates this owner's,
  * starting after the lowest ack floor among them. */
-static int open_consumer(nats_worker *w, uint32_t part, rwkv_error *err)
+static int open_consumer(nats_worker *w, uint32_t part, uint64_t rev, rwkv_error *err)
 {
     char prefix[32], name[48], filter[48];
     snprintf(prefix, sizeof prefix, "p%u-r", part);
-    consumer_name(part, w->L.p[part].revision, name);
+    consumer_name(part, rev, name);
     snprintf(filter, sizeof filter, "rwkvd.in.%u.*", part);
     uint64_t floor = UINT64_MAX;
     jsConsumerNamesList *names = NULL;
@@ -564,45 +577,53 @@ static void release(nats_worker *w, rwkvd_server *srv, uint32_t part)
     LOG_INFO("partition %u released", part);
 }
 
-static void take(nats_worker *w, rwkvd_server *srv, uint32_t part)
+static bool take(nats_worker *w, rwkvd_server *srv, uint32_t part)
 {
     if (!rwkvd_lease_acquire(&w->L, part, rwkvd_now()))
-        return;
+        return false;
     rwkv_error err;
-    if (open_consumer(w, part, &err) != 0) {
-        LOG_ERROR("partition %u: %s; lease given back", part, err.msg);
+    uint64_t rev = rwkvd_lease_revision(&w->L, part);
+    double t0 = rwkvd_now();
+    if (open_consumer(w, part, rev, &err) != 0) {
+        LOG_ERROR("partition %u: %s (after %.2f s); lease given back", part, err.msg,
+                  rwkvd_now() - t0);
         rwkvd_lease_release(&w->L, part);
-        return;
+        return false;
     }
     wake_ctx c = {srv, w, part};
     size_t n_bad = 0;
     size_t before = srv->n_wake;
     if (rwkvd_ckpt_store_list(srv->store, wake_scan, &c, &n_bad, &err) != 0)
         LOG_WARN("partition %u: state directory listing: %s", part, err.msg);
-    LOG_INFO("partition %u acquired (lease revision %llu, %zu documents with work left)", part,
-             (unsigned long long)w->L.p[part].revision, srv->n_wake - before);
+    LOG_INFO("partition %u acquired (lease revision %llu, %zu documents with work left, "
+             "consumer ready in %.2f s)",
+             part, (unsigned long long)rev, srv->n_wake - before, rwkvd_now() - t0);
     w->next_fetch = 0;
+    return true;
 }
 
-static void balance(nats_worker *w, rwkvd_server *srv)
+/* One step towards ceil(P/W) partitions: extras are released; at most ONE
+ * partition is taken per call (setting up its consumer takes several
+ * requests, slow on a replicated cluster, and the loop must come back to
+ * renew what it holds).  Returns whether to come back soon. */
+static bool balance(nats_worker *w, rwkvd_server *srv)
 {
     uint32_t workers = rwkvd_leases_presence(&w->L);
     w->workers_seen = workers;
     uint32_t target = (w->P + workers - 1) / workers;
     uint32_t owned = rwkvd_leases_owned(&w->L);
     for (uint32_t p = w->P; p-- > 0 && owned > target;)
-        if (w->L.p[p].owned) {
+        if (rwkvd_lease_owned(&w->L, p)) {
             release(w, srv, p);
             owned--;
         }
     uint32_t start = rwkvd_fnv1a32(w->worker, strlen(w->worker)) % w->P;
     for (uint32_t k = 0; k < w->P && owned < target && !srv->stopping; k++) {
         uint32_t p = (start + k) % w->P;
-        if (!w->L.p[p].owned) {
-            take(w, srv, p);
-            owned += w->L.p[p].owned;
-        }
+        if (!rwkvd_lease_owned(&w->L, p) && take(w, srv, p))
+            return owned + 1 < target;
     }
+    return false;
 }
 
 /* ---------------------------------------------------------------- tick */
@@ -655,23 +676,12 @@ static void tick(rwkvd_transport *t, rwkvd_server *srv)
 {
     nats_worker *w = W(t);
     double now = rwkvd_now();
-    for (uint32_t p = 0; p < w->P; p++) {
-        if (!w->L.p[p].owned)
-            continue;
-        if (!rwkvd_lease_valid(&w->L, p, now)) {
-            lose(w, srv, p, "not renewed in time");
-            continue;
-        }
-        if (now >= w->L.p[p].sent_at + w->L.ttl / 3) {
-            int rc = rwkvd_lease_renew(&w->L, p, now);
-            if (rc < 0)
-                lose(w, srv, p, "renewal refused: another worker holds it");
-        }
-    }
-    if (now >= w->next_balance && !srv->stopping) {
-        balance(w, srv);
-        w->next_balance = now + w->L.ttl / 3;
-    }
+    /* renewals run on the lease thread; here: what ran out or was refused */
+    for (uint32_t p = 0; p < w->P; p++)
+        if (rwkvd_lease_owned(&w->L, p) && !rwkvd_lease_valid(&w->L, p, now))
+            lose(w, srv, p, "not renewed in time, or renewal refused");
+    if (now >= w->next_balance && !srv->stopping)
+        w->next_balance = now + (balance(w, srv) ? 0.0 : w->L.ttl / 3);
     acks_due(w, srv, now);
 }
 
@@ -681,9 +691,9 @@ static void stop(rwkvd_transport *t, rwkvd_server *srv)
 {
     nats_worker *w = W(t);
     for (uint32_t p = 0; p < w->P; p++)
-        if (w->L.p[p].owned && lease_ok(w, p))
+        if (rwkvd_lease_owned(&w->L, p) && lease_ok(w, p))
             release(w, srv, p);
-        else if (w->L.p[p].owned)
+        else if (rwkvd_lease_owned(&w->L, p))
             lose(w, srv, p, "ran out during the stop");
     rwkvd_leases_leave(&w->L);
     LOG_INFO("NATS worker %s stopped: %llu outputs published, %llu messages acked, %llu naked",
@@ -725,8 +735,8 @@ static void worker_free(rwkvd_transport *t)
         po.MaxWait = 2000;
         js_PublishAsyncComplete(w->n.js, &po);
     }
+    rwkvd_leases_free(&w->L); /* its thread uses the connection */
     rwkvd_nats_close(&w->n);
-    rwkvd_leases_free(&w->L);
     free(w->pend);
     free(w->q);
     free(w->sub);
@@ -768,13 +778,17 @@ rwkvd_transport *rwkvd_nats_transport_new(rwkvd_server *srv, rwkv_error *err)
     }
     char name[96];
     snprintf(name, sizeof name, "rwkvd %s", w->worker);
-    rwkvd_nats_params p = {c->nats, c->nats_creds, c->nats_ca, name, 5000, on_pub_error, w};
+    /* API requests (lease renewals among them) give up well within a lease */
+    int64_t api_ms = (int64_t)llround(c->lease_ttl * 250);
+    rwkvd_nats_params p = {c->nats, c->nats_creds, c->nats_ca, name, 5000,
+                           api_ms < 5000 ? api_ms : 5000, c->nats_replicas, on_pub_error, w};
     if (rwkvd_nats_connect(&w->n, &p, err) != 0 || rwkvd_nats_ensure_streams(&w->n, err) != 0 ||
         rwkvd_nats_partitions(&w->n, (uint32_t)c->partitions, &w->P, err) != 0 ||
         rwkvd_nats_lease_bucket(&w->n, (int64_t)llround(c->lease_ttl * 1000), err) != 0)
         goto fail;
     w->sub = calloc(w->P, sizeof *w->sub);
-    if (!w->sub || rwkvd_leases_init(&w->L, w->n.lease_kv, w->worker, w->P, c->lease_ttl) != 0) {
+    if (!w->sub || rwkvd_leases_init(&w->L, w->n.lease_kv, w->worker, w->P, c->lease_ttl) != 0 ||
+        rwkvd_leases_start(&w->L) != 0) {
         rwkv_fail(err, "out of memory");
         goto fail;
     }

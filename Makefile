@@ -70,7 +70,7 @@ DEPFLAGS := -MMD -MP
 NVCC := $(shell command -v nvcc 2>/dev/null || { test -x /usr/local/cuda/bin/nvcc && echo /usr/local/cuda/bin/nvcc; })
 CU_SRC := $(wildcard kernels/*.cu)
 
-.PHONY: all deps test check test-gpu run fuzz bench bench-gpu clean features
+.PHONY: all deps test check test-gpu run run-cluster fuzz bench bench-gpu clean features
 .DEFAULT_GOAL := all
 
 # ---------------------------------------------------------------- packages
@@ -248,6 +248,29 @@ run: $(B)/rel/bin/rwkvd
 	@if [ ! -f "$(MODEL)" ]; then \
 	  echo "make run: no model at '$(MODEL)'. Pass MODEL=/path/to/model.pth (or .safetensors)." >&2; exit 2; fi
 	$(B)/rel/bin/rwkvd --model "$(MODEL)" $(RUN_ARGS)
+
+# A local cluster: nats-server with JetStream in a temporary directory and
+# two workers sharing one state directory (PROTOCOL.md §11); Ctrl-C stops all.
+CLUSTER_PARTITIONS ?= 16
+run-cluster: $(B)/rel/bin/rwkvd $(B)/rel/bin/rwkvd-nats
+	@if [ ! -f "$(MODEL)" ]; then \
+	  echo "make run-cluster: no model at '$(MODEL)'. Pass MODEL=/path/to/model.pth." >&2; exit 2; fi
+	@command -v nats-server >/dev/null || { echo "make run-cluster: nats-server missing (make deps)" >&2; exit 2; }
+	@d=$$(mktemp -d /tmp/rwkvd-cluster.XXXXXX); port=$${NATS_PORT:-4222}; \
+	printf 'listen: 127.0.0.1:%s\njetstream { store_dir: %s/nats }\nmappings = { "rwkvd.doc.*": "rwkvd.in.{{partition(%s,1)}}.{{wildcard(1)}}" }\n' \
+	  $$port $$d $(CLUSTER_PARTITIONS) > $$d/nats.conf; \
+	nats-server -c $$d/nats.conf > $$d/nats.log 2>&1 & ns=$$!; sleep 1; \
+	for w in a b; do \
+	  $(B)/rel/bin/rwkvd --model "$(MODEL)" $(RUN_ARGS) --nats nats://127.0.0.1:$$port \
+	    --partitions $(CLUSTER_PARTITIONS) --worker-id $$w --state-dir $$d/state \
+	    --control ipc://$$d/control-$$w --log-file $$d/worker-$$w.log & \
+	done; \
+	trap 'kill $$(jobs -p) 2>/dev/null; wait; echo "stopped; files in $$d"' INT TERM; \
+	echo "cluster up: nats://127.0.0.1:$$port, workers a and b (logs in $$d)"; \
+	echo "feed it:  rwkvd-nats pub --nats nats://127.0.0.1:$$port < frames   ([u32 LE length][msgpack map] each)"; \
+	echo "read it:  $(B)/rel/bin/rwkvd-nats sub --nats nats://127.0.0.1:$$port --durable mine > outputs"; \
+	echo "leases:   $(B)/rel/bin/rwkvd-nats leases --nats nats://127.0.0.1:$$port"; \
+	echo "Ctrl-C stops everything"; wait
 
 # ---------------------------------------------------------------- fuzzing
 FUZZ_SECONDS ?= 60

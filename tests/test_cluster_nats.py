@@ -23,6 +23,7 @@ import os
 import random
 import signal
 import socket
+import subprocess
 import sys
 import time
 
@@ -341,6 +342,60 @@ def joining():
             stop_all_servers()
 
 
+def clients():
+    """rwkvd-send --nats and rwkvd-sink --nats --durable give the same JSON
+    Lines as the same clients over ZeroMQ; a sink stopped half-way and
+    started again under the same durable name with --append completes the
+    file with nothing lost and nothing twice."""
+    bindir = os.path.dirname(REL_BIN)
+    send, sink = os.path.join(bindir, "rwkvd-send"), os.path.join(bindir, "rwkvd-sink")
+    text = tiny_text()
+    with Work() as work:
+        files = []
+        for name, data in (("A", text[:1500]), ("B", text[1000:3600])):
+            path = os.path.join(work, name + ".txt")
+            with open(path, "wb") as f:
+                f.write(data)
+            files.append((name, path))
+        d = Daemon(work, args=ARGS, tag="zmq").start()
+        zout = os.path.join(work, "z.jsonl")
+        zs = subprocess.Popen([sink, "--emit", d.emit_ep, "--out", zout, "--until-final", "2",
+                               "--idle-timeout", "120", "-q"])
+        for name, path in files:
+            r = subprocess.run([send, path, "--doc", name, "--ingest", d.ingest_ep, "--control",
+                                d.control_ep, "--chunk-size", "700", "-q"], timeout=120)
+            check(r.returncode == 0, "rwkvd-send over ZeroMQ: status %d" % r.returncode)
+        check(zs.wait(120) == 0, "rwkvd-sink over ZeroMQ failed")
+        d.stop()
+        srv = NatsServer(work).start()
+        try:
+            w = worker(work, srv.url, "w1", os.path.join(work, "ns"), REL_BIN, 4, 3, ARGS).start()
+            nout = os.path.join(work, "n.jsonl")
+            base = [sink, "--nats", srv.url, "--durable", "s1", "--out", nout, "-q",
+                    "--idle-timeout", "120"]
+            for k, (name, path) in enumerate(files):
+                r = subprocess.run([send, path, "--doc", name, "--nats", srv.url, "--chunk-size",
+                                    "700", "-q"], timeout=120)
+                check(r.returncode == 0, "rwkvd-send --nats: status %d" % r.returncode)
+                # the sink stops after each document and comes back: its durable
+                # consumer resumes after what it acked
+                r = subprocess.run(base + ["--until-final", str(k + 1)] +
+                                   (["--append"] if k else []), timeout=150)
+                check(r.returncode == 0, "rwkvd-sink --nats run %d: status %d" % (k, r.returncode))
+            w.stop()
+        finally:
+            stop_all_servers()
+
+        def lines(path):
+            with open(path) as f:
+                return sorted(l for l in f if '"type":"block"' in l or '"type":"final"' in l)
+        zl, nl = lines(zout), lines(nout)
+        check(len(zl) > 10, "only %d outputs over ZeroMQ" % len(zl))
+        check(zl == nl, "JSON Lines differ: %d over ZeroMQ, %d over NATS" % (len(zl), len(nl)))
+    print("clients: rwkvd-send/rwkvd-sink --nats == ZeroMQ (%d outputs; sink resumed by its "
+          "durable consumer)" % len(zl), flush=True)
+
+
 def hostile(binary):
     """The refusal cases of test_daemon_hostile through NATS and through
     ZeroMQ: the same error outputs (reason, doc, seq, message)."""
@@ -407,6 +462,7 @@ if __name__ == "__main__":
         ("a joining worker gets its share", joining, "rel"),
         ("nats-server restart mid-run", server_restart, "rel"),
         ("3-node cluster, one node killed", node_kill, "rel"),
+        ("rwkvd-send/rwkvd-sink --nats", clients, "rel"),
         ("hostile input through NATS (rel)", lambda: hostile(REL_BIN), "rel"),
         ("hostile input through NATS (asan)", lambda: hostile(ASAN_BIN), "asan"),
     ])

@@ -35,6 +35,12 @@ static void help(void)
         "                     seq 0; a document keeps the options it started with)\n"
         "  --ingest EP        ingest endpoint (default " SEND_DEFAULT_INGEST ")\n"
         "  --control EP       control endpoint (default " SEND_DEFAULT_CONTROL ")\n"
+        "  --nats URL         send to a cluster of rwkvd workers on NATS JetStream instead\n"
+        "                     (PROTOCOL.md 11): every message is published with its msg id\n"
+        "                     and the server's PubAck awaited; exit 0 means the document is\n"
+        "                     stored in the stream (the workers take it from there).  A\n"
+        "                     re-run sends from seq 0: the server drops repeats within its\n"
+        "                     duplicate window and workers ignore older seqs.\n"
         "  --timeout S        give up after S seconds without progress: no message accepted\n"
         "                     and the document not advancing (default 60; 0 = never)\n"
         "  --no-wait          exit once every message is handed over, without waiting for\n"
@@ -119,7 +125,7 @@ static void set_label(send_config *cfg)
 }
 
 enum { OPT_DOC = 256, OPT_CHUNK, OPT_OUTPUTS, OPT_POOLING, OPT_NO_NORM, OPT_TOPK, OPT_INGEST,
-       OPT_CONTROL, OPT_TIMEOUT, OPT_NO_WAIT };
+       OPT_CONTROL, OPT_TIMEOUT, OPT_NO_WAIT, OPT_NATS };
 
 int send_parse_args(int argc, char **argv, send_config *cfg)
 {
@@ -134,6 +140,7 @@ int send_parse_args(int argc, char **argv, send_config *cfg)
         {"control", required_argument, NULL, OPT_CONTROL},
         {"timeout", required_argument, NULL, OPT_TIMEOUT},
         {"no-wait", no_argument, NULL, OPT_NO_WAIT},
+        {"nats", required_argument, NULL, OPT_NATS},
         {"quiet", no_argument, NULL, 'q'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
@@ -193,6 +200,9 @@ int send_parse_args(int argc, char **argv, send_config *cfg)
         }
         case OPT_NO_WAIT:
             cfg->no_wait = true;
+            break;
+        case OPT_NATS:
+            cfg->nats = optarg;
             break;
         case 'q':
             cfg->quiet = true;

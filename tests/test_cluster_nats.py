@@ -28,7 +28,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "support"))
-from nats_harness import (NatsServer, Sink, by_key, cluster, leases, publish,
+from nats_harness import (NatsServer, Sink, by_key, cluster, free_port, leases, publish,
                           stop_all_servers, wait_finals, worker)
 from rwkvd_harness import (ASAN_BIN, REL_BIN, Daemon, Work, check, collect_docs, ingest,
                            random_split, run_cases, tiny_text, unpack)
@@ -312,7 +312,9 @@ def joining():
         srv = NatsServer(work).start()
         try:
             state = os.path.join(work, "state")
-            ws = [worker(work, srv.url, "w%d" % (i + 1), state, REL_BIN, P, ttl, ARGS)
+            mport = free_port()
+            ws = [worker(work, srv.url, "w%d" % (i + 1), state, REL_BIN, P, ttl,
+                         ARGS + (["--metrics-port", str(mport)] if i == 0 else []))
                   for i in range(3)]
             ws[0].start()
             deadline = time.time() + 20
@@ -336,6 +338,21 @@ def joining():
                 time.sleep(0.2)
             print("join: 2 workers joined 1; settled to %s (<= %d each) in %.1f s"
                   % (sorted(count.values()), share, time.time() - t_join), flush=True)
+            # status and /metrics report the same partitions as the lease bucket
+            held, _ = leases(srv.url)
+            for w in ws:
+                c = w.call(cmd="status")["cluster"]
+                mine = sorted(p for p, (who, _) in held.items() if who == w.tag)
+                check(c["worker"] == w.tag and c["partitions"] == P and c["workers"] == 3,
+                      "status of %s: %r" % (w.tag, c))
+                check(sorted(l["partition"] for l in c["leases"]) == mine and
+                      c["owned"] == len(mine), "status of %s: %r, bucket %r" % (w.tag, c, mine))
+            import urllib.request
+            body = urllib.request.urlopen("http://127.0.0.1:%d/metrics" % mport, timeout=10) \
+                .read().decode()
+            n0 = sum(1 for who, _ in held.values() if who == "w1")
+            check("rwkvd_cluster_partitions_owned %d\n" % n0 in body,
+                  "metrics of w1: %s" % [l for l in body.splitlines() if "cluster" in l][:12])
             for w in ws:
                 w.stop()
         finally:

@@ -60,6 +60,7 @@ typedef struct nats_worker {
     char worker[RWKVD_WORKER_ID_MAX + 1];
     uint32_t P;
     natsSubscription **sub;     /* [P], NULL when not owned */
+    uint64_t *lag;              /* [P]: undelivered messages at the last fetch */
     queued *q;                  /* fetched, not yet handled */
     size_t q_head, q_len, q_cap;
     uint32_t fetch_next;        /* round-robin start */
@@ -339,6 +340,14 @@ static int fetch_round(nats_worker *w)
          * nothing more is there; FETCH_WAIT_MS bounds an empty answer */
         natsStatus s = natsSubscription_Fetch(&list, w->sub[part], FETCH_BATCH, FETCH_WAIT_MS,
                                               &jerr);
+        w->lag[part] = 0;
+        if (s == NATS_OK && list.Count > 0) {
+            jsMsgMetaData *meta = NULL;
+            if (natsMsg_GetMetaData(&meta, list.Msgs[list.Count - 1]) == NATS_OK) {
+                w->lag[part] = meta->NumPending;
+                jsMsgMetaData_Destroy(meta);
+            }
+        }
         if (s == NATS_OK) {
             for (int i = 0; i < list.Count; i++) {
                 if (w->q_len == w->q_cap) {
@@ -701,20 +710,33 @@ static void stop(rwkvd_transport *t, rwkvd_server *srv)
              (unsigned long long)w->naked);
 }
 
-static void describe(rwkvd_transport *t, char *buf, size_t len)
+static void status(rwkvd_transport *t, rwkvd_status_info *st)
 {
     nats_worker *w = W(t);
-    size_t used = strlen(buf);
-    int k = snprintf(buf + used, len - used,
-                     "worker %s partitions %u owned %u workers %u leases_acquired %llu "
-                     "leases_lost %llu leases_released %llu unacked %zu published %llu "
-                     "acked %llu",
-                     w->worker, w->P, rwkvd_leases_owned(&w->L), w->workers_seen,
-                     (unsigned long long)w->L.acquired_total,
-                     (unsigned long long)w->L.lost_total,
-                     (unsigned long long)w->L.released_total, w->n_pend,
-                     (unsigned long long)w->published, (unsigned long long)w->acked);
-    (void)k;
+    struct rwkvd_cluster_status *c = &st->cluster;
+    memset(c, 0, sizeof *c);
+    c->on = true;
+    memcpy(c->worker, w->worker, sizeof c->worker);
+    c->partitions = w->P;
+    c->workers = w->workers_seen;
+    pthread_mutex_lock(&w->L.mu);
+    for (uint32_t p = 0; p < w->P; p++) {
+        if (!w->L.p[p].owned)
+            continue;
+        c->owned++;
+        c->lag += w->lag[p];
+        if (c->n_leases < sizeof c->leases / sizeof c->leases[0])
+            c->leases[c->n_leases++] = (struct rwkvd_lease_status){p, w->L.p[p].revision,
+                                                                   w->lag[p]};
+    }
+    c->leases_acquired = w->L.acquired_total;
+    c->leases_lost = w->L.lost_total;
+    c->leases_released = w->L.released_total;
+    c->lease_renewals = w->L.renewals_total;
+    pthread_mutex_unlock(&w->L.mu);
+    c->unacked = w->n_pend;
+    c->published = w->published;
+    c->acked = w->acked;
 }
 
 static void worker_free(rwkvd_transport *t)
@@ -740,6 +762,7 @@ static void worker_free(rwkvd_transport *t)
     free(w->pend);
     free(w->q);
     free(w->sub);
+    free(w->lag);
     free(w);
     nats_Close();
 }
@@ -753,7 +776,7 @@ static const rwkvd_transport_ops nats_ops = {
     .saved = saved,
     .tick = tick,
     .stop = stop,
-    .describe = describe,
+    .status = status,
     .free = worker_free,
 };
 
@@ -787,7 +810,8 @@ rwkvd_transport *rwkvd_nats_transport_new(rwkvd_server *srv, rwkv_error *err)
         rwkvd_nats_lease_bucket(&w->n, (int64_t)llround(c->lease_ttl * 1000), err) != 0)
         goto fail;
     w->sub = calloc(w->P, sizeof *w->sub);
-    if (!w->sub || rwkvd_leases_init(&w->L, w->n.lease_kv, w->worker, w->P, c->lease_ttl) != 0 ||
+    w->lag = calloc(w->P, sizeof *w->lag);
+    if (!w->sub || !w->lag || rwkvd_leases_init(&w->L, w->n.lease_kv, w->worker, w->P, c->lease_ttl) != 0 ||
         rwkvd_leases_start(&w->L) != 0) {
         rwkv_fail(err, "out of memory");
         goto fail;

@@ -20,6 +20,7 @@
 
 struct rwkvd_server;
 struct rwkvd_session;
+struct rwkvd_status_info;
 
 typedef struct rwkvd_transport rwkvd_transport;
 
@@ -40,8 +41,8 @@ typedef struct rwkvd_transport_ops {
     void (*tick)(rwkvd_transport *t, struct rwkvd_server *srv);
     /* Clean stop, after every document was checkpointed. */
     void (*stop)(rwkvd_transport *t, struct rwkvd_server *srv);
-    /* Status figures: "key value" lines appended to buf. */
-    void (*describe)(rwkvd_transport *t, char *buf, size_t len);
+    /* Fills the cluster part of the status / metrics figures. */
+    void (*status)(rwkvd_transport *t, struct rwkvd_status_info *st);
     void (*free)(rwkvd_transport *t);
 } rwkvd_transport_ops;
 

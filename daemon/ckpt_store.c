@@ -253,6 +253,8 @@ static int load_one(rwkvd_ckpt_store *st, const char *name, const uint8_t *doc, 
     return rc;
 }
 
+static int read_info(rwkvd_ckpt_store *st, const char *name, rwkvd_ckpt_info *info);
+
 int rwkvd_ckpt_store_load(rwkvd_ckpt_store *st, const uint8_t *doc, size_t doc_len,
                           const rwkvd_model_id *expect, uint64_t max_raw, rwkvd_ckpt *out,
                           rwkvd_ckpt_load_result *res, rwkv_error *err)
@@ -269,6 +271,25 @@ int rwkvd_ckpt_store_load(rwkvd_ckpt_store *st, const uint8_t *doc, size_t doc_l
     rwkvd_ckpt_status s1, s2;
     if (load_one(st, name, doc, doc_len, expect, max_raw, out, &s1, &res->newest_error) == 0) {
         res->status = RWKVD_CKPT_OK;
+        /* cluster mode: a worker that lost its lease may still have written
+         * (rotating the owner's newer file to .prev); the higher fencing
+         * token wins (PROTOCOL.md §11.6) */
+        rwkvd_ckpt_info pi;
+        if (read_info(st, prev, &pi) == 0 && pi.fence > out->fence) {
+            rwkvd_ckpt alt;
+            rwkvd_ckpt_status s3;
+            rwkv_error e3;
+            if (load_one(st, prev, doc, doc_len, expect, max_raw, &alt, &s3, &e3) == 0) {
+                rwkv_fail(&res->newest_error,
+                          "%s/%s: written under an older lease (fencing token %llu, the "
+                          "previous generation has %llu)",
+                          st->dir, name, (unsigned long long)out->fence,
+                          (unsigned long long)alt.fence);
+                rwkvd_ckpt_release(out);
+                *out = alt;
+                res->from_prev = true;
+            }
+        }
         return 0;
     }
     rwkv_error e2;

@@ -25,11 +25,13 @@ static rwkvd_reason reason_of(rwkvd_ckpt_status st)
 int rwkvd_session_save(rwkvd_server *srv, rwkvd_session *s, rwkv_error *err)
 {
     double t0 = rwkvd_now();
+    uint64_t fence = 0;
     if (srv->transport) {
-        /* cluster: only under a valid lease, and only once every output
-         * queued so far is stored (the output stream is the journal) */
-        if (!srv->transport->ops->may_write(srv->transport, s->doc, s->doc_len))
-            /* fencing, not a failure of the state directory */
+        /* cluster: only under a valid lease (its revision goes into the
+         * file), and only once every output queued so far is stored (the
+         * output stream is the journal) */
+        fence = srv->transport->ops->may_write(srv->transport, s->doc, s->doc_len);
+        if (!fence) /* fencing, not a failure of the state directory */
             return rwkv_fail(err, "this worker no longer holds the document's partition lease");
         if (srv->transport->ops->outputs_durable(srv->transport, srv, err) != 0)
             goto fail;
@@ -40,6 +42,7 @@ int rwkvd_session_save(rwkvd_server *srv, rwkvd_session *s, rwkv_error *err)
     float *state = NULL;
     if (rwkvd_session_to_ckpt(srv, s, &ck, &state, err) != 0)
         goto fail;
+    ck.fence = fence;
     int rc = rwkvd_ckpt_store_save(srv->store, &ck, srv->cfg.zstd_level, err);
     free(state);
     if (rc != 0)

@@ -257,10 +257,11 @@ static void saved(rwkvd_transport *t, rwkvd_server *srv, const rwkvd_session *s)
     }
 }
 
-static bool may_write(rwkvd_transport *t, const uint8_t *doc, size_t len)
+static uint64_t may_write(rwkvd_transport *t, const uint8_t *doc, size_t len)
 {
     nats_worker *w = W(t);
-    return lease_ok(w, rwkvd_doc_partition(doc, len, w->P));
+    uint32_t part = rwkvd_doc_partition(doc, len, w->P);
+    return lease_ok(w, part) ? rwkvd_lease_revision(&w->L, part) : 0;
 }
 
 /* ---------------------------------------------------------------- intake */

@@ -33,8 +33,9 @@ typedef struct rwkvd_transport_ops {
     void (*flush)(rwkvd_transport *t, struct rwkvd_server *srv);
     /* Before a checkpoint: every output queued so far is stored. */
     int (*outputs_durable)(rwkvd_transport *t, struct rwkvd_server *srv, rwkv_error *err);
-    /* Whether this worker may write the document's checkpoint now. */
-    bool (*may_write)(rwkvd_transport *t, const uint8_t *doc, size_t len);
+    /* The fencing token under which this worker may write the document's
+     * checkpoint now (stored in it), or 0 when it may not. */
+    uint64_t (*may_write)(rwkvd_transport *t, const uint8_t *doc, size_t len);
     /* After a durable checkpoint of s. */
     void (*saved)(rwkvd_transport *t, struct rwkvd_server *srv, const struct rwkvd_session *s);
     /* Leases, acks, rebalancing: called every loop iteration. */

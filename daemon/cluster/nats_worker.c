@@ -32,8 +32,9 @@
 #define ACK_DELAY 1.0          /* s: longest wait for the checkpoint that acks */
 #define ACK_WAIT_S 30          /* the consumers' ack wait */
 #define FETCH_BATCH 128
-#define FETCH_WAIT_MS 5
-#define FETCH_IDLE_S 0.01      /* pause between fetch rounds that found nothing */
+#define MAX_UNACKED 2048       /* per partition: delivered and not yet acked */
+#define NAK_DELAY_MS 1000      /* a refusal that may pass later is redelivered after */
+#define FETCH_IDLE_S 0.002     /* pause between rounds that found nothing */
 #define BARRIER_MS 10000       /* longest wait for PubAcks before a checkpoint */
 
 typedef enum { P_COVER, P_STORED } pend_kind;
@@ -212,7 +213,7 @@ static void pend_ack(nats_worker *w, size_t i)
 static void pend_nak(nats_worker *w, size_t i)
 {
     if (lease_ok(w, w->pend[i].part)) {
-        natsMsg_Nak(w->pend[i].m, NULL);
+        natsMsg_NakWithDelay(w->pend[i].m, NAK_DELAY_MS, NULL);
         w->naked++;
     }
     natsMsg_Destroy(w->pend[i].m);
@@ -276,8 +277,10 @@ static uint64_t rejected_sum(const rwkvd_server *srv)
 
 static bool retry_reason(const rwkvd_server *srv, const uint64_t *before)
 {
+    /* seq_gap too: in a partition's order a gap is a redelivery still to
+     * come (never acked: the message would be lost) */
     static const rwkvd_reason transient[] = {RWKVD_R_OVERLOADED, RWKVD_R_IO_ERROR,
-                                             RWKVD_R_SHUTTING_DOWN};
+                                             RWKVD_R_SHUTTING_DOWN, RWKVD_R_SEQ_GAP};
     for (size_t i = 0; i < sizeof transient / sizeof transient[0]; i++)
         if (srv->stats.rejected[transient[i]] != before[transient[i]])
             return true;
@@ -328,6 +331,26 @@ static void handle_one(nats_worker *w, rwkvd_server *srv, natsMsg *m, uint32_t p
     pend_add(w, m, part, P_STORED, NULL, 0, 0);
 }
 
+static int queue_push(nats_worker *w, natsMsg *m, uint32_t part)
+{
+    if (w->q_len == w->q_cap) {
+        size_t cap = w->q_cap ? 2 * w->q_cap : 256;
+        queued *nq = malloc(cap * sizeof *nq);
+        if (!nq)
+            return -1;
+        for (size_t j = 0; j < w->q_len; j++)
+            nq[j] = w->q[(w->q_head + j) % w->q_cap];
+        free(w->q);
+        w->q = nq;
+        w->q_cap = cap;
+        w->q_head = 0;
+    }
+    w->q[(w->q_head + w->q_len++) % w->q_cap] = (queued){m, part};
+    return 0;
+}
+
+/* Takes what the owned partitions' subscriptions already hold (no wait),
+ * FETCH_BATCH at most per partition, round-robin. */
 static int fetch_round(nats_worker *w)
 {
     int got = 0;
@@ -335,42 +358,24 @@ static int fetch_round(nats_worker *w)
         uint32_t part = (w->fetch_next + k) % w->P;
         if (!w->sub[part] || !lease_ok(w, part))
             continue;
-        natsMsgList list = {0};
-        jsErrCode jerr = 0;
-        /* nats.c asks "no wait" first and returns as soon as the server says
-         * nothing more is there; FETCH_WAIT_MS bounds an empty answer */
-        natsStatus s = natsSubscription_Fetch(&list, w->sub[part], FETCH_BATCH, FETCH_WAIT_MS,
-                                              &jerr);
-        w->lag[part] = 0;
-        if (s == NATS_OK && list.Count > 0) {
+        natsMsg *m = NULL;
+        natsMsg *last = NULL;
+        for (int i = 0; i < FETCH_BATCH; i++) {
+            if (natsSubscription_NextMsg(&m, w->sub[part], 0) != NATS_OK)
+                break;
+            if (queue_push(w, m, part) != 0) {
+                natsMsg_Destroy(m); /* redelivered after the ack wait */
+                break;
+            }
+            last = m;
+            got++;
+        }
+        if (last) {
             jsMsgMetaData *meta = NULL;
-            if (natsMsg_GetMetaData(&meta, list.Msgs[list.Count - 1]) == NATS_OK) {
+            if (natsMsg_GetMetaData(&meta, last) == NATS_OK) {
                 w->lag[part] = meta->NumPending;
                 jsMsgMetaData_Destroy(meta);
             }
-        }
-        if (s == NATS_OK) {
-            for (int i = 0; i < list.Count; i++) {
-                if (w->q_len == w->q_cap) {
-                    size_t cap = w->q_cap ? 2 * w->q_cap : 256;
-                    queued *nq = malloc(cap * sizeof *nq);
-                    if (!nq) {
-                        natsMsg_Destroy(list.Msgs[i]);
-                        list.Msgs[i] = NULL;
-                        continue;
-                    }
-                    for (size_t j = 0; j < w->q_len; j++)
-                        nq[j] = w->q[(w->q_head + j) % w->q_cap];
-                    free(w->q);
-                    w->q = nq;
-                    w->q_cap = cap;
-                    w->q_head = 0;
-                }
-                w->q[(w->q_head + w->q_len++) % w->q_cap] = (queued){list.Msgs[i], part};
-                list.Msgs[i] = NULL; /* the queue owns it now */
-                got++;
-            }
-            natsMsgList_Destroy(&list);
         }
     }
     w->fetch_next = (w->fetch_next + 1) % w->P;
@@ -440,7 +445,14 @@ static int open_consumer(nats_worker *w, uint32_t part, uint64_t rev, rwkv_error
     cc.FilterSubject = filter;
     cc.AckPolicy = js_AckExplicit;
     cc.AckWait = (int64_t)ACK_WAIT_S * 1000000000;
-    cc.MaxAckPending = 65536;
+    /* a push consumer: the server streams the partition in order into this
+     * worker's inbox, at most MAX_UNACKED ahead of the acks, and intake
+     * takes what arrived without waiting (natsSubscription_NextMsg, 0) */
+    natsInbox *inbox = NULL;
+    if (natsInbox_Create(&inbox) != NATS_OK)
+        return rwkv_fail(err, "consumer %s: out of memory", name);
+    cc.DeliverSubject = inbox;
+    cc.MaxAckPending = MAX_UNACKED;
     cc.MaxDeliver = -1;
     if (floor != UINT64_MAX && floor > 0) {
         cc.DeliverPolicy = js_DeliverByStartSequence;
@@ -450,6 +462,7 @@ static int open_consumer(nats_worker *w, uint32_t part, uint64_t rev, rwkv_error
     }
     jsConsumerInfo *ci = NULL;
     natsStatus s = js_AddConsumer(&ci, w->n.js, RWKVD_NATS_IN_STREAM, &cc, NULL, &jerr);
+    natsInbox_Destroy(inbox);
     if (s != NATS_OK)
         return rwkv_fail(err, "consumer %s: %s", name, rwkvd_nats_why(s));
     jsConsumerInfo_Destroy(ci);
@@ -457,8 +470,15 @@ static int open_consumer(nats_worker *w, uint32_t part, uint64_t rev, rwkv_error
     jsSubOptions_Init(&so);
     so.Stream = RWKVD_NATS_IN_STREAM;
     so.Consumer = name;
-    s = js_PullSubscribe(&w->sub[part], w->n.js, filter, name, NULL, &so, &jerr);
+    so.ManualAck = true;
+    s = js_SubscribeSync(&w->sub[part], w->n.js, filter, NULL, &so, &jerr);
+    /* never dropped for a full client buffer: the server stops at
+     * MAX_UNACKED anyway */
+    if (s == NATS_OK)
+        s = natsSubscription_SetPendingLimits(w->sub[part], -1, -1);
     if (s != NATS_OK) {
+        if (w->sub[part])
+            natsSubscription_Destroy(w->sub[part]);
         w->sub[part] = NULL;
         return rwkv_fail(err, "subscription to %s: %s", name, rwkvd_nats_why(s));
     }
@@ -509,8 +529,16 @@ static void drop_queue_of(nats_worker *w, uint32_t part, bool nak)
     w->q_len = k;
 }
 
+/* Forgets the partition's documents in memory, and those still waiting to
+ * be woken: loaded later, they would run on a state that the next owner
+ * moves past (and could not be saved here anyway). */
 static void forget_docs_of(nats_worker *w, rwkvd_server *srv, uint32_t part)
 {
+    size_t k = srv->wake_done;
+    for (size_t i = srv->wake_done; i < srv->n_wake; i++)
+        if (rwkvd_doc_partition(srv->wake[i].doc, srv->wake[i].len, w->P) != part)
+            srv->wake[k++] = srv->wake[i];
+    srv->n_wake = k;
     for (rwkvd_session *s = srv->lru_head, *next; s; s = next) {
         next = s->lnext;
         if (rwkvd_doc_partition(s->doc, s->doc_len, w->P) == part) {
@@ -600,6 +628,9 @@ static bool take(nats_worker *w, rwkvd_server *srv, uint32_t part)
         rwkvd_lease_release(&w->L, part);
         return false;
     }
+    /* nothing of an earlier ownership may linger: the state on disk is
+     * where the partition's documents continue from */
+    forget_docs_of(w, srv, part);
     wake_ctx c = {srv, w, part};
     size_t n_bad = 0;
     size_t before = srv->n_wake;

@@ -248,7 +248,7 @@ def kills():
     check(all(t < 2 + 2 for t in fail_times), "failover slower than TTL + 2 s: %r" % fail_times)
 
 
-def stop_cont():
+def stop_cont(binary=REL_BIN, n_docs=120):
     ttl = 2
 
     def disturb(ws, sink, docs, srv):
@@ -277,7 +277,7 @@ def stop_cont():
                 check(any(t >= min(lost_at) for t in log_times(a, "partition %d acquired (" % p)),
                       "w1 holds partition %d without acquiring it again" % p)
 
-    run_cluster(REL_BIN, 120, 2, partitions=8, ttl=ttl, disturb=disturb)
+    run_cluster(binary, n_docs, 2, partitions=8, ttl=ttl, disturb=disturb)
     print("SIGSTOP past the lease: partitions given up and taken over; outputs identical",
           flush=True)
 
@@ -476,6 +476,8 @@ if __name__ == "__main__":
          "asan"),
         ("kill -9 of a worker mid-run, twice", kills, "rel"),
         ("SIGSTOP past the lease, SIGCONT", stop_cont, "rel"),
+        ("SIGSTOP past the lease, SIGCONT (asan, 40 docs)", lambda: stop_cont(ASAN_BIN, 40),
+         "asan"),
         ("a joining worker gets its share", joining, "rel"),
         ("nats-server restart mid-run", server_restart, "rel"),
         ("3-node cluster, one node killed", node_kill, "rel"),

@@ -17,7 +17,7 @@
 3. Rebalance: one worker holds all 16 partitions; a second starts; time
    until each holds <= 8.
 Environment: BENCH_CLUSTER_DOCS (48), BENCH_CLUSTER_BYTES (4096 per doc),
-BENCH_CLUSTER_BIG_TOKENS (2048 per 0.1B run, 0 = skip).
+BENCH_CLUSTER_BIG_TOKENS (2048 per 0.1B run, 0 = skip), BENCH_ROUNDS (2).
 """
 import os
 import statistics
@@ -35,6 +35,7 @@ from rwkvd_harness import (REL_BIN, RWKV_CLI, Daemon, Work, check, collect_docs,
 N_DOCS = int(os.environ.get("BENCH_CLUSTER_DOCS", "48"))
 DOC_BYTES = int(os.environ.get("BENCH_CLUSTER_BYTES", "4096"))
 BIG_TOKENS = int(os.environ.get("BENCH_CLUSTER_BIG_TOKENS", "2048"))
+ROUNDS = int(os.environ.get("BENCH_ROUNDS", "2"))
 BLOCK = 256
 P = 16
 
@@ -103,17 +104,23 @@ def nats_run(model, docs, n_workers, vocab_args):
     return dt
 
 
-def tokens_of(docs, model_is_bytes):
-    return sum(len(m) for _, msgs in docs for m in msgs) if model_is_bytes else None
-
-
 def throughput(label, model, docs, n_tokens, vocab_args, worker_counts):
-    zt = zmq_run(model, docs, vocab_args)
-    print("%s: %d documents, %d tokens" % (label, len(docs), n_tokens), flush=True)
+    # rounds alternate between the configurations and the best time of each
+    # is kept: this machine is shared, and interference only ever slows down
+    best = {}
+    for _ in range(ROUNDS):
+        t = zmq_run(model, docs, vocab_args)
+        best["zmq"] = min(best.get("zmq", t), t)
+        for n in worker_counts:
+            t = nats_run(model, docs, n, vocab_args)
+            best[n] = min(best.get(n, t), t)
+    zt = best["zmq"]
+    print("%s: %d documents, %d tokens, best of %d rounds" % (label, len(docs), n_tokens, ROUNDS),
+          flush=True)
     print("  ZeroMQ, 1 daemon:   %8.0f tokens/s" % (n_tokens / zt), flush=True)
     base = None
     for n in worker_counts:
-        t = nats_run(model, docs, n, vocab_args)
+        t = best[n]
         tps = n_tokens / t
         if n == 1:
             base = tps
@@ -195,8 +202,7 @@ def rebalance():
 
 def main():
     docs = docs_for(N_DOCS, DOC_BYTES)
-    n_tok = sum(len(m) for _, msgs in docs for m in msgs)  # ~ bytes (byte tokens)
-    n_tok = N_DOCS * DOC_BYTES
+    n_tok = N_DOCS * DOC_BYTES  # byte tokens
     throughput("tiny fixture model (834K)", tiny_model(), docs, n_tok, [], [1, 2, 3])
     if BIG_TOKENS > 0:
         with Work() as work:

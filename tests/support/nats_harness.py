@@ -18,7 +18,11 @@ import time
 from rwkvd_harness import REPO, Daemon, TestFailure, check, unpack
 
 NATS_SERVER = "/usr/sbin/nats-server"
-NATS_TOOL = os.path.join(REPO, "build/rel/bin/rwkvd-nats")
+# the pipe of the flavour under test (make check FLAVOUR=asan: sanitized too)
+NATS_TOOL = os.path.join(REPO, "build/%s/bin/rwkvd-nats"
+                         % os.environ.get("RWKVD_BUILD_FLAVOUR", "rel"))
+if not os.access(NATS_TOOL, os.X_OK):
+    NATS_TOOL = os.path.join(REPO, "build/rel/bin/rwkvd-nats")
 
 _SERVERS = []
 

@@ -583,7 +583,7 @@ static void release(nats_worker *w, rwkvd_server *srv, uint32_t part)
     rwkv_error err;
     bool ok = true;
     for (rwkvd_session *s = srv->lru_head; s; s = s->lnext)
-        if (rwkvd_doc_partition(s->doc, s->doc_len, w->P) == part && s->dirty &&
+        if (rwkvd_doc_partition(s->doc, s->doc_len, w->P) == part && s->dirty && !s->failed &&
             rwkvd_session_save(srv, s, &err) != 0) {
             LOG_ERROR("partition %u: checkpoint before release failed: %s", part, err.msg);
             ok = false;
@@ -681,6 +681,13 @@ static void acks_due(nats_worker *w, rwkvd_server *srv, double now)
         if (now - e->received < ACK_DELAY)
             continue;
         rwkvd_session *s = rwkvd_docs_find(srv, e->doc, e->doc_len);
+        if (s && s->failed) {
+            /* ended by an engine error (never checkpointed again): its
+             * refusal is the answer, acked once stored like any other */
+            e->kind = P_STORED;
+            stored_waiting = true;
+            continue;
+        }
         rwkv_error err;
         if (s && s->dirty && e->seq < s->next_seq && rwkvd_session_save(srv, s, &err) != 0) {
             LOG_ERROR("checkpoint for acks failed: %s", err.msg);

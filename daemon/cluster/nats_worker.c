@@ -33,6 +33,7 @@
 #define ACK_WAIT_S 30          /* the consumers' ack wait */
 #define FETCH_BATCH 128
 #define MAX_UNACKED 2048       /* per partition: delivered and not yet acked */
+#define ACKS_EVERY_S 0.05      /* how often due acks are looked for */
 #define NAK_DELAY_MS 1000      /* a refusal that may pass later is redelivered after */
 #define FETCH_IDLE_S 0.002     /* pause between rounds that found nothing */
 #define BARRIER_MS 10000       /* longest wait for PubAcks before a checkpoint */
@@ -65,7 +66,7 @@ typedef struct nats_worker {
     queued *q;                  /* fetched, not yet handled */
     size_t q_head, q_len, q_cap;
     uint32_t fetch_next;        /* round-robin start */
-    double next_fetch, next_balance;
+    double next_fetch, next_balance, next_acks;
     pend *pend;
     size_t n_pend, cap_pend;
     atomic_uint_fast64_t pub_errors;
@@ -730,7 +731,10 @@ static void tick(rwkvd_transport *t, rwkvd_server *srv)
             lose(w, srv, p, "not renewed in time, or renewal refused");
     if (now >= w->next_balance && !srv->stopping)
         w->next_balance = now + (balance(w, srv) ? 0.0 : w->L.ttl / 3);
-    acks_due(w, srv, now);
+    if (now >= w->next_acks) { /* a walk over every unacked message: not every turn */
+        acks_due(w, srv, now);
+        w->next_acks = now + ACKS_EVERY_S;
+    }
 }
 
 /* ---------------------------------------------------------------- stop */

@@ -413,6 +413,53 @@ def clients():
           "durable consumer)" % len(zl), flush=True)
 
 
+def python_client():
+    """clients/python/rwkvd_nats.py: the same outputs as rwkvd.Client over
+    ZeroMQ, its partition() = the server's, its lease table."""
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                                    "clients", "python"))
+    import rwkvd
+    import rwkvd_nats
+    from nats_harness import NATS_TOOL
+    check([rwkvd_nats.partition(d, 16) for d in (b"abcd", "doc-1", b"\x00")] == [9, 2, 13],
+          "rwkvd_nats.partition: the PROTOCOL.md examples")
+    text = tiny_text()
+    docs = {"py-a": text[:900], b"py-\xffb": text[500:2000]}
+    opts = {"pooling": "mean", "outputs": ["embedding", "surprisal", "topk"], "topk": 3}
+    with Work() as work:
+        d = Daemon(work, args=ARGS, tag="zmq").start()
+        want = {}
+        with rwkvd.Client(ingest=d.ingest_ep, emit=d.emit_ep, control=d.control_ep) as c:
+            for doc, data in docs.items():
+                c.send_document(doc, data, chunk_size=333, opts=opts)
+            for out in c.outputs(timeout=120):
+                key = (out["doc"], out.get("block", "final"))
+                want[key] = out
+                if sum(1 for k in want if k[1] == "final") == len(docs):
+                    break
+        d.stop()
+        srv = NatsServer(work).start()
+        try:
+            w = worker(work, srv.url, "w1", os.path.join(work, "ns"), REL_BIN, 4, 3, ARGS).start()
+            nc = rwkvd_nats.NatsClient(srv.url, tool=NATS_TOOL)
+            for doc, data in docs.items():
+                nc.send_document(doc, data, chunk_size=333, opts=opts)
+            got = {(o["doc"], o.get("block", "final")): o
+                   for o in nc.outputs("py", until_final=len(docs), idle_timeout=120)}
+            held, nw = nc.leases()
+            check(nw == 1 and len(held) == 4 and all(v[0] == "w1" for v in held.values()),
+                  "leases: %r" % held)
+            w.stop()
+        finally:
+            stop_all_servers()
+    check(len(want) > 5 and want.keys() == got.keys(), "keys differ: %r vs %r"
+          % (sorted(map(str, want))[:4], sorted(map(str, got))[:4]))
+    for k in want:
+        check(repr(want[k]) == repr(got[k]), "%r differs between ZeroMQ and NATS" % (k,))
+    print("python client over NATS: %d outputs identical to rwkvd.Client over ZeroMQ"
+          % len(want), flush=True)
+
+
 def hostile(binary):
     """The refusal cases of test_daemon_hostile through NATS and through
     ZeroMQ: the same error outputs (reason, doc, seq, message)."""
@@ -482,6 +529,7 @@ if __name__ == "__main__":
         ("nats-server restart mid-run", server_restart, "rel"),
         ("3-node cluster, one node killed", node_kill, "rel"),
         ("rwkvd-send/rwkvd-sink --nats", clients, "rel"),
+        ("python client over NATS", python_client, "rel"),
         ("hostile input through NATS (rel)", lambda: hostile(REL_BIN), "rel"),
         ("hostile input through NATS (asan)", lambda: hostile(ASAN_BIN), "asan"),
     ])

@@ -41,6 +41,8 @@ static void help(void)
         "                     stored in the stream (the workers take it from there).  A\n"
         "                     re-run sends from seq 0: the server drops repeats within its\n"
         "                     duplicate window and workers ignore older seqs.\n"
+        "  --nats-creds PATH  NATS user credentials file; --nats-ca PATH: CA certificates\n"
+        "                     (PEM) of the server's TLS certificate (turns TLS on)\n"
         "  --timeout S        give up after S seconds without progress: no message accepted\n"
         "                     and the document not advancing (default 60; 0 = never)\n"
         "  --no-wait          exit once every message is handed over, without waiting for\n"
@@ -125,7 +127,7 @@ static void set_label(send_config *cfg)
 }
 
 enum { OPT_DOC = 256, OPT_CHUNK, OPT_OUTPUTS, OPT_POOLING, OPT_NO_NORM, OPT_TOPK, OPT_INGEST,
-       OPT_CONTROL, OPT_TIMEOUT, OPT_NO_WAIT, OPT_NATS };
+       OPT_CONTROL, OPT_TIMEOUT, OPT_NO_WAIT, OPT_NATS, OPT_NATS_CREDS, OPT_NATS_CA };
 
 int send_parse_args(int argc, char **argv, send_config *cfg)
 {
@@ -141,6 +143,8 @@ int send_parse_args(int argc, char **argv, send_config *cfg)
         {"timeout", required_argument, NULL, OPT_TIMEOUT},
         {"no-wait", no_argument, NULL, OPT_NO_WAIT},
         {"nats", required_argument, NULL, OPT_NATS},
+        {"nats-creds", required_argument, NULL, OPT_NATS_CREDS},
+        {"nats-ca", required_argument, NULL, OPT_NATS_CA},
         {"quiet", no_argument, NULL, 'q'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
@@ -203,6 +207,12 @@ int send_parse_args(int argc, char **argv, send_config *cfg)
             break;
         case OPT_NATS:
             cfg->nats = optarg;
+            break;
+        case OPT_NATS_CREDS:
+            cfg->nats_creds = optarg;
+            break;
+        case OPT_NATS_CA:
+            cfg->nats_ca = optarg;
             break;
         case 'q':
             cfg->quiet = true;

@@ -82,7 +82,8 @@ int send_run_nats(const send_config *cfg)
         return SEND_FAIL;
     }
     rwkvd_nats n;
-    rwkvd_nats_params p = {cfg->nats, NULL, NULL, "rwkvd-send", 10000, 0, 1, on_pub_error, NULL};
+    rwkvd_nats_params p = {cfg->nats,   cfg->nats_creds, cfg->nats_ca, "rwkvd-send", 10000, 0, 1,
+                           on_pub_error, NULL};
     uint32_t P = 0;
     uint64_t count = 0;
     int rc = SEND_FAIL;

@@ -47,6 +47,7 @@ typedef struct send_config {
     bool quiet;
     bool no_wait;                  /* exit once handed over, without confirmation */
     const char *nats;              /* NULL: ZeroMQ; else NATS URL(s) (nats_out.c) */
+    const char *nats_creds, *nats_ca; /* NULL: none */
 } send_config;
 
 /* Parses argv into *cfg.  Returns SEND_OK, SEND_USAGE after printing one

@@ -28,6 +28,8 @@ static void help(void)
         "                       NAME; each output is acked once written and flushed, so a\n"
         "                       sink restarted with --append under the same NAME loses\n"
         "                       nothing and writes nothing twice\n"
+        "  --nats-creds PATH    NATS user credentials file; --nats-ca PATH: CA certificates\n"
+        "                       (PEM) of the server's TLS certificate (turns TLS on)\n"
         "  --out FILE           write JSON Lines to FILE (default: stdout)\n"
         "  --raw DIR            write raw little-endian arrays instead, per document\n"
         "                       DIR/<doc-hex>/: <block>.embedding.f32, .surprisal.f32,\n"
@@ -66,7 +68,7 @@ static int usage(const char *fmt, const char *arg)
 }
 
 enum { OPT_EMIT = 256, OPT_OUT, OPT_RAW, OPT_APPEND, OPT_VERIFY, OPT_UNTIL, OPT_IDLE, OPT_NATS,
-       OPT_DURABLE };
+       OPT_DURABLE, OPT_NATS_CREDS, OPT_NATS_CA };
 
 int sink_parse_args(int argc, char **argv, sink_config *cfg)
 {
@@ -80,6 +82,8 @@ int sink_parse_args(int argc, char **argv, sink_config *cfg)
         {"idle-timeout", required_argument, NULL, OPT_IDLE},
         {"nats", required_argument, NULL, OPT_NATS},
         {"durable", required_argument, NULL, OPT_DURABLE},
+        {"nats-creds", required_argument, NULL, OPT_NATS_CREDS},
+        {"nats-ca", required_argument, NULL, OPT_NATS_CA},
         {"quiet", no_argument, NULL, 'q'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
@@ -111,6 +115,12 @@ int sink_parse_args(int argc, char **argv, sink_config *cfg)
             break;
         case OPT_DURABLE:
             cfg->durable = optarg;
+            break;
+        case OPT_NATS_CREDS:
+            cfg->nats_creds = optarg;
+            break;
+        case OPT_NATS_CA:
+            cfg->nats_ca = optarg;
             break;
         case OPT_VERIFY:
             cfg->verify = true;

@@ -28,7 +28,8 @@ int sink_nats_run(const sink_config *cfg, int (*on_msg)(void *ctx, const uint8_t
 {
     rwkvd_nats n;
     rwkv_error err = {{0}};
-    rwkvd_nats_params p = {cfg->nats, NULL, NULL, "rwkvd-sink", 10000, 0, 1, NULL, NULL};
+    rwkvd_nats_params p = {cfg->nats, cfg->nats_creds, cfg->nats_ca, "rwkvd-sink", 10000, 0, 1,
+                           NULL, NULL};
     natsSubscription *sub = NULL;
     int rc = SINK_FAIL;
     if (rwkvd_nats_connect(&n, &p, &err) != 0 || rwkvd_nats_ensure_streams(&n, &err) != 0) {

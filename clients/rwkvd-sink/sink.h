@@ -34,6 +34,7 @@ typedef struct sink_config {
     bool quiet;                /* no acks or notes on stderr */
     const char *nats;          /* NULL: ZeroMQ; else NATS URL(s) (nats_in.c) */
     const char *durable;       /* the durable consumer's name, with nats */
+    const char *nats_creds, *nats_ca; /* NULL: none */
 } sink_config;
 
 /* The NATS source (nats_in.c): fetches from the durable consumer on

@@ -310,6 +310,46 @@ int rwkvd_ckpt_store_load(rwkvd_ckpt_store *st, const uint8_t *doc, size_t doc_l
     return rwkv_fail(err, "%s; previous generation: %s", res->newest_error.msg, e2.msg);
 }
 
+static int hex_val(char c)
+{
+    return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}
+
+size_t rwkvd_ckpt_store_sweep_tmp(rwkvd_ckpt_store *st,
+                                  bool (*mine)(void *ctx, const uint8_t *doc, size_t len),
+                                  void *ctx)
+{
+    int dfd = openat(st->dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC); /* own offset */
+    DIR *d = dfd >= 0 ? fdopendir(dfd) : NULL;
+    if (!d) {
+        if (dfd >= 0)
+            close(dfd);
+        return 0;
+    }
+    size_t removed = 0;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        /* d-<hex>.ckpt.tmp.<pid>.<n> */
+        const char *mark = strstr(e->d_name, ".ckpt" RWKVD_TMP_MARK);
+        if (e->d_name[0] != 'd' || e->d_name[1] != '-' || !mark)
+            continue;
+        size_t n = (size_t)(mark - (e->d_name + 2));
+        if (n < 2 || n % 2 || n / 2 > RWKVD_CKPT_HEX_MAX)
+            continue;
+        uint8_t doc[RWKVD_CKPT_HEX_MAX];
+        bool ok = true;
+        for (size_t i = 0; ok && i < n / 2; i++) {
+            int hi = hex_val(e->d_name[2 + 2 * i]), lo = hex_val(e->d_name[3 + 2 * i]);
+            ok = hi >= 0 && lo >= 0;
+            doc[i] = (uint8_t)(hi << 4 | (lo & 15));
+        }
+        if (ok && mine(ctx, doc, n / 2) && unlinkat(st->dirfd, e->d_name, 0) == 0)
+            removed++;
+    }
+    closedir(d);
+    return removed;
+}
+
 int rwkvd_ckpt_store_remove(rwkvd_ckpt_store *st, const uint8_t *doc, size_t doc_len,
                             bool *existed, rwkv_error *err)
 {

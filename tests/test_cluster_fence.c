@@ -123,10 +123,47 @@ static void test_store_prefers_higher_token(void)
     rmdir(dir);
 }
 
+static bool doc_is_d(void *ctx, const uint8_t *doc, size_t len)
+{
+    (void)ctx;
+    return len == 1 && doc[0] == 'd';
+}
+
+static void test_sweep_tmp(void)
+{
+    char dir[] = "/tmp/rwkvd-test-sweep-XXXXXX";
+    CHECK(mkdtemp(dir));
+    rwkvd_ckpt_store *st = NULL;
+    rwkv_error err;
+    CHECK(rwkvd_ckpt_store_open_shared(dir, &st, &err) == 0);
+    static const char *names[] = {"d-64.ckpt.tmp.999.1",  /* doc "d": swept */
+                                  "d-64.ckpt.tmp.1000.7", /* doc "d": swept */
+                                  "d-65.ckpt.tmp.999.1",  /* doc "e": kept */
+                                  "d-64.ckpt",            /* not a temp file: kept */
+                                  "d-6.ckpt.tmp.1.1",     /* odd hex: kept */
+                                  "h-00.ckpt.tmp.1.1"};   /* hashed name: kept */
+    char path[256];
+    for (size_t i = 0; i < 6; i++) {
+        snprintf(path, sizeof path, "%s/%s", dir, names[i]);
+        FILE *f = fopen(path, "w");
+        CHECK(f);
+        fclose(f);
+    }
+    CHECK(rwkvd_ckpt_store_sweep_tmp(st, doc_is_d, NULL) == 2);
+    for (size_t i = 0; i < 6; i++) {
+        snprintf(path, sizeof path, "%s/%s", dir, names[i]);
+        CHECKF((access(path, F_OK) == 0) == (i >= 2), "%s", names[i]);
+        unlink(path);
+    }
+    rwkvd_ckpt_store_close(st);
+    rmdir(dir);
+}
+
 int main(int argc, char **argv)
 {
     test_init(argc, argv);
     RUN(test_formats);
     RUN(test_store_prefers_higher_token);
+    RUN(test_sweep_tmp);
     return test_summary();
 }

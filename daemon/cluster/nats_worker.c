@@ -492,6 +492,12 @@ typedef struct wake_ctx {
     uint32_t part;
 } wake_ctx;
 
+static bool in_part(void *ctx, const uint8_t *doc, size_t len)
+{
+    wake_ctx *c = ctx;
+    return rwkvd_doc_partition(doc, len, c->w->P) == c->part;
+}
+
 /* Documents of a newly owned partition left with work by the previous
  * owner: no message may ever come to wake them (server.c wake_docs). */
 static int wake_scan(void *ctx, const rwkvd_ckpt_info *info, bool from_prev)
@@ -637,6 +643,11 @@ static bool take(nats_worker *w, rwkvd_server *srv, uint32_t part)
     size_t before = srv->n_wake;
     if (rwkvd_ckpt_store_list(srv->store, wake_scan, &c, &n_bad, &err) != 0)
         LOG_WARN("partition %u: state directory listing: %s", part, err.msg);
+    /* half-written checkpoints of a crashed owner; a paused one that still
+     * writes loses its rename, which is what fencing wants anyway */
+    size_t swept = rwkvd_ckpt_store_sweep_tmp(srv->store, in_part, &c);
+    if (swept)
+        LOG_INFO("partition %u: %zu temp files of an earlier owner removed", part, swept);
     LOG_INFO("partition %u acquired (lease revision %llu, %zu documents with work left, "
              "consumer ready in %.2f s)",
              part, (unsigned long long)rev, srv->n_wake - before, rwkvd_now() - t0);

@@ -218,7 +218,7 @@ def three_workers(binary, n_docs):
           % (n_docs, sum(len(v) for v in got.values()), time.time() - t0), flush=True)
 
 
-def kills():
+def kills(binary=REL_BIN, n_docs=200):
     fail_times = []
 
     def disturb(ws, sink, docs, srv):
@@ -242,10 +242,12 @@ def kills():
                 time.sleep(0.05)
             victim.start()  # and it comes back, as a supervisor would restart it
 
-    run_cluster(REL_BIN, 200, 3, ttl=2, disturb=disturb)
+    run_cluster(binary, n_docs, 3, ttl=2, disturb=disturb)
     print("kill -9 twice: outputs identical; failover (kill -> partition acquired) %s s, "
           "lease TTL 2 s" % ", ".join("%.2f" % t for t in fail_times), flush=True)
-    check(all(t < 2 + 2 for t in fail_times), "failover slower than TTL + 2 s: %r" % fail_times)
+    if binary == REL_BIN:  # a sanitized build is too slow for the target
+        check(all(t < 2 + 2 for t in fail_times), "failover slower than TTL + 2 s: %r"
+              % fail_times)
 
 
 def stop_cont(binary=REL_BIN, n_docs=120):
@@ -522,6 +524,8 @@ if __name__ == "__main__":
         ("3 workers x 40 docs == one ZeroMQ daemon (asan)", lambda: three_workers(ASAN_BIN, 40),
          "asan"),
         ("kill -9 of a worker mid-run, twice", kills, "rel"),
+        ("kill -9 of a worker mid-run, twice (asan, 40 docs)", lambda: kills(ASAN_BIN, 40),
+         "asan"),
         ("SIGSTOP past the lease, SIGCONT", stop_cont, "rel"),
         ("SIGSTOP past the lease, SIGCONT (asan, 40 docs)", lambda: stop_cont(ASAN_BIN, 40),
          "asan"),

@@ -25,7 +25,8 @@
 # Debian packages the build and the tests need; installed on demand (root).
 DEB_PACKAGES := build-essential libzmq3-dev libmsgpack-dev libzstd-dev \
                 libopenblas-pthread-dev libjansson-dev libssl-dev libsystemd-dev \
-                libmicrohttpd-dev libutf8proc-dev python3 python3-zmq python3-msgpack
+                libmicrohttpd-dev libutf8proc-dev python3 python3-zmq python3-msgpack \
+                libnats-dev nats-server
 
 FIXTURES ?= $(if $(RWKVD_FIXTURES),$(RWKVD_FIXTURES),../shared/fixtures)
 export RWKVD_FIXTURES := $(FIXTURES)
@@ -46,7 +47,7 @@ WARN := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes 
         -Wformat=2 -Wvla -Wno-format-nonliteral
 BASE_CFLAGS := -std=c11 -D_GNU_SOURCE -g -fopenmp-simd -ffp-contract=fast -pthread $(WARN) -I. -I$(BLAS_INC)
 LIBS := -L$(BLAS_LIB) -Wl,-rpath,$(BLAS_LIB) -lopenblas -ljansson -lzstd -lzmq -lmsgpackc \
-        -lcrypto -lsystemd -lmicrohttpd -lutf8proc -lm -lpthread
+        -lcrypto -lsystemd -lmicrohttpd -lutf8proc -lnats -lm -lpthread
 
 REL_CFLAGS := $(BASE_CFLAGS) -O2
 SAN_FLAGS := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
@@ -69,7 +70,7 @@ DEPFLAGS := -MMD -MP
 NVCC := $(shell command -v nvcc 2>/dev/null || { test -x /usr/local/cuda/bin/nvcc && echo /usr/local/cuda/bin/nvcc; })
 CU_SRC := $(wildcard kernels/*.cu)
 
-.PHONY: all deps test check test-gpu run fuzz bench bench-gpu clean features
+.PHONY: all deps test check test-gpu run run-cluster fuzz bench bench-gpu clean features
 .DEFAULT_GOAL := all
 
 # ---------------------------------------------------------------- packages
@@ -254,6 +255,29 @@ run: $(B)/rel/bin/rwkvd
 	@if [ ! -f "$(MODEL)" ]; then \
 	  echo "make run: no model at '$(MODEL)'. Pass MODEL=/path/to/model.pth (or .safetensors)." >&2; exit 2; fi
 	$(B)/rel/bin/rwkvd --model "$(MODEL)" $(RUN_ARGS)
+
+# A local cluster: nats-server with JetStream in a temporary directory and
+# two workers sharing one state directory (PROTOCOL.md §12); Ctrl-C stops all.
+CLUSTER_PARTITIONS ?= 16
+run-cluster: $(B)/rel/bin/rwkvd $(B)/rel/bin/rwkvd-nats
+	@if [ ! -f "$(MODEL)" ]; then \
+	  echo "make run-cluster: no model at '$(MODEL)'. Pass MODEL=/path/to/model.pth." >&2; exit 2; fi
+	@command -v nats-server >/dev/null || { echo "make run-cluster: nats-server missing (make deps)" >&2; exit 2; }
+	@d=$$(mktemp -d /tmp/rwkvd-cluster.XXXXXX); port=$${NATS_PORT:-4222}; \
+	printf 'listen: 127.0.0.1:%s\njetstream { store_dir: %s/nats }\nmappings = { "rwkvd.doc.*": "rwkvd.in.{{partition(%s,1)}}.{{wildcard(1)}}" }\n' \
+	  $$port $$d $(CLUSTER_PARTITIONS) > $$d/nats.conf; \
+	nats-server -c $$d/nats.conf > $$d/nats.log 2>&1 & ns=$$!; sleep 1; \
+	for w in a b; do \
+	  $(B)/rel/bin/rwkvd --model "$(MODEL)" $(RUN_ARGS) --nats nats://127.0.0.1:$$port \
+	    --partitions $(CLUSTER_PARTITIONS) --worker-id $$w --state-dir $$d/state \
+	    --control ipc://$$d/control-$$w --log-file $$d/worker-$$w.log & \
+	done; \
+	trap 'kill $$(jobs -p) 2>/dev/null; wait; echo "stopped; files in $$d"' INT TERM; \
+	echo "cluster up: nats://127.0.0.1:$$port, workers a and b (logs in $$d)"; \
+	echo "feed it:  rwkvd-nats pub --nats nats://127.0.0.1:$$port < frames   ([u32 LE length][msgpack map] each)"; \
+	echo "read it:  $(B)/rel/bin/rwkvd-nats sub --nats nats://127.0.0.1:$$port --durable mine > outputs"; \
+	echo "leases:   $(B)/rel/bin/rwkvd-nats leases --nats nats://127.0.0.1:$$port"; \
+	echo "Ctrl-C stops everything"; wait
 
 # ---------------------------------------------------------------- fuzzing
 FUZZ_SECONDS ?= 60

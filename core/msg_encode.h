@@ -108,6 +108,19 @@ typedef struct rwkvd_status_info {
     /* CURVE handshakes refused by the ZAP handler: producer, consumer,
      * operator (/metrics only, filled when it renders) */
     uint64_t auth_refused[3];
+    /* cluster mode (PROTOCOL.md §12); reported only when on */
+    struct rwkvd_cluster_status {
+        bool on;
+        char worker[65];
+        uint32_t partitions, owned, workers;
+        uint64_t leases_acquired, leases_lost, leases_released, lease_renewals;
+        uint64_t unacked, published, acked, lag; /* lag: undelivered, owned partitions */
+        uint32_t n_leases;                       /* entries of `leases` (at most 64) */
+        struct rwkvd_lease_status {
+            uint32_t partition;
+            uint64_t revision, lag;
+        } leases[64];
+    } cluster;
 } rwkvd_status_info;
 
 typedef struct rwkvd_resume_info {

@@ -59,7 +59,14 @@
 #define RWKVD_CKPT_MAGIC "RWKVDCKP"
 #define RWKVD_CKPT_VERSION 1
 #define RWKVD_CKPT_HEADER_FIXED 204 /* header bytes besides the doc id */
-#define RWKVD_CKPT_HEADER_MAX (RWKVD_CKPT_HEADER_FIXED + RWKVD_DOC_MAX)
+/* Format v2 = v1 plus the fencing token of cluster mode (PROTOCOL.md §12.6):
+ * bytes 200..207 hold the token (u64, never 0), the doc id follows at 208
+ * and the header CRC after it, so the header is 212 + doc_len bytes.  A
+ * checkpoint without a token (token 0: not in cluster mode) is written as v1,
+ * byte for byte as before; both versions are read. */
+#define RWKVD_CKPT_VERSION_FENCED 2
+#define RWKVD_CKPT_HEADER_FIXED_FENCED 212
+#define RWKVD_CKPT_HEADER_MAX (RWKVD_CKPT_HEADER_FIXED_FENCED + RWKVD_DOC_MAX)
 #define RWKVD_CKPT_PENDING_BYTES_MAX 1024 /* tokenizer bytes held mid-token */
 #define RWKVD_BLOCK_MAX 65536             /* tokens per block */
 /* Tokens received but not yet in a completed block: a single message may
@@ -118,8 +125,16 @@ typedef struct rwkvd_ckpt {
     bool has_carry;
     float carry_surprisal;         /* finite, >= 0 when has_carry */
     const float *state;            /* [state_floats]; NULL only when finished */
+    uint64_t fence;                /* lease revision it was written under (cluster
+                                      mode), 0 = none: format v2 iff not 0 */
     void *owned;                   /* set by the decoder only */
 } rwkvd_ckpt;
+
+/* Header bytes of a checkpoint with this token and doc id length. */
+static inline size_t rwkvd_ckpt_header_size(uint64_t fence, size_t doc_len)
+{
+    return (fence ? RWKVD_CKPT_HEADER_FIXED_FENCED : RWKVD_CKPT_HEADER_FIXED) + doc_len;
+}
 
 /* Frees what the decoder allocated and clears the array pointers.  Accepts
  * NULL and caller-built structs (owned == NULL: nothing is freed). */
@@ -156,6 +171,7 @@ typedef struct rwkvd_ckpt_info {
     bool eof;                     /* eof received, final still due */
     size_t header_size;
     uint64_t comp_size, raw_size;
+    uint64_t fence;           /* 0 = none (format v1) */
 } rwkvd_ckpt_info;
 
 /* Validates the header at the start of buf[0..len) — magic, version, CRC,

@@ -47,10 +47,13 @@ static int parse_header(const char *label, const uint8_t *p, size_t len,
                              : "offset 0: bad magic: not an rwkvd checkpoint (%zu bytes)", len);
     if (len < 12)
         return dfail(st, RWKVD_CKPT_CORRUPT, err, label, "offset 8: truncated in the header");
-    if (rwkvd_get32(p + 8) != RWKVD_CKPT_VERSION)
+    uint32_t version = rwkvd_get32(p + 8);
+    if (version != RWKVD_CKPT_VERSION && version != RWKVD_CKPT_VERSION_FENCED)
         return dfail(st, RWKVD_CKPT_CORRUPT, err, label,
-                     "offset 8: format version %u not supported (this daemon reads %d)",
-                     rwkvd_get32(p + 8), RWKVD_CKPT_VERSION);
+                     "offset 8: format version %u not supported (this daemon reads %d and %d)",
+                     version, RWKVD_CKPT_VERSION, RWKVD_CKPT_VERSION_FENCED);
+    bool fenced = version == RWKVD_CKPT_VERSION_FENCED;
+    size_t doc_at = fenced ? 208 : 200;
     if (len < 120)
         return dfail(st, RWKVD_CKPT_CORRUPT, err, label,
                      "offset %zu: truncated in the header (%zu bytes)", len, len);
@@ -58,7 +61,7 @@ static int parse_header(const char *label, const uint8_t *p, size_t len,
     if (doc_len < 1 || doc_len > RWKVD_DOC_MAX)
         return dfail(st, RWKVD_CKPT_CORRUPT, err, label, "offset 116: doc id length %u not in 1..%d",
                      doc_len, RWKVD_DOC_MAX);
-    size_t hs = RWKVD_CKPT_HEADER_FIXED + doc_len;
+    size_t hs = (fenced ? RWKVD_CKPT_HEADER_FIXED_FENCED : RWKVD_CKPT_HEADER_FIXED) + doc_len;
     if (len < hs)
         return dfail(st, RWKVD_CKPT_CORRUPT, err, label,
                      "offset %zu: truncated: the header needs %zu bytes", len, hs);
@@ -102,7 +105,11 @@ static int parse_header(const char *label, const uint8_t *p, size_t len,
     *comp_crc = rwkvd_get32(p + 128);
     memcpy(ck->model.model_sha256, p + 136, 32);
     memcpy(ck->model.tokenizer_sha256, p + 168, 32);
-    memcpy(ck->doc, p + 200, doc_len);
+    memcpy(ck->doc, p + doc_at, doc_len);
+    ck->fence = fenced ? rwkvd_get64(p + 200) : 0;
+    if (fenced && !ck->fence)
+        return dfail(st, RWKVD_CKPT_CORRUPT, err, label,
+                     "offset 200: fencing token 0 in a version 2 header");
     ck->finished = *flags & RWKVD_CKPT_FL_FINISHED;
     ck->eof = (*flags & RWKVD_CKPT_FL_EOF) != 0;
     rwkv_error why;
@@ -148,7 +155,8 @@ static void fill_info(const rwkvd_ckpt *ck, uint32_t flags, uint64_t comp_size,
     info->block_size = ck->block_size;
     info->finished = ck->finished;
     info->eof = ck->eof;
-    info->header_size = RWKVD_CKPT_HEADER_FIXED + ck->doc_len;
+    info->header_size = rwkvd_ckpt_header_size(ck->fence, ck->doc_len);
+    info->fence = ck->fence;
     info->comp_size = comp_size;
     info->raw_size = rwkvd_ckpt_raw_size(ck, flags);
 }
@@ -199,7 +207,7 @@ int rwkvd_ckpt_decode(const char *label, const void *buf, size_t len,
         max_raw = RWKVD_CKPT_RAW_DEFAULT_MAX;
     if (parse_header(label, p, len, expect, out, &flags, &comp_size, &comp_crc, status, err) != 0)
         return -1;
-    size_t hs = RWKVD_CKPT_HEADER_FIXED + out->doc_len;
+    size_t hs = rwkvd_ckpt_header_size(out->fence, out->doc_len);
     if (comp_size != len - hs)
         return dfail(status, RWKVD_CKPT_CORRUPT, err, label,
                      comp_size > len - hs ? "offset %zu: truncated: the payload needs %llu bytes, %zu present"

@@ -90,6 +90,27 @@ static const rwkvd_option options[] = {
      "HTTP port serving Prometheus metrics at /metrics; 0 = off."},
     {"metrics_bind", RWKVD_OPT_STR, F(metrics_bind), "127.0.0.1", 0, 0, false, false, "ADDR",
      "Address the metrics port binds."},
+    /* cluster mode (daemon/cluster/, PROTOCOL.md §12) */
+    {"nats", RWKVD_OPT_STR, F(nats), "", 0, 0, false, false, "URL",
+     "NATS server URL(s), comma-separated (nats://host:4222): run as a worker of a NATS "
+     "JetStream cluster instead of the ingest/emit sockets; empty = ZeroMQ only."},
+    {"nats_creds", RWKVD_OPT_PATH, F(nats_creds), "", 0, 0, false, false, "PATH",
+     "NATS user credentials file (JWT + seed) for --nats; empty = none."},
+    {"nats_ca", RWKVD_OPT_PATH, F(nats_ca), "", 0, 0, false, false, "PATH",
+     "CA certificates (PEM) that sign the NATS server's TLS certificate; also turns TLS "
+     "on. Empty = the URL decides (tls://)."},
+    {"partitions", RWKVD_OPT_INT, F(partitions), "16", 1, 4096, false, false, "P",
+     "Partitions of the cluster's document stream; the same for every worker and producer "
+     "for the cluster's lifetime."},
+    {"nats_replicas", RWKVD_OPT_INT, F(nats_replicas), "1", 1, 5, false, false, "N",
+     "Replicas of the streams and key-value buckets this worker creates when they are "
+     "missing (existing ones are used as they are): 3 on a 3-node JetStream cluster."},
+    {"lease_ttl", RWKVD_OPT_SECONDS, F(lease_ttl), "10", 1, 3600, false, false, "S",
+     "Lifetime of a partition lease; leases are renewed every S/3, and a dead worker's "
+     "partitions move after S."},
+    {"worker_id", RWKVD_OPT_STR, F(worker_id), "", 0, 0, false, false, "NAME",
+     "This worker's name in the cluster (1..64 of A-Z a-z 0-9 _ -); empty = "
+     "<hostname>-<pid>."},
 };
 
 #define N_OPTIONS (sizeof options / sizeof options[0])

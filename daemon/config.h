@@ -81,6 +81,14 @@ typedef struct rwkvd_config {
     char log_file[RWKVD_CFG_PATH_MAX];    /* "" = stderr */
     int metrics_port;                     /* 0 = no HTTP metrics */
     char metrics_bind[RWKVD_CFG_STR_MAX];
+    /* cluster mode (daemon/cluster/): "" = off */
+    char nats[RWKVD_CFG_PATH_MAX];        /* server URL(s) */
+    char nats_creds[RWKVD_CFG_PATH_MAX];
+    char nats_ca[RWKVD_CFG_PATH_MAX];
+    int partitions;
+    int nats_replicas;
+    double lease_ttl;                     /* seconds */
+    char worker_id[RWKVD_CFG_STR_MAX];
 } rwkvd_config;
 
 typedef enum rwkvd_opt_type {

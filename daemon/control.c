@@ -36,6 +36,8 @@ void rwkvd_stats_refresh(rwkvd_server *srv)
     double dt = srv->tps_time[newest] - srv->tps_time[oldest];
     st->tokens_per_s = dt > 0 ? (double)(srv->tps_tokens[newest] - srv->tps_tokens[oldest]) / dt
                               : 0;
+    if (srv->transport)
+        srv->transport->ops->status(srv->transport, st);
     pthread_mutex_lock(&srv->snap_mu);
     srv->snap = *st;
     pthread_mutex_unlock(&srv->snap_mu);

@@ -28,12 +28,24 @@ static rwkvd_reason reason_of(rwkvd_ckpt_status st)
 int rwkvd_session_save(rwkvd_server *srv, rwkvd_session *s, rwkv_error *err)
 {
     double t0 = rwkvd_now();
-    if (rwkvd_journal_sync(srv->journal, err) != 0)
+    uint64_t fence = 0;
+    if (srv->transport) {
+        /* cluster: only under a valid lease (its revision goes into the
+         * file), and only once every output queued so far is stored (the
+         * output stream is the journal) */
+        fence = srv->transport->ops->may_write(srv->transport, s->doc, s->doc_len);
+        if (!fence) /* fencing, not a failure of the state directory */
+            return rwkv_fail(err, "this worker no longer holds the document's partition lease");
+        if (srv->transport->ops->outputs_durable(srv->transport, srv, err) != 0)
+            goto fail;
+    } else if (rwkvd_journal_sync(srv->journal, err) != 0) {
         goto fail;
+    }
     rwkvd_ckpt ck;
     float *state = NULL;
     if (rwkvd_session_to_ckpt(srv, s, &ck, &state, err) != 0)
         goto fail;
+    ck.fence = fence;
     int rc = rwkvd_ckpt_store_save(srv->store, &ck, srv->cfg.zstd_level, err);
     free(state);
     if (rc != 0)
@@ -45,6 +57,8 @@ int rwkvd_session_save(rwkvd_server *srv, rwkvd_session *s, rwkv_error *err)
     s->blocks_at_ckpt = s->blocks_done;
     srv->stats.checkpoints_total++;
     srv->stats.checkpoint_seconds_sum += rwkvd_now() - t0;
+    if (srv->transport)
+        srv->transport->ops->saved(srv->transport, srv, s); /* acks what it covers */
     return 0;
 fail:
     srv->stats.checkpoint_failures_total++;

@@ -152,7 +152,9 @@ int rwkvd_server_init(rwkvd_server *srv, rwkv_error *err)
     srv->max_ckpt_raw = (uint64_t)srv->mi->state_floats * 4 + (uint64_t)srv->mi->n_embd * 16 +
                         max_pending * 4 + 65536;
 
-    if (rwkvd_ckpt_store_open(srv->cfg.state_dir, &srv->store, err) != 0)
+    bool cluster = srv->cfg.nats[0] != '\0';
+    if ((cluster ? rwkvd_ckpt_store_open_shared : rwkvd_ckpt_store_open)(srv->cfg.state_dir,
+                                                                         &srv->store, err) != 0)
         return -1;
     srv->state_dirfd = open(srv->cfg.state_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (srv->state_dirfd < 0)
@@ -160,14 +162,18 @@ int rwkvd_server_init(rwkvd_server *srv, rwkv_error *err)
     /* enough journal to cover everything that can be inside the process at
      * once: the emit high-water mark, one batch of outputs, and margin */
     size_t keep = 2 * ((size_t)srv->cfg.emit_hwm + 2 * RWKVD_BATCH_DOCS) + 64;
-    if (rwkvd_journal_open(srv->state_dirfd, srv->cfg.state_dir, keep, &srv->journal, err) != 0)
+    /* cluster mode: the output stream plays the journal's role (and the
+     * directory is shared, so one journal file would be written by all) */
+    if (!cluster &&
+        rwkvd_journal_open(srv->state_dirfd, srv->cfg.state_dir, keep, &srv->journal, err) != 0)
         return -1;
     srv->outbox = rwkvd_outbox_new(srv->journal);
     if (!srv->outbox)
         return rwkv_fail(err, "out of memory");
     size_t bad = 0;
     rwkvd_sha256_hex(srv->model_id.model_sha256, srv->replay_model_hex);
-    rwkvd_journal_replay(srv->journal, replay_one, srv, &bad, err);
+    if (!cluster)
+        rwkvd_journal_replay(srv->journal, replay_one, srv, &bad, err);
     if (rwkvd_outbox_count(srv->outbox) || bad || srv->replay_skipped)
         LOG_INFO("emit journal: %zu recent outputs will be sent again (%zu damaged records "
                  "skipped, %zu of dropped incarnations or another model left out)",
@@ -175,7 +181,9 @@ int rwkvd_server_init(rwkvd_server *srv, rwkv_error *err)
 
     size_t n_bad = 0;
     rwkv_error lerr;
-    if (rwkvd_ckpt_store_list(srv->store, scan_doc, srv, &n_bad, &lerr) != 0)
+    /* cluster mode: a worker wakes the documents of the partitions it
+     * acquires (nats_worker.c), not the whole shared directory */
+    if (!cluster && rwkvd_ckpt_store_list(srv->store, scan_doc, srv, &n_bad, &lerr) != 0)
         LOG_WARN("state directory listing: %s", lerr.msg);
     if (srv->stats.docs_on_disk || n_bad)
         LOG_INFO("state directory %s: %llu documents (%zu with work left), %zu unreadable files",
@@ -188,14 +196,20 @@ int rwkvd_server_init(rwkvd_server *srv, rwkv_error *err)
     /* the ZAP handler is bound before any socket can take a handshake */
     if (rwkvd_curve_start(srv->zctx, &srv->cfg, &srv->curve, err) != 0)
         return -1;
-    srv->ingest = make_socket(srv, ZMQ_PULL, RWKVD_ROLE_PRODUCER, srv->cfg.ingest, ZMQ_RCVHWM,
-                              srv->cfg.ingest_hwm, (int64_t)srv->cfg.max_message_size, err);
-    if (!srv->ingest)
-        return -1;
-    srv->emit = make_socket(srv, ZMQ_PUSH, RWKVD_ROLE_CONSUMER, srv->cfg.emit, ZMQ_SNDHWM,
-                            srv->cfg.emit_hwm, 0, err);
-    if (!srv->emit)
-        return -1;
+    if (cluster) {
+        srv->transport = rwkvd_nats_transport_new(srv, err);
+        if (!srv->transport)
+            return -1;
+    } else {
+        srv->ingest = make_socket(srv, ZMQ_PULL, RWKVD_ROLE_PRODUCER, srv->cfg.ingest, ZMQ_RCVHWM,
+                                  srv->cfg.ingest_hwm, (int64_t)srv->cfg.max_message_size, err);
+        if (!srv->ingest)
+            return -1;
+        srv->emit = make_socket(srv, ZMQ_PUSH, RWKVD_ROLE_CONSUMER, srv->cfg.emit, ZMQ_SNDHWM,
+                                srv->cfg.emit_hwm, 0, err);
+        if (!srv->emit)
+            return -1;
+    }
     /* ZeroMQ drops an over-long message with the connection, unanswered, and
      * a REQ client would wait for ever: requests up to the ingest limit reach
      * the decoder, which answers too_large above RWKVD_CTL_MAX_BYTES
@@ -279,6 +293,10 @@ static bool can_read_ingest(const rwkvd_server *srv)
 
 static void read_ingest(rwkvd_server *srv)
 {
+    if (srv->transport) {
+        srv->transport->ops->intake(srv->transport, srv, can_read_ingest);
+        return;
+    }
     for (int i = 0; i < 256 && can_read_ingest(srv); i++) {
         zmq_msg_t m;
         zmq_msg_init(&m);
@@ -315,6 +333,10 @@ static void read_ingest(rwkvd_server *srv)
 static void flush_outbox(rwkvd_server *srv)
 {
     rwkv_error err;
+    if (srv->transport) {
+        srv->transport->ops->flush(srv->transport, srv);
+        return;
+    }
     if (rwkvd_outbox_flush(srv->outbox, srv->emit, &err) < 0)
         LOG_ERROR("%s", err.msg);
 }
@@ -342,7 +364,7 @@ static void housekeeping(rwkvd_server *srv)
 static int shutdown_all(rwkvd_server *srv)
 {
     double deadline = rwkvd_now() + srv->cfg.linger_ms / 1000.0;
-    while (rwkvd_outbox_count(srv->outbox) && rwkvd_now() < deadline) {
+    while (!srv->transport && rwkvd_outbox_count(srv->outbox) && rwkvd_now() < deadline) {
         zmq_pollitem_t it = {srv->emit, 0, ZMQ_POLLOUT, 0};
         zmq_poll(&it, 1, 50);
         flush_outbox(srv);
@@ -352,6 +374,8 @@ static int shutdown_all(rwkvd_server *srv)
                  "them at the next start",
                  rwkvd_outbox_count(srv->outbox));
     int n = rwkvd_checkpoint_due(srv, true);
+    if (srv->transport) /* acks, leases handed back */
+        srv->transport->ops->stop(srv->transport, srv);
     /* documents that never checkpointed but hold progress */
     int failures = 0;
     for (rwkvd_session *s = srv->docs.lru_head; s; s = s->lnext)
@@ -367,14 +391,16 @@ int rwkvd_server_run(rwkvd_server *srv)
     srv->watchdog_usec = wd ? strtoull(wd, NULL, 10) : 0;
     while (!srv->stopping) {
         bool work = srv->ready.len > 0 && rwkvd_outbox_count(srv->outbox) == 0;
+        bool zsock = !srv->transport;
         zmq_pollitem_t items[4] = {
             {srv->control, 0, ZMQ_POLLIN, 0},
+            {NULL, srv->sigfd, ZMQ_POLLIN, 0},
             {srv->ingest, 0, can_read_ingest(srv) ? ZMQ_POLLIN : 0, 0},
             {srv->emit, 0, rwkvd_outbox_count(srv->outbox) ? ZMQ_POLLOUT : 0, 0},
-            {NULL, srv->sigfd, ZMQ_POLLIN, 0},
         };
-        long timeout = work ? 0 : 200;
-        if (zmq_poll(items, 4, timeout) < 0 && errno != EINTR) {
+        /* a transport is polled by its own intake: wake often */
+        long timeout = work ? 0 : zsock ? 200 : 5;
+        if (zmq_poll(items, zsock ? 4 : 2, timeout) < 0 && errno != EINTR) {
             LOG_ERROR("zmq_poll: %s", zmq_strerror(errno));
             break;
         }
@@ -389,6 +415,8 @@ int rwkvd_server_run(rwkvd_server *srv)
             flush_outbox(srv);
         }
         rwkvd_checkpoint_due(srv, false);
+        if (srv->transport)
+            srv->transport->ops->tick(srv->transport, srv);
         housekeeping(srv);
     }
     return shutdown_all(srv);
@@ -412,6 +440,8 @@ void rwkvd_server_free(rwkvd_server *srv)
     rwkvd_curve_stop(srv->curve); /* its socket too must close before zmq_ctx_term */
     if (srv->zctx)
         zmq_ctx_term(srv->zctx);
+    if (srv->transport)
+        srv->transport->ops->free(srv->transport);
     rwkvd_outbox_free(srv->outbox);
     rwkvd_journal_close(srv->journal);
     if (srv->state_dirfd >= 0)

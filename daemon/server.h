@@ -29,6 +29,7 @@
 #include "core/model.h"
 #include "core/tokenizer.h"
 #include "daemon/checkpoint.h"
+#include "daemon/cluster/transport.h"
 #include "daemon/ckpt_store.h"
 #include "daemon/config.h"
 #include "daemon/doc_table.h"
@@ -69,6 +70,9 @@ typedef struct rwkvd_server {
     char replay_model_hex[65];    /* start-up journal replay: this model's sha256 */
     size_t replay_skipped;        /* records not replayed (journal_filter.h) */
     int sigfd;                    /* read end of the signal self-pipe */
+    /* cluster mode (--nats): reads and publishes instead of the ingest and
+     * emit sockets, which are then not bound (daemon/cluster/transport.h) */
+    rwkvd_transport *transport;
 
     /* documents in memory */
     rwkvd_doc_table docs;         /* by id, and least recently used */

@@ -347,7 +347,7 @@ static void test_sealed_bad_headers(void)
         uint64_t value;
         const char *expect; /* substring of the message */
     } cases[] = {
-        {8, 4, 2, "format version 2"},
+        {8, 4, 3, "format version 3"}, /* 1 and 2 (fenced) are read */
         {12, 4, 999, "out of range"},
         {16, 4, 0x10, "out of range"},          /* unknown flag bit */
         {16, 4, 0xC, "without its recurrent state"}, /* carry + last emb, no state */

@@ -101,9 +101,8 @@ static void note(sender *s, const char *fmt, ...)
     va_end(ap);
 }
 
-/* One ingest message: v, doc, seq, bytes, [eof], [opts] (PROTOCOL.md §3). */
-static int encode(const send_config *cfg, uint64_t seq, const uint8_t *data, size_t len,
-                  bool eof, msgpack_sbuffer *sb)
+int send_encode(const send_config *cfg, uint64_t seq, const uint8_t *data, size_t len, bool eof,
+                msgpack_sbuffer *sb)
 {
     bool opts = seq == 0 && (cfg->set_outputs || cfg->pooling || cfg->no_normalize || cfg->topk);
     msgpack_packer pk;
@@ -251,7 +250,7 @@ static int transfer(sender *s)
                     goto out;
                 }
                 msgpack_sbuffer_clear(&sb);
-                if (encode(cfg, s->seq, data, msg_len, msg_last, &sb) != 0) {
+                if (send_encode(cfg, s->seq, data, msg_len, msg_last, &sb) != 0) {
                     fail(s, "out of memory encoding message %llu", (unsigned long long)s->seq);
                     goto out;
                 }
@@ -439,5 +438,5 @@ int main(int argc, char **argv)
         return SEND_OK; /* --help */
     if (rc != SEND_OK)
         return rc;
-    return send_run(&cfg);
+    return cfg.nats ? send_run_nats(&cfg) : send_run(&cfg);
 }

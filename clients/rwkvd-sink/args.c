@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "clients/rwkvd-sink/sink.h"
+#include "daemon/cluster/partition.h"
 
 static void help(void)
 {
@@ -26,6 +27,14 @@ static void help(void)
         "                       --curve-secret-key); needs --curve-key\n"
         "  --curve-key FILE     this client's key pair (`rwkvd keygen`, mode 0600); its\n"
         "                       public key must be in the daemon's consumer allow-list\n"
+        "  --nats URL --durable NAME\n"
+        "                       read the output stream of a NATS JetStream cluster of rwkvd\n"
+        "                       workers instead (PROTOCOL.md 12) through the durable consumer\n"
+        "                       NAME; each output is acked once written and flushed, so a\n"
+        "                       sink restarted with --append under the same NAME loses\n"
+        "                       nothing and writes nothing twice\n"
+        "  --nats-creds PATH    NATS user credentials file; --nats-ca PATH: CA certificates\n"
+        "                       (PEM) of the server's TLS certificate (turns TLS on)\n"
         "  --out FILE           write JSON Lines to FILE (default: stdout)\n"
         "  --raw DIR            write raw little-endian arrays instead, per document\n"
         "                       DIR/<doc-hex>/: <block>.embedding.f32, .surprisal.f32,\n"
@@ -64,7 +73,7 @@ static int usage(const char *fmt, const char *arg)
 }
 
 enum { OPT_EMIT = 256, OPT_OUT, OPT_RAW, OPT_APPEND, OPT_VERIFY, OPT_UNTIL, OPT_IDLE,
-       OPT_CURVE_SERVER, OPT_CURVE_KEY };
+       OPT_CURVE_SERVER, OPT_CURVE_KEY, OPT_NATS, OPT_DURABLE, OPT_NATS_CREDS, OPT_NATS_CA };
 
 int sink_parse_args(int argc, char **argv, sink_config *cfg)
 {
@@ -78,6 +87,10 @@ int sink_parse_args(int argc, char **argv, sink_config *cfg)
         {"verify-identical", no_argument, NULL, OPT_VERIFY},
         {"until-final", required_argument, NULL, OPT_UNTIL},
         {"idle-timeout", required_argument, NULL, OPT_IDLE},
+        {"nats", required_argument, NULL, OPT_NATS},
+        {"durable", required_argument, NULL, OPT_DURABLE},
+        {"nats-creds", required_argument, NULL, OPT_NATS_CREDS},
+        {"nats-ca", required_argument, NULL, OPT_NATS_CA},
         {"quiet", no_argument, NULL, 'q'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
@@ -109,6 +122,18 @@ int sink_parse_args(int argc, char **argv, sink_config *cfg)
             break;
         case OPT_APPEND:
             cfg->append = true;
+            break;
+        case OPT_NATS:
+            cfg->nats = optarg;
+            break;
+        case OPT_DURABLE:
+            cfg->durable = optarg;
+            break;
+        case OPT_NATS_CREDS:
+            cfg->nats_creds = optarg;
+            break;
+        case OPT_NATS_CA:
+            cfg->nats_ca = optarg;
             break;
         case OPT_VERIFY:
             cfg->verify = true;
@@ -151,5 +176,9 @@ int sink_parse_args(int argc, char **argv, sink_config *cfg)
         return usage("%s", "--out and --raw exclude each other");
     if (cfg->append && !cfg->out && !cfg->raw)
         return usage("%s", "--append needs --out or --raw");
+    if (!cfg->nats != !cfg->durable)
+        return usage("%s", "--nats and --durable NAME go together");
+    if (cfg->durable && !rwkvd_worker_id_valid(cfg->durable))
+        return usage("--durable: '%s' is not 1..64 of A-Z a-z 0-9 _ -", cfg->durable);
     return SINK_OK;
 }

@@ -43,7 +43,7 @@ typedef struct sink {
     uint64_t written, duplicates, differing, undecodable, messages;
 } sink;
 
-static volatile sig_atomic_t stop_signal;
+static volatile int stop_signal; /* set by the handler; sig_atomic_t is int here */
 
 static void on_signal(int sig) { stop_signal = sig; }
 
@@ -297,10 +297,31 @@ static int open_output(sink *s)
     return 0;
 }
 
+static int nats_msg(void *ctx, const uint8_t *p, size_t n)
+{
+    return handle(ctx, p, n);
+}
+
+static int nats_batch(void *ctx)
+{
+    return flush_out(ctx);
+}
+
+static bool nats_done(void *ctx)
+{
+    sink *s = ctx;
+    return s->cfg->until_final && s->finals >= s->cfg->until_final;
+}
+
 static int run(sink *s)
 {
     const sink_config *cfg = s->cfg;
     int rc = SINK_FAIL;
+    if (cfg->nats) {
+        rc = nats_done(s) ? SINK_OK
+                          : sink_nats_run(cfg, nats_msg, nats_batch, nats_done, s, &stop_signal);
+        return flush_out(s) != 0 ? SINK_FAIL : rc;
+    }
     void *zctx = zmq_ctx_new(), *pull = NULL;
     if (!zctx)
         return fail("zmq context: %s", zmq_strerror(errno));

@@ -34,7 +34,19 @@ typedef struct sink_config {
     uint64_t until_final;      /* 0 = run until stopped */
     double idle_timeout;       /* seconds; 0 = none */
     bool quiet;                /* no acks or notes on stderr */
+    const char *nats;          /* NULL: ZeroMQ; else NATS URL(s) (nats_in.c) */
+    const char *durable;       /* the durable consumer's name, with nats */
+    const char *nats_creds, *nats_ca; /* NULL: none */
 } sink_config;
+
+/* The NATS source (nats_in.c): fetches from the durable consumer on
+ * RWKVD_OUT, hands each message to on_msg (-1 stops), calls on_batch (flush;
+ * -1 stops) and only then acks the batch.  Stops when done(ctx) is true,
+ * on a signal (*stop), or after idle_timeout seconds without a message
+ * (SINK_FAIL then when until_final was set).  Returns an exit status. */
+int sink_nats_run(const sink_config *cfg, int (*on_msg)(void *ctx, const uint8_t *p, size_t n),
+                  int (*on_batch)(void *ctx), bool (*done)(void *ctx), void *ctx,
+                  volatile int *stop);
 
 /* Parses argv.  SINK_OK, SINK_USAGE after one line on stderr, or -1 after
  * printing --help on stdout. */

@@ -68,13 +68,15 @@ static void test_worker_ids(void)
     CHECKF(rwkvd_worker_id_valid(def), "%s", def);
 }
 
-static size_t pack_block(char *buf, size_t cap, const char *doc, uint64_t block, bool bin_doc)
+/* A block output; inc > 0 adds the incarnation field as the daemon does. */
+static size_t pack_block_inc(char *buf, size_t cap, const char *doc, uint64_t block,
+                             bool bin_doc, uint64_t inc)
 {
     msgpack_sbuffer sb;
     msgpack_sbuffer_init(&sb);
     msgpack_packer pk;
     msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-    msgpack_pack_map(&pk, 4);
+    msgpack_pack_map(&pk, 4 + (inc > 0));
     msgpack_pack_str_with_body(&pk, "v", 1);
     msgpack_pack_uint8(&pk, 1);
     msgpack_pack_str_with_body(&pk, "type", 4);
@@ -84,12 +86,21 @@ static size_t pack_block(char *buf, size_t cap, const char *doc, uint64_t block,
         msgpack_pack_bin_with_body(&pk, doc, strlen(doc));
     else
         msgpack_pack_str_with_body(&pk, doc, strlen(doc));
+    if (inc > 0) {
+        msgpack_pack_str_with_body(&pk, "inc", 3);
+        msgpack_pack_uint64(&pk, inc);
+    }
     msgpack_pack_str_with_body(&pk, "block", 5);
     msgpack_pack_uint64(&pk, block);
     size_t n = sb.size < cap ? sb.size : cap;
     memcpy(buf, sb.data, n);
     msgpack_sbuffer_destroy(&sb);
     return n;
+}
+
+static size_t pack_block(char *buf, size_t cap, const char *doc, uint64_t block, bool bin_doc)
+{
+    return pack_block_inc(buf, cap, doc, block, bin_doc, 0);
 }
 
 static void test_out_key(void)
@@ -106,6 +117,10 @@ static void test_out_key(void)
     n = pack_block(buf, sizeof buf, "doc-7", 5, false);
     for (size_t cut = 0; cut < n; cut++)
         CHECK(rwkvd_out_key_read(buf, cut, &k) != 0 || !k.have_doc || k.doc_len <= 5);
+    CHECK(k.inc == 0);
+    /* the incarnation, when present, is read (it goes into the msg id) */
+    n = pack_block_inc(buf, sizeof buf, "doc-7", 9, false, 300);
+    CHECK(rwkvd_out_key_read(buf, n, &k) == 0 && k.block == 9 && k.inc == 300);
     CHECK(rwkvd_out_key_read("\x93\x01\x02\x03", 4, &k) != 0); /* not a map */
     CHECK(rwkvd_out_key_read("\xc1", 1, &k) != 0);
 }

@@ -42,13 +42,17 @@ int rwkvd_out_key_read(const void *data, size_t len, rwkvd_out_key *k)
             memcpy(k->doc, p + voff + vh.hdr, (size_t)vh.n);
             k->doc_len = (size_t)vh.n;
             k->have_doc = true;
-        } else if (str_is(p, &kh, off, "block") && vh.kind == RWKVD_MP_UINT) {
+        } else if ((str_is(p, &kh, off, "block") || str_is(p, &kh, off, "inc")) &&
+                   vh.kind == RWKVD_MP_UINT) {
             /* the value sits in the header: a fixint, or big-endian after
              * the type byte (non-negative, whatever the encoding) */
             uint64_t v = p[voff] < 0x80 ? p[voff] : 0;
             for (size_t b = 1; p[voff] >= 0x80 && b < vh.hdr; b++)
                 v = v << 8 | p[voff + b];
-            k->block = v;
+            if (str_is(p, &kh, off, "block"))
+                k->block = v;
+            else
+                k->inc = v;
         }
         off = next;
     }

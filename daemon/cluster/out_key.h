@@ -1,5 +1,6 @@
 /* out_key.h — what a published output needs from its own bytes: its type,
- * its doc and its block number (PROTOCOL.md §12.4: subject and msg id).
+ * its doc, its incarnation and its block number (PROTOCOL.md §12.4:
+ * subject and msg id).
  * The bytes are the daemon's own encoding (§4: v, type, doc first, then
  * block for a block output), read with msgpack-c. */
 #ifndef RWKVD_CLUSTER_OUT_KEY_H
@@ -18,6 +19,7 @@ typedef struct rwkvd_out_key {
     uint8_t doc[256];
     size_t doc_len;
     uint64_t block;
+    uint64_t inc; /* the document's incarnation (PROTOCOL.md §8.4; 0 when absent) */
 } rwkvd_out_key;
 
 /* 0, or -1 when the bytes are not an output map. */

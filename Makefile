@@ -6,6 +6,8 @@
 #   make run        build and start the daemon (MODEL=... or the tiny fixture model)
 #   make fuzz       libFuzzer targets with clang (FUZZ_SECONDS per target)
 #   make bench      benchmark programs (not tests)
+#   make gpu-check  everything that needs a CUDA device, one report
+#                   (build/gpu-check/report.txt; kernels/NOTES.md)
 #
 #   make check T=test_x [ARGS=case] [FLAVOUR=asan]
 #                   one test program (C or Python), optionally only the cases
@@ -69,7 +71,8 @@ DEPFLAGS := -MMD -MP
 NVCC := $(shell command -v nvcc 2>/dev/null || { test -x /usr/local/cuda/bin/nvcc && echo /usr/local/cuda/bin/nvcc; })
 CU_SRC := $(wildcard kernels/*.cu)
 
-.PHONY: all deps test check test-gpu run fuzz bench bench-gpu clean features
+.PHONY: all deps test check test-gpu gpu-check gpu-check-build run fuzz bench bench-gpu clean \
+        features
 .DEFAULT_GOAL := all
 
 # ---------------------------------------------------------------- packages
@@ -247,6 +250,19 @@ test-gpu: features $(GPU_TESTS) $(REL_BINS)
 # says so and exits 0).
 bench-gpu: features $(B)/rel/tests/bench/bench_gpu
 	$(B)/rel/tests/bench/bench_gpu $(BENCH_GPU_ARGS)
+
+# Everything that needs a GPU, in one run with one report
+# (build/gpu-check/report.txt): per-kernel tests, test-gpu, compute-sanitizer,
+# the daemon on the device resumed on the CPU, bench-gpu; each part under its
+# own time limit (tests/gpu_check.sh; kernels/NOTES.md).  Without a device it
+# says so and fails (exit 3).  The script builds gpu-check-build itself, under
+# a time limit too.
+gpu-check-build: features $(REL_BINS) $(GPU_TESTS) $(B)/rel/tests/bench/bench_gpu
+gpu-check:
+	@MAKE="$(MAKE)" sh tests/gpu_check.sh
+# test_cuda_host runs tests/gpu_check.sh, which asks test_gpu_kernels (same
+# flavour) whether there is a device.
+$(foreach f,$(FLAVOURS),$(eval $(B)/$(f)/tests/test_cuda_host: | $(B)/$(f)/tests/test_gpu_kernels))
 
 # The daemon in the foreground on MODEL (default: the tiny fixture model).
 MODEL ?= $(FIXTURES)/models/tiny-rwkv-7v0-834K.safetensors

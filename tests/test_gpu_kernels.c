@@ -24,9 +24,11 @@
  *
  * Without a device every test SKIPs with the reason.  `--probe` prints the
  * device ("device: ...", exit 0) or why there is none ("no CUDA device: ...",
- * exit 3): make gpu-check asks it first.  RWKVD_TEST_GPU_ON_CPU=1 runs the
- * CPU reference in place of each kernel (checks this program's own buffers
- * and bookkeeping on a machine without a GPU; every error is then 0). */
+ * exit 3): make gpu-check asks it first.  Developer aid, never set by make:
+ * RWKVD_TEST_GPU_ON_CPU=1 runs the CPU reference in place of each kernel
+ * (checks this program's own buffers and bookkeeping on a machine without a
+ * GPU; fp32 errors are then 0) and makes --probe answer yes, so that a whole
+ * `make gpu-check` can be rehearsed on the CPU. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1033,6 +1035,12 @@ static void test_colsum(void)
 /* --probe: the device, or why there is none. */
 static int probe(void)
 {
+    const char *fake = getenv("RWKVD_TEST_GPU_ON_CPU");
+    if (fake && strcmp(fake, "1") == 0) {
+        printf("device: none: RWKVD_TEST_GPU_ON_CPU=1, a CPU stand-in for every GPU engine "
+               "and kernel (checks the checks, not the CUDA backend)\n");
+        return 0;
+    }
 #ifdef RWKV_NO_CUDA
     printf("no CUDA device: this build has no CUDA backend (no nvcc when it was built)\n");
     return 3;

@@ -259,7 +259,7 @@ bench-gpu: features $(B)/rel/tests/bench/bench_gpu
 # a time limit too.
 gpu-check-build: features $(REL_BINS) $(GPU_TESTS) $(B)/rel/tests/bench/bench_gpu
 gpu-check:
-	@MAKE="$(MAKE)" sh tests/gpu_check.sh
+	@sh tests/gpu_check.sh
 # test_cuda_host runs tests/gpu_check.sh, which asks test_gpu_kernels (same
 # flavour) whether there is a device.
 $(foreach f,$(FLAVOURS),$(eval $(B)/$(f)/tests/test_cuda_host: | $(B)/$(f)/tests/test_gpu_kernels))

@@ -10,14 +10,14 @@
 #   3. kernels    tests/test_gpu_kernels: each kernel against the CPU engine
 #   4. test-gpu   make test-gpu: golden fixtures, batches, bf16 bound
 #   5. memcheck   compute-sanitizer memcheck on the kernel tests and on a
-#                 whole forward (rwkv eval, multi-pass), racecheck on the
-#                 reduction and scan kernels; skipped, and said, when
+#                 whole forward (rwkv eval, multi-pass), racecheck and
+#                 synccheck on the reduction and scan kernels; skipped, and said, when
 #                 compute-sanitizer is not installed
 #   6. daemon     rwkvd --device cuda:0, checkpoint, resumed on the CPU
 #                 (tests/support/gpu_daemon_check.py), fp32 and bf16
 #   7. bench      make bench-gpu
 # Every part runs under its own `timeout`, so one hang costs that part only;
-# the limits add up to 590 s, so the whole run fits one 10-minute device
+# the limits add up to 580 s, so the whole run fits one 10-minute device
 # command even if every part hangs; a normal run takes far less (NOTES.md).  Progress goes to stdout as each part starts and ends.
 #
 # Output: $GPU_CHECK_DIR (default build/gpu-check): report.txt (figures,
@@ -114,7 +114,7 @@ fi
 
 # 1. build ---------------------------------------------------------------
 if [ "$build" -eq 1 ]; then
-    run_part build 180 "$MAKE" -j"$JOBS" gpu-check-build
+    run_part build 175 "$MAKE" -j"$JOBS" gpu-check-build
     [ "$rc" -ne 0 ] && finish 1
 fi
 
@@ -123,7 +123,7 @@ if [ ! -x "$REL/tests/test_gpu_kernels" ]; then
     say "gpu-check: $REL/tests/test_gpu_kernels is not built (run make gpu-check)"
     finish 1
 fi
-probe=$(timeout 20 "$REL/tests/test_gpu_kernels" --probe 2>&1)
+probe=$(timeout 15 "$REL/tests/test_gpu_kernels" --probe 2>&1)
 prc=$?
 say "$probe"
 case "$probe" in *RWKVD_TEST_GPU_ON_CPU*) say "gpu-check: REHEARSAL on the CPU (RWKVD_TEST_GPU_ON_CPU=1): no figure below is a GPU figure" ;; esac
@@ -136,7 +136,7 @@ fi
 
 # 3-7 ---------------------------------------------------------------------
 run_part kernels 45 "$REL/tests/test_gpu_kernels"
-run_part test-gpu 120 "$MAKE" --no-print-directory test-gpu
+run_part test-gpu 115 "$MAKE" --no-print-directory test-gpu
 for t in build/test-logs/rel-test_gpu_*.log build/test-logs/rel-test_cuda_*.log; do
     # test_gpu_kernels' figures are in the kernels part already
     case "$t" in *test_gpu_kernels*) continue ;; esac
@@ -153,16 +153,20 @@ done
 if [ -z "$CS" ]; then
     skip_part memcheck "compute-sanitizer not installed (looked on PATH and in /usr/local/cuda*/bin)"
 else
-    # every kernel of ours but the head's (memcheck-forward runs those; under
-    # memcheck the test's 65536-wide head product alone would take the limit)
+    # every kernel, the head's at small vocabularies only (instrumented, the
+    # 65536-wide product would take the whole limit)
     run_part memcheck-kernels 45 "$CS" --tool memcheck --error-exitcode 9 --leak-check full \
         "$REL/tests/test_gpu_kernels" test_ln_shift test_lora test_wkv7 test_relu test_embed \
-        test_layernorm test_colsum
+        test_layernorm test_head_and_surprisal_small test_colsum
     # a whole forward, 256-row passes (multi-pass, every kernel, cuBLAS)
-    run_part memcheck-forward 35 env RWKV_CUDA_PASS_ROWS=256 "$CS" --tool memcheck \
+    run_part memcheck-forward 30 env RWKV_CUDA_PASS_ROWS=256 "$CS" --tool memcheck \
         --error-exitcode 9 "$REL/bin/rwkv" eval -m "$TINY" --bytes --device cuda:0 -b 333 -q "$TEXT"
-    run_part racecheck 20 "$CS" --tool racecheck --error-exitcode 9 \
-        "$REL/tests/test_gpu_kernels" test_wkv7 test_ln_shift test_head test_colsum
+    run_part racecheck 15 "$CS" --tool racecheck --error-exitcode 9 \
+        "$REL/tests/test_gpu_kernels" test_wkv7 test_ln_shift test_head_and_surprisal_small
+    # barriers reached by part of a block (the LN of the row above is
+    # skipped for a segment's first row: it must be skipped block-wide)
+    run_part synccheck 15 "$CS" --tool synccheck --error-exitcode 9 \
+        "$REL/tests/test_gpu_kernels" test_wkv7 test_ln_shift test_head_and_surprisal_small
 fi
 
 run_part daemon 45 /usr/bin/python3 tests/support/gpu_daemon_check.py

@@ -168,12 +168,14 @@ static int result(const char *kernel, int bf16, const char *shape, double err, d
     return -1;
 }
 
+#ifndef RWKV_NO_CUDA
 /* A harness call failed: the current test fails with its message. */
 static int harness_failed(const char *kernel, const char *shape, const rwkv_error *err)
 {
     test_fail_at(__FILE__, __LINE__, "%s %s: %s", kernel, shape, err->msg);
     return -1;
 }
+#endif
 
 /* Segments from a 0-terminated list of lengths: seq_start (n + 1). */
 static int segments(const int *len, int *seq_start)

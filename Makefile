@@ -71,8 +71,8 @@ DEPFLAGS := -MMD -MP
 NVCC := $(shell command -v nvcc 2>/dev/null || { test -x /usr/local/cuda/bin/nvcc && echo /usr/local/cuda/bin/nvcc; })
 CU_SRC := $(wildcard kernels/*.cu)
 
-.PHONY: all deps test check test-gpu gpu-check gpu-check-build run fuzz bench bench-gpu clean \
-        features
+.PHONY: all deps test check test-gpu gpu-check gpu-check-build gpu-fixtures run fuzz bench \
+        bench-gpu clean features
 .DEFAULT_GOAL := all
 
 # ---------------------------------------------------------------- packages
@@ -260,6 +260,16 @@ bench-gpu: features $(B)/rel/tests/bench/bench_gpu
 gpu-check-build: features $(REL_BINS) $(GPU_TESTS) $(B)/rel/tests/bench/bench_gpu
 gpu-check:
 	@sh tests/gpu_check.sh
+# The fixtures the GPU checks read, copied to $(B)/gpu-fixtures: a device call
+# sends the checkout only (not ../shared), so it carries this folder and
+# gpu_check.sh uses it when $(FIXTURES) is not there (kernels/NOTES.md).
+GPU_FIXTURES := models/tiny-rwkv-7v0-834K.safetensors models/tiny-rwkv-7v0-834K.pth \
+                models/tiny-rwkv-7v0-834K.bf16.pth models/tiny-rwkv-7v0-834K.bf16.safetensors \
+                tiny-rwkv-7v0-834K inputs/gpl-3.first4096.bin
+gpu-fixtures:
+	@for f in $(GPU_FIXTURES); do \
+	  mkdir -p $(B)/gpu-fixtures/$$(dirname $$f) && cp -r $(FIXTURES)/$$f $(B)/gpu-fixtures/$$(dirname $$f)/ || exit 1; \
+	done; chmod -R u+w $(B)/gpu-fixtures; du -sh $(B)/gpu-fixtures
 # test_cuda_host runs tests/gpu_check.sh, which asks test_gpu_kernels (same
 # flavour) whether there is a device.
 $(foreach f,$(FLAVOURS),$(eval $(B)/$(f)/tests/test_cuda_host: | $(B)/$(f)/tests/test_gpu_kernels))

@@ -546,8 +546,9 @@ extern "C" int rwkv_cuda_k_layernorm(int device, int C, int M, const float *x, c
     });
 }
 
-/* ---------------------------------------------------------------- head */
+/* ---------------------------------------------------------------- products */
 
+/* cuBLAS on the harness's stream, set as the engine sets it. */
 static int head_blas(kh *h, rwkv_error *err)
 {
     if (!(h->c.cublas = cublas_load(err)))
@@ -600,6 +601,37 @@ extern "C" int rwkv_cuda_k_head(int device, int use_bf16, int C, int V, const fl
                 return -1;
         if (elapsed(h, 3, ms, err) || down(h, logits, dlog, NV * sizeof(float), err) ||
             down(h, surprisal, dsur, (size_t)n * sizeof(float), err))
+            return -1;
+        return 0;
+    });
+}
+
+extern "C" int rwkv_cuda_k_gemm(int device, int use_bf16, int M, int N, int K, const float *X,
+                                int ldx, int xoff, const float *W, float *Y, int ldy, int yoff,
+                                int accumulate, double ms[1], rwkv_error *err)
+{
+    if (M < 1 || N < 1 || K < 1 || xoff < 0 || xoff % 8 != 0 || xoff + K > ldx || yoff < 0 ||
+        yoff + N > ldy)
+        return rwkv_fail(err, "cuda: gemm harness: M %d N %d K %d, X ld %d at %d, Y ld %d at %d",
+                         M, N, K, ldx, xoff, ldy, yoff);
+    return with_harness(device, use_bf16, err, [&](kh *h) -> int {
+        if (head_blas(h, err) != 0)
+            return -1;
+        size_t XN = (size_t)M * ldx, WN = (size_t)N * K, YN = (size_t)M * ldy;
+        void *dx, *dw;
+        float *dy;
+        KH_ALLOC(dx, void *, XN * h->c.act_size);
+        KH_ALLOC(dw, void *, WN * h->c.act_size);
+        KH_ALLOC(dy, float *, YN * sizeof(float));
+        if (up_act(h, dx, X, XN, err) || up_act(h, dw, W, WN, err))
+            return -1;
+        const char *xp = (const char *)dx + (size_t)xoff * h->c.act_size;
+        for (int rep = 0; rep < 2; rep++)
+            if (up(h, dy, Y, YN * sizeof(float), err) || tick(h, 0, err) ||
+                cu_gemm(&h->c, M, N, K, xp, ldx, dw, dy + yoff, ldy, accumulate, err) ||
+                tick(h, 1, err))
+                return -1;
+        if (elapsed(h, 1, ms, err) || down(h, Y, dy, YN * sizeof(float), err))
             return -1;
         return 0;
     });

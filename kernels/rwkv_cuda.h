@@ -163,6 +163,17 @@ int rwkv_cuda_k_head(int device, int bf16, int C, int V, const float *head, int 
                      const float *h, int n, const int *rows, const int *target, float *logits,
                      float *surprisal, double ms[3], rwkv_error *err);
 
+/* gemm (cu_gemm, every projection): Y[m][yoff + n] = (or += when
+ * accumulate) sum_k X[m][xoff + k] * W[n][k] for m < M, n < N, k < K; X
+ * [M][ldx] and W [N][K] in the act dtype (rounded to bf16 on upload in bf16
+ * mode), Y [M][ldy] fp32, in place.  The offsets and strides are those of
+ * the LoRA products into and out of the side-by-side hidden buffer; xoff
+ * must be a multiple of 8 (16-byte aligned bf16 operands, as the engine's).
+ * ms[1]. */
+int rwkv_cuda_k_gemm(int device, int bf16, int M, int N, int K, const float *X, int ldx, int xoff,
+                     const float *W, float *Y, int ldy, int yoff, int accumulate, double ms[1],
+                     rwkv_error *err);
+
 /* colsum: colsum[j][c] = sum over the rows of segment sum_seg[j] of h[row][c]
  * (double, row order), j < n_sum.  ms[1]. */
 int rwkv_cuda_k_colsum(int device, int C, int M, int n_seg, const int *seq_start, int n_sum,

@@ -164,7 +164,7 @@ else
     # 65536-wide product would take the whole limit)
     run_part memcheck-kernels 45 "$CS" --tool memcheck --error-exitcode 9 --leak-check full \
         "$REL/tests/test_gpu_kernels" test_ln_shift test_lora test_wkv7 test_relu test_embed \
-        test_layernorm test_head_and_surprisal_small test_colsum
+        test_layernorm test_head_and_surprisal_small test_gemm test_colsum
     # a whole forward, 256-row passes (multi-pass, every kernel, cuBLAS)
     run_part memcheck-forward 30 env RWKV_CUDA_PASS_ROWS=256 "$CS" --tool memcheck \
         --error-exitcode 9 "$REL/bin/rwkv" eval -m "$TINY" --bytes --device cuda:0 -b 333 -q "$TEXT"

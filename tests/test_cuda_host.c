@@ -289,6 +289,13 @@ static void test_kernel_harness_refuses_bad_args(void)
     rwkv_error_clear(&err);
     CHECK(rwkv_cuda_k_head(0, 0, 4, 5, x, 1, x, 1, rows, target, y, y, ms, &err) == -1);
     CHECKF(strstr(err.msg, "row 1"), "%s", err.msg);
+    /* a product whose X offset would misalign bf16 operands, or overruns */
+    rwkv_error_clear(&err);
+    CHECK(rwkv_cuda_k_gemm(0, 1, 1, 4, 4, x, 16, 4, x, y, 4, 0, 0, ms, &err) == -1);
+    CHECKF(strstr(err.msg, "gemm harness"), "%s", err.msg);
+    rwkv_error_clear(&err);
+    CHECK(rwkv_cuda_k_gemm(0, 0, 1, 4, 16, x, 16, 8, x, y, 4, 0, 0, ms, &err) == -1);
+    CHECKF(strstr(err.msg, "gemm harness"), "%s", err.msg);
     int seq[3] = {0, 1, 2}, sum_seg[1] = {2};
     double cs[8];
     rwkv_error_clear(&err);

@@ -11,6 +11,7 @@
  *   relu_sq                                    rwkv_relu_sq_inplace
  *   embed (+ ln0), layernorm_rows (ln_out)     rwkv_layernorm, as cpu_forward.c uses it
  *   gather_rows + head product, surprisal      a double-precision product; rwkv_logsumexp
+ *   gemm (every projection, strided, +=)       a double-precision product
  *   colsum (hidden MEAN / hidden_sum)          row-order double sums, as cpu_forward.c
  * each at several shapes: odd widths, one-row passes (decode), segments of one
  * token, segments across the scan's 16-token staging, grid-stride edges; fp32
@@ -70,11 +71,12 @@ const char *__asan_default_options(void)
 #define TOL_OUTPUT 1e-5
 /* relu_sq: one multiplication, the same in both: exact. */
 #define TOL_RELU 0.0
-/* head product: fp32 sums of C products in another order (pedantic fp32, no
- * TF32); bf16 mode gets bf16-exact inputs and fp32 accumulation on tensor
- * cores, whose accumulator alignment may drop low bits. */
-#define TOL_HEAD_F32 2e-5
-#define TOL_HEAD_BF16 1e-4
+/* products (the head, every projection): fp32 sums of K products in another
+ * order (pedantic fp32, no TF32); bf16 mode gets bf16-exact inputs and fp32
+ * accumulation on tensor cores, whose accumulator alignment may drop low
+ * bits. */
+#define TOL_GEMM_F32 2e-5
+#define TOL_GEMM_BF16 1e-4
 /* surprisal: float partial sums of exp, combined in double, vs the CPU's
  * log-sum-exp on the same logits. */
 #define TOL_SURPRISAL 1e-5
@@ -932,7 +934,7 @@ static int head_case(const head_shape *sp, int bf16)
     /* the surprisal kernel is judged on the logits it was given */
     cpu_surprisal(V, lg, n, sp->target, sc);
     int bad = result("gather+head_gemm", bf16, shape, nerr(lg, lc, NV),
-                     bf16 ? TOL_HEAD_BF16 : TOL_HEAD_F32, ms[0] + ms[1]);
+                     bf16 ? TOL_GEMM_BF16 : TOL_GEMM_F32, ms[0] + ms[1]);
     bad |= result("surprisal", bf16, shape, nerr(sg, sc, (size_t)n), TOL_SURPRISAL, ms[2]);
     rc = bad ? -1 : 0;
 out:
@@ -972,6 +974,88 @@ static void test_head_and_surprisal_small(void)
     for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++)
         for (int bf16 = 0; bf16 < 2; bf16++)
             if (head_case(&shapes[i], bf16) != 0)
+                return;
+}
+
+/* ---------------------------------------------------------------- gemm */
+
+/* Y[m][yoff + n] (+)= X[m][xoff + .] · W[n] in double (the reference every
+ * product is held to; the CPU engine's own product is a BLAS call with the
+ * same contract). */
+static void cpu_gemm(int M, int N, int K, const float *X, int ldx, int xoff, const float *W,
+                     float *Y, int ldy, int yoff, int acc)
+{
+    for (int m = 0; m < M; m++)
+        for (int n = 0; n < N; n++) {
+            double s = acc ? Y[(size_t)m * ldy + yoff + n] : 0.0;
+            for (int k = 0; k < K; k++)
+                s += (double)X[(size_t)m * ldx + xoff + k] * W[(size_t)n * K + k];
+            Y[(size_t)m * ldy + yoff + n] = (float)s;
+        }
+}
+
+typedef struct {
+    int M, N, K, ldx, xoff, ldy, yoff, acc;
+    const char *what;
+} gemm_shape;
+
+static int gemm_case(const gemm_shape *sp, int bf16)
+{
+    size_t XN = (size_t)sp->M * sp->ldx, WN = (size_t)sp->N * sp->K, YN = (size_t)sp->M * sp->ldy;
+    float *X = fill(XN, -1, 1), *W = fill(WN, -0.1f, 0.1f), *yc = fill(YN, -1, 1);
+    float *yg = yc ? dup(yc, YN) : NULL;
+    char shape[96];
+    snprintf(shape, sizeof shape, "%s M=%d N=%d K=%d", sp->what, sp->M, sp->N, sp->K);
+    int rc = -1;
+    if (!X || !W || !yc || !yg) {
+        test_fail_at(__FILE__, __LINE__, "out of memory");
+        goto out;
+    }
+    if (bf16) { /* bf16-exact operands: the product is then checked to fp32 accuracy */
+        round_bf16(X, XN);
+        round_bf16(W, WN);
+    }
+    cpu_gemm(sp->M, sp->N, sp->K, X, sp->ldx, sp->xoff, W, yc, sp->ldy, sp->yoff, sp->acc);
+    double ms[1] = {0};
+#ifndef RWKV_NO_CUDA
+    rwkv_error err;
+    rwkv_error_clear(&err);
+    if (gpu_real()) {
+        if (rwkv_cuda_k_gemm(0, bf16, sp->M, sp->N, sp->K, X, sp->ldx, sp->xoff, W, yg, sp->ldy,
+                             sp->yoff, sp->acc, ms, &err) != 0) {
+            harness_failed("gemm", shape, &err);
+            goto out;
+        }
+    } else
+#endif
+        cpu_gemm(sp->M, sp->N, sp->K, X, sp->ldx, sp->xoff, W, yg, sp->ldy, sp->yoff, sp->acc);
+    /* the whole of Y: columns outside [yoff, yoff + N) must be untouched */
+    rc = result("gemm", bf16, shape, nerr(yg, yc, YN), bf16 ? TOL_GEMM_BF16 : TOL_GEMM_F32,
+                ms[0]);
+out:
+    free(X);
+    free(W);
+    free(yc);
+    free(yg);
+    return rc;
+}
+
+/* The engine's product shapes at the 0.1B width: a decode row; the LoRA
+ * down product into its slice of the side-by-side hidden buffer and the up
+ * product out of one (strided, offset operands); the FFN value product
+ * adding into the residual (accumulate); odd sizes. */
+static void test_gemm(void)
+{
+    static const gemm_shape shapes[] = {
+        {1, 768, 768, 768, 0, 768, 0, 0, "decode"},
+        {17, 64, 768, 768, 0, 232, 72, 0, "lora-down"},
+        {17, 768, 64, 232, 72, 768, 0, 0, "lora-up"},
+        {5, 768, 3072, 3072, 0, 768, 0, 1, "ffn-value+="},
+        {3, 33, 7, 7, 0, 33, 0, 1, "odd+="},
+    };
+    for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++)
+        for (int bf16 = 0; bf16 < 2; bf16++)
+            if (gemm_case(&shapes[i], bf16) != 0)
                 return;
 }
 
@@ -1090,6 +1174,7 @@ int main(int argc, char **argv)
         {"test_layernorm_rows", test_layernorm_rows},
         {"test_head_and_surprisal_vocab", test_head_and_surprisal_vocab},
         {"test_head_and_surprisal_small", test_head_and_surprisal_small},
+        {"test_gemm", test_gemm},
         {"test_colsum", test_colsum},
     };
     gpu_run_all(tests, sizeof tests / sizeof tests[0]);

@@ -140,6 +140,8 @@ if [ "$prc" -ne 0 ]; then
 "
     finish 3
 fi
+summary="$summary$(printf '%-18s %s' probe "$probe" | head -c 200)
+"
 
 # 3-7 ---------------------------------------------------------------------
 run_part kernels 45 "$REL/tests/test_gpu_kernels"

@@ -270,9 +270,9 @@ gpu-fixtures:
 	@for f in $(GPU_FIXTURES); do \
 	  mkdir -p $(B)/gpu-fixtures/$$(dirname $$f) && cp -r $(FIXTURES)/$$f $(B)/gpu-fixtures/$$(dirname $$f)/ || exit 1; \
 	done; chmod -R u+w $(B)/gpu-fixtures; du -sh $(B)/gpu-fixtures
-# test_cuda_host runs tests/gpu_check.sh, which asks test_gpu_kernels (same
-# flavour) whether there is a device.
-$(foreach f,$(FLAVOURS),$(eval $(B)/$(f)/tests/test_cuda_host: | $(B)/$(f)/tests/test_gpu_kernels))
+# test_cuda_host runs tests/gpu_check.sh, which asks test_gpu_kernels_rows
+# (same flavour) whether there is a device.
+$(foreach f,$(FLAVOURS),$(eval $(B)/$(f)/tests/test_cuda_host: | $(B)/$(f)/tests/test_gpu_kernels_rows))
 
 # The daemon in the foreground on MODEL (default: the tiny fixture model).
 MODEL ?= $(FIXTURES)/models/tiny-rwkv-7v0-834K.safetensors

@@ -85,8 +85,8 @@ int rwkv_cuda_wkv7_run(int device, int N, int T, int ld, const float *r, const f
                        float *S, float *y, rwkv_error *err);
 
 /* ---------------------------------------------------------------- kernels
- * Every other kernel alone (kernels/kernel_harness.cu), for
- * tests/test_gpu_kernels.c, which compares each with the CPU engine's own
+ * Every other kernel alone (kernels/harness_*.cu, kernel_harness.cu), for
+ * tests/test_gpu_kernels_*.c, which compare each with the CPU engine's own
  * function on the same inputs.  Common rules:
  *  - host buffers in, host buffers out; the harness allocates, uploads,
  *    launches through the backend's own launcher and downloads;

@@ -5,9 +5,10 @@
 # and what each part checks.
 #
 #   1. build      the rel binaries, the GPU tests and bench_gpu (make -j)
-#   2. probe      is there a device? (test_gpu_kernels --probe)  If not: say
+#   2. probe      is there a device? (test_gpu_kernels_rows --probe)  If not: say
 #                 so, write it in the report, exit 3 — never a silent pass
-#   3. kernels    tests/test_gpu_kernels: each kernel against the CPU engine
+#   3. kernels    tests/test_gpu_kernels_{rows,wkv7,products}: each kernel
+#                 alone against the CPU engine
 #   4. test-gpu   make test-gpu: golden fixtures, batches, bf16 bound
 #   5. memcheck   compute-sanitizer memcheck on the kernel tests and on a
 #                 whole forward (rwkv eval, multi-pass), racecheck and
@@ -17,7 +18,7 @@
 #                 (tests/support/gpu_daemon_check.py), fp32 and bf16
 #   7. bench      make bench-gpu
 # Every part runs under its own `timeout`, so one hang costs that part only;
-# the limits add up to 575 s, so the whole run fits one 10-minute device
+# the limits add up to 590 s, so the whole run fits one 10-minute device
 # command even if every part hangs; a normal run takes far less (NOTES.md).  Progress goes to stdout as each part starts and ends.
 #
 # Output: $GPU_CHECK_DIR (default build/gpu-check): report.txt (figures,
@@ -51,6 +52,9 @@ if [ ! -d "$FIX" ] && [ -d build/gpu-fixtures ]; then
 fi
 export RWKVD_FIXTURES="$FIX"
 TINY=$FIX/models/tiny-rwkv-7v0-834K.safetensors
+# the CLI has no CPU stand-in of its own: a rehearsal runs it on the CPU
+DEV=cuda:0
+[ "${RWKVD_TEST_GPU_ON_CPU:-}" = 1 ] && DEV=cpu
 TEXT=$FIX/inputs/gpl-3.first4096.bin
 
 mkdir -p "$OUT" || exit 1
@@ -126,11 +130,12 @@ if [ "$build" -eq 1 ]; then
 fi
 
 # 2. probe ---------------------------------------------------------------
-if [ ! -x "$REL/tests/test_gpu_kernels" ]; then
-    say "gpu-check: $REL/tests/test_gpu_kernels is not built (run make gpu-check)"
+K=$REL/tests/test_gpu_kernels
+if [ ! -x "${K}_rows" ]; then
+    say "gpu-check: ${K}_rows is not built (run make gpu-check)"
     finish 1
 fi
-probe=$(timeout 15 "$REL/tests/test_gpu_kernels" --probe 2>&1)
+probe=$(timeout 15 "${K}_rows" --probe 2>&1)
 prc=$?
 say "$probe"
 case "$probe" in *RWKVD_TEST_GPU_ON_CPU*) say "gpu-check: REHEARSAL on the CPU (RWKVD_TEST_GPU_ON_CPU=1): no figure below is a GPU figure" ;; esac
@@ -144,10 +149,12 @@ summary="$summary$(printf '%-18s %s' probe "$probe" | head -c 200)
 "
 
 # 3-7 ---------------------------------------------------------------------
-run_part kernels 45 "$REL/tests/test_gpu_kernels"
+run_part kernels-rows 20 "${K}_rows"
+run_part kernels-wkv7 15 "${K}_wkv7"
+run_part kernels-products 25 "${K}_products"
 run_part test-gpu 115 "$MAKE" --no-print-directory test-gpu
 for t in build/test-logs/rel-test_gpu_*.log build/test-logs/rel-test_cuda_*.log; do
-    # test_gpu_kernels' figures are in the kernels part already
+    # the per-kernel programs' figures are in the kernels parts already
     case "$t" in *test_gpu_kernels*) continue ;; esac
     [ -f "$t" ] || continue
     echo "-- figures of $t:" >>"$REPORT"
@@ -164,18 +171,20 @@ if [ -z "$CS" ]; then
 else
     # every kernel, the head's at small vocabularies only (instrumented, the
     # 65536-wide product would take the whole limit)
-    run_part memcheck-kernels 45 "$CS" --tool memcheck --error-exitcode 9 --leak-check full \
-        "$REL/tests/test_gpu_kernels" test_ln_shift test_lora test_wkv7 test_relu test_embed \
-        test_layernorm test_head_and_surprisal_small test_gemm test_colsum
+    MC="$CS --tool memcheck --error-exitcode 9 --leak-check full"
+    run_part memcheck-kernels 45 sh -c "$MC ${K}_rows && $MC ${K}_wkv7 &&
+        $MC ${K}_products test_head_and_surprisal_small test_gemm test_colsum"
     # a whole forward, 256-row passes (multi-pass, every kernel, cuBLAS)
     run_part memcheck-forward 30 env RWKV_CUDA_PASS_ROWS=256 "$CS" --tool memcheck \
-        --error-exitcode 9 "$REL/bin/rwkv" eval -m "$TINY" --bytes --device cuda:0 -b 333 -q "$TEXT"
-    run_part racecheck 25 "$CS" --tool racecheck --error-exitcode 9 \
-        "$REL/tests/test_gpu_kernels" test_wkv7 test_ln_shift test_head_and_surprisal_small
+        --error-exitcode 9 "$REL/bin/rwkv" eval -m "$TINY" --bytes --device $DEV -b 333 -q "$TEXT"
+    RC="$CS --tool racecheck --error-exitcode 9"
+    run_part racecheck 25 sh -c "$RC ${K}_wkv7 && $RC ${K}_rows test_ln_shift &&
+        $RC ${K}_products test_head_and_surprisal_small"
     # barriers reached by part of a block (the LN of the row above is
     # skipped for a segment's first row: it must be skipped block-wide)
-    run_part synccheck 25 "$CS" --tool synccheck --error-exitcode 9 \
-        "$REL/tests/test_gpu_kernels" test_wkv7 test_ln_shift test_head_and_surprisal_small
+    SC="$CS --tool synccheck --error-exitcode 9"
+    run_part synccheck 25 sh -c "$SC ${K}_wkv7 && $SC ${K}_rows test_ln_shift &&
+        $SC ${K}_products test_head_and_surprisal_small"
 fi
 
 run_part daemon 45 /usr/bin/python3 tests/support/gpu_daemon_check.py

@@ -6,6 +6,8 @@
 #   make run        build and start the daemon (MODEL=... or the tiny fixture model)
 #   make fuzz       libFuzzer targets with clang (FUZZ_SECONDS per target)
 #   make bench      benchmark programs (not tests)
+#   make gpu-check  everything that needs a CUDA device, one report
+#                   (build/gpu-check/report.txt; kernels/NOTES.md)
 #
 #   make check T=test_x [ARGS=case] [FLAVOUR=asan]
 #                   one test program (C or Python), optionally only the cases
@@ -70,7 +72,8 @@ DEPFLAGS := -MMD -MP
 NVCC := $(shell command -v nvcc 2>/dev/null || { test -x /usr/local/cuda/bin/nvcc && echo /usr/local/cuda/bin/nvcc; })
 CU_SRC := $(wildcard kernels/*.cu)
 
-.PHONY: all deps test check test-gpu run run-cluster fuzz bench bench-gpu clean features
+.PHONY: all deps test check test-gpu gpu-check gpu-check-build gpu-fixtures run run-cluster \
+        fuzz bench bench-gpu clean features
 .DEFAULT_GOAL := all
 
 # ---------------------------------------------------------------- packages
@@ -248,6 +251,29 @@ test-gpu: features $(GPU_TESTS) $(REL_BINS)
 # says so and exits 0).
 bench-gpu: features $(B)/rel/tests/bench/bench_gpu
 	$(B)/rel/tests/bench/bench_gpu $(BENCH_GPU_ARGS)
+
+# Everything that needs a GPU, in one run with one report
+# (build/gpu-check/report.txt): per-kernel tests, test-gpu, compute-sanitizer,
+# the daemon on the device resumed on the CPU, bench-gpu; each part under its
+# own time limit (tests/gpu_check.sh; kernels/NOTES.md).  Without a device it
+# says so and fails (exit 3).  The script builds gpu-check-build itself, under
+# a time limit too.
+gpu-check-build: features $(REL_BINS) $(GPU_TESTS) $(B)/rel/tests/bench/bench_gpu
+gpu-check:
+	@sh tests/gpu_check.sh
+# The fixtures the GPU checks read, copied to $(B)/gpu-fixtures: a device call
+# sends the checkout only (not ../shared), so it carries this folder and
+# gpu_check.sh uses it when $(FIXTURES) is not there (kernels/NOTES.md).
+GPU_FIXTURES := models/tiny-rwkv-7v0-834K.safetensors models/tiny-rwkv-7v0-834K.pth \
+                models/tiny-rwkv-7v0-834K.bf16.pth models/tiny-rwkv-7v0-834K.bf16.safetensors \
+                tiny-rwkv-7v0-834K inputs/gpl-3.first4096.bin
+gpu-fixtures:
+	@for f in $(GPU_FIXTURES); do \
+	  mkdir -p $(B)/gpu-fixtures/$$(dirname $$f) && cp -r $(FIXTURES)/$$f $(B)/gpu-fixtures/$$(dirname $$f)/ || exit 1; \
+	done; chmod -R u+w $(B)/gpu-fixtures; du -sh $(B)/gpu-fixtures
+# test_cuda_host runs tests/gpu_check.sh, which asks test_gpu_kernels_rows
+# (same flavour) whether there is a device.
+$(foreach f,$(FLAVOURS),$(eval $(B)/$(f)/tests/test_cuda_host: | $(B)/$(f)/tests/test_gpu_kernels_rows))
 
 # The daemon in the foreground on MODEL (default: the tiny fixture model).
 MODEL ?= $(FIXTURES)/models/tiny-rwkv-7v0-834K.safetensors

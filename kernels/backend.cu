@@ -198,21 +198,26 @@ static void *create(const rwkv_model *m, int device, int n_threads, rwkv_error *
     c->N = mi->head_size;
     c->F = mi->ffn_dim;
     c->V = mi->vocab_size;
-    c->lora_w[LORA_W] = c->wts->lora_w;
-    c->lora_w[LORA_A] = c->wts->lora_a;
-    c->lora_w[LORA_G] = c->wts->lora_g;
-    c->lora_w[LORA_V] = c->wts->lora_v;
+    cu_lora_layout(c, c->wts->lora_w, c->wts->lora_a, c->wts->lora_g, c->wts->lora_v);
+    if (setup(c, &prop, pass_cap, err) != 0) {
+        destroy(c);
+        return NULL;
+    }
+    return c;
+}
+
+void cu_lora_layout(cu_ctx *c, int w, int a, int g, int v)
+{
+    c->lora_w[LORA_W] = w;
+    c->lora_w[LORA_A] = a;
+    c->lora_w[LORA_G] = g;
+    c->lora_w[LORA_V] = v;
     int off = 0;
     for (int i = 0; i < 4; i++) {
         c->lora_off[i] = off;
         off += (c->lora_w[i] + 7) & ~7;
     }
     c->lora_ld = off;
-    if (setup(c, &prop, pass_cap, err) != 0) {
-        destroy(c);
-        return NULL;
-    }
-    return c;
 }
 
 static const char *describe(void *vctx)

@@ -6,6 +6,10 @@
  *    fail with one clear "no CUDA device" line, never a crash;
  *  - what create() refuses before touching a device: other generations,
  *    unsupported head sizes, a bad RWKV_CUDA_PRECISION / RWKV_CUDA_PASS_ROWS;
+ *  - the per-kernel harness (rwkv_cuda_k_*) refuses bad shapes before any
+ *    device call, and without a device fails with "no CUDA device";
+ *  - `make gpu-check` (tests/gpu_check.sh) without a device says so and
+ *    exits 3;
  * Tests whose subject needs a device (or its absence) say SKIP with the
  * reason when the machine has the other case. */
 #include <fcntl.h>
@@ -101,9 +105,20 @@ static void test_no_device_is_a_clear_error(void)
     rwkv_error err;
     rwkv_error_clear(&err);
     CHECK(rwkv_cuda_device_count(&err) == -1 && strstr(err.msg, "no CUDA device"));
-    float x[64 * 2] = {0}, S[64 * 64] = {0}, y[64 * 2];
+    float x[64 * 2] = {0}, S[64 + 64 * 64] = {0}, y[64 * 2];
     rwkv_error_clear(&err);
     CHECK(rwkv_cuda_wkv7_run(0, 64, 2, 64, x, x, x, x, x, x, S, y, &err) == -1);
+    CHECKF(strstr(err.msg, "no CUDA device"), "%s", err.msg);
+    double ms[3];
+    rwkv_error_clear(&err);
+    CHECK(rwkv_cuda_k_relu_sq(0, 1, 64, x, y, ms, &err) == -1);
+    CHECKF(strstr(err.msg, "no CUDA device"), "%s", err.msg);
+    int seq[2] = {0, 2};
+    float *st[1] = {S};
+    rwkv_cuda_k7 k7 = {.C = 64, .N = 64, .M = 2, .r = x, .w = x, .k = x, .v = x, .a = x,
+                       .kk = x, .y = y, .n_seg = 1, .seq_start = seq, .states = st};
+    rwkv_error_clear(&err);
+    CHECK(rwkv_cuda_k_wkv7_scan(0, &k7, ms, &err) == -1);
     CHECKF(strstr(err.msg, "no CUDA device"), "%s", err.msg);
     double v;
     rwkv_error_clear(&err);
@@ -232,6 +247,62 @@ static void test_wkv7_harness_refuses_bad_args(void)
 
 /* cuBLAS is loaded on first use (kernels/cublas_dl.cu); the library of the
  * toolkit the build used must load and have every function called. */
+/* The per-kernel harness refuses impossible shapes and segment tables with
+ * its own message, before asking for a device (so on any machine). */
+static void test_kernel_harness_refuses_bad_args(void)
+{
+    float x[256] = {0}, y[256];
+    double ms[3];
+    rwkv_error err;
+    int widths_bad[4] = {64, 0, 64, 64};
+    float *h4[4] = {x, x, x, x};
+    rwkv_error_clear(&err);
+    CHECK(rwkv_cuda_k_lora_act(0, 0, 1, widths_bad, h4, ms, &err) == -1);
+    CHECKF(strstr(err.msg, "lora_act harness"), "%s", err.msg);
+    rwkv_error_clear(&err);
+    CHECK(rwkv_cuda_k_relu_sq(0, 0, 0, x, y, ms, &err) == -1 && strstr(err.msg, "relu_sq"));
+    /* segments: not starting at 0, empty, not ending at M */
+    const int bad_seq[][3] = {{1, 2, 4}, {0, 0, 4}, {0, 2, 3}};
+    for (int i = 0; i < 3; i++) {
+        rwkv_error_clear(&err);
+        CHECK(rwkv_cuda_k_ln_shift(0, 0, 16, 4, 2, bad_seq[i], x, x, x, x, x, x, x, x, y, y, y,
+                                   ms, &err) == -1);
+        CHECKF(strstr(err.msg, "ln_shift harness"), "case %d: %s", i, err.msg);
+    }
+    /* WKV-7: head size, C not a multiple of N */
+    rwkv_cuda_k7 k7 = {.C = 96, .N = 48, .M = 1};
+    rwkv_error_clear(&err);
+    CHECK(rwkv_cuda_k_wkv7_prepare(0, 1, &k7, ms, &err) == -1 && strstr(err.msg, "N 32/64/128"));
+    k7.N = 64;
+    rwkv_error_clear(&err);
+    CHECK(rwkv_cuda_k_wkv7_output(0, 0, &k7, y, ms, &err) == -1 && strstr(err.msg, "C = H*N"));
+    /* tokens and targets beyond the vocabulary, rows beyond M */
+    uint32_t tok[2] = {0, 3};
+    rwkv_error_clear(&err);
+    CHECK(rwkv_cuda_k_embed(0, 0, 4, 3, x, x, x, 2, tok, y, ms, &err) == -1);
+    CHECKF(strstr(err.msg, "token 3"), "%s", err.msg);
+    int rows[1] = {0}, target[1] = {5};
+    rwkv_error_clear(&err);
+    CHECK(rwkv_cuda_k_head(0, 0, 4, 5, x, 1, x, 1, rows, target, y, y, ms, &err) == -1);
+    CHECKF(strstr(err.msg, "target 5"), "%s", err.msg);
+    rows[0] = 1, target[0] = -1;
+    rwkv_error_clear(&err);
+    CHECK(rwkv_cuda_k_head(0, 0, 4, 5, x, 1, x, 1, rows, target, y, y, ms, &err) == -1);
+    CHECKF(strstr(err.msg, "row 1"), "%s", err.msg);
+    /* a product whose X offset would misalign bf16 operands, or overruns */
+    rwkv_error_clear(&err);
+    CHECK(rwkv_cuda_k_gemm(0, 1, 1, 4, 4, x, 16, 4, x, y, 4, 0, 0, ms, &err) == -1);
+    CHECKF(strstr(err.msg, "gemm harness"), "%s", err.msg);
+    rwkv_error_clear(&err);
+    CHECK(rwkv_cuda_k_gemm(0, 0, 1, 4, 16, x, 16, 8, x, y, 4, 0, 0, ms, &err) == -1);
+    CHECKF(strstr(err.msg, "gemm harness"), "%s", err.msg);
+    int seq[3] = {0, 1, 2}, sum_seg[1] = {2};
+    double cs[8];
+    rwkv_error_clear(&err);
+    CHECK(rwkv_cuda_k_colsum(0, 4, 2, 2, seq, 1, sum_seg, x, cs, ms, &err) == -1);
+    CHECKF(strstr(err.msg, "segment 2 of 2"), "%s", err.msg);
+}
+
 static void test_cublas_loads(void)
 {
     rwkv_error err;
@@ -319,6 +390,67 @@ static void test_cli_device_flag(void)
     free(err);
 }
 
+/* `make gpu-check` on a machine without a device must say so and fail
+ * (exit 3), never pass having checked nothing.  Runs the script itself
+ * (--no-build: the probe binary of this flavour is built beside this test,
+ * Makefile) with its report in a temporary directory. */
+static void test_gpu_check_without_device(void)
+{
+    if (g_have_device) {
+        test_skip("test_gpu_check_without_device",
+                  "a CUDA device is present (make gpu-check runs on it)");
+        return;
+    }
+    char dir[] = "/tmp/test_cuda_host.gpucheck.XXXXXX";
+    CHECK(mkdtemp(dir));
+    char build[PATH_MAX], out_path[PATH_MAX + 16], report[PATH_MAX + 16];
+    /* build/<flavour>, from build/<flavour>/bin/rwkv */
+    snprintf(build, sizeof build, "%s", g_bin);
+    char *p = strstr(build, "/bin/rwkv");
+    if (p)
+        *p = 0;
+    snprintf(out_path, sizeof out_path, "%s/out", dir);
+    snprintf(report, sizeof report, "%s/report.txt", dir);
+    setenv("GPU_CHECK_DIR", dir, 1);
+    setenv("GPU_CHECK_BUILD", build, 1);
+    /* the CPU stand-in would make the probe say yes and run the whole check
+     * (test-gpu included, so this test again) */
+    char *fake = getenv("RWKVD_TEST_GPU_ON_CPU");
+    fake = fake ? strdup(fake) : NULL;
+    unsetenv("RWKVD_TEST_GPU_ON_CPU");
+    const char *argv[] = {"/bin/sh", "tests/gpu_check.sh", "--no-build", NULL};
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+    posix_spawn_file_actions_addopen(&fa, 1, out_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    posix_spawn_file_actions_adddup2(&fa, 1, 2);
+    pid_t pid;
+    int rc = posix_spawn(&pid, argv[0], &fa, NULL, (char *const *)argv, environ);
+    posix_spawn_file_actions_destroy(&fa);
+    unsetenv("GPU_CHECK_DIR");
+    unsetenv("GPU_CHECK_BUILD");
+    if (fake)
+        setenv("RWKVD_TEST_GPU_ON_CPU", fake, 1);
+    free(fake);
+    int ws = 0;
+    if (rc == 0 && waitpid(pid, &ws, 0) != pid)
+        rc = -1;
+    size_t len;
+    char *out = file_read_all(out_path, &len), *rep = file_read_all(report, &len);
+    int st = WIFEXITED(ws) ? WEXITSTATUS(ws) : 128 + WTERMSIG(ws);
+    int ok = rc == 0 && st == 3 && out && rep && strstr(out, "NO CUDA DEVICE") &&
+             strstr(out, "no CUDA device") && strstr(rep, "NO CUDA DEVICE") &&
+             !strstr(rep, "== kernels");
+    if (!ok)
+        test_fail_at(__FILE__, __LINE__, "gpu_check.sh: spawn %d, status %d, output '%s'", rc,
+                     st, out ? out : "(none)");
+    free(out);
+    free(rep);
+    unlink(out_path);
+    unlink(report);
+    rmdir(dir);
+}
+
 int main(int argc, char **argv)
 {
     test_init(argc, argv);
@@ -349,14 +481,17 @@ int main(int argc, char **argv)
     test_skip("test_create_refuses_head_sizes", why);
     test_skip("test_create_refuses_bad_settings", why);
     test_skip("test_wkv7_harness_refuses_bad_args", why);
+    test_skip("test_kernel_harness_refuses_bad_args", why);
     test_skip("test_cublas_loads", why);
 #else
     RUN(test_create_refuses_other_generations);
     RUN(test_create_refuses_head_sizes);
     RUN(test_create_refuses_bad_settings);
     RUN(test_wkv7_harness_refuses_bad_args);
+    RUN(test_kernel_harness_refuses_bad_args);
     RUN(test_cublas_loads);
 #endif
     RUN(test_cli_device_flag);
+    RUN(test_gpu_check_without_device);
     return test_summary();
 }

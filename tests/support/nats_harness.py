@@ -214,17 +214,36 @@ def finals(outputs):
     return {o["doc"] for o, _ in outputs if o["type"] == "final"}
 
 
-def wait_finals(sink, docs, timeout, workers=(), servers=()):
-    """Until every doc has a final in the sink's file."""
+# A worker whose outputs the server refused (a stream without a leader while
+# a node of a replicated cluster dies) exits with this status at once,
+# without checkpoints or acks, so that its documents are redone; the systemd
+# unit restarts it (Restart=on-failure), and so does wait_finals.
+EXIT_OUTPUTS_REFUSED = 3
+
+
+def wait_finals(sink, docs, timeout, workers=(), servers=(), max_restarts=3):
+    """Until every doc has a final in the sink's file.  A worker that exits
+    with EXIT_OUTPUTS_REFUSED is started again, as its supervisor would (at
+    most max_restarts times in all); any other death fails."""
     want = set(docs)
     deadline = time.time() + timeout
+    restarts = 0
     while True:
         got = finals(sink.outputs())
         if want <= got:
             return
         for w in workers:
-            if w.proc is not None:
-                w.check_running()
+            if w.proc is None:
+                continue
+            rc = w.proc.poll()
+            if rc == EXIT_OUTPUTS_REFUSED and restarts < max_restarts:
+                restarts += 1
+                print("worker %s exited %d (outputs refused by the server); restarted as "
+                      "systemd would" % (w.tag, rc), flush=True)
+                w._reaped()
+                w.start()
+                continue
+            w.check_running()
         if time.time() > deadline:
             raise TestFailure("timed out: %d of %d documents finished (missing e.g. %r)"
                               % (len(want & got), len(want), sorted(want - got)[:3]))

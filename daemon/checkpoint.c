@@ -30,6 +30,11 @@ void rwkvd_ckpt_release(rwkvd_ckpt *ck)
     ck->state = NULL;
 }
 
+bool rwkvd_ckpt_has_sum(const rwkvd_doc_opts *o)
+{
+    return o->pooling == RWKVD_POOL_MEAN || o->pooling == RWKVD_POOL_EOS;
+}
+
 uint32_t rwkvd_ckpt_flags(const rwkvd_ckpt *ck)
 {
     return (ck->finished ? RWKVD_CKPT_FL_FINISHED : 0) | (ck->state ? RWKVD_CKPT_FL_STATE : 0) |
@@ -40,7 +45,7 @@ uint32_t rwkvd_ckpt_flags(const rwkvd_ckpt *ck)
 uint64_t rwkvd_ckpt_raw_size(const rwkvd_ckpt *ck, uint32_t flags)
 {
     uint64_t c = ck->model.n_embd, n = 0;
-    if (ck->opts.pooling == RWKVD_POOL_MEAN)
+    if (rwkvd_ckpt_has_sum(&ck->opts))
         n += 8 * c;
     if (flags & RWKVD_CKPT_FL_STATE)
         n += 4 * ck->model.state_floats;
@@ -99,8 +104,8 @@ int rwkvd_ckpt_check_scalars(const rwkvd_ckpt *ck, uint32_t flags, rwkv_error *w
     }
     if (ck->mean_count > ck->tokens_done || ck->surprisal_count > ck->tokens_done)
         return rwkv_fail(why, "pooling counts above the token count");
-    if (ck->opts.pooling != RWKVD_POOL_MEAN && ck->mean_count)
-        return rwkv_fail(why, "a mean count without mean pooling");
+    if (!rwkvd_ckpt_has_sum(&ck->opts) && ck->mean_count)
+        return rwkv_fail(why, "a mean count without mean or eos pooling");
     if (!isfinite(ck->surprisal_sum) || ck->surprisal_sum < 0)
         return rwkv_fail(why, "surprisal sum %g is not a finite non-negative number",
                          ck->surprisal_sum);

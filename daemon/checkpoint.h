@@ -58,6 +58,13 @@
 
 #define RWKVD_CKPT_MAGIC "RWKVDCKP"
 #define RWKVD_CKPT_VERSION 1
+/* Format v2 = v1's layout for an EmbeddingRWKV document: byte 100 pooling 2
+ * (eos: the mean sum and count hold the sum of ln_out at the EOS tokens and
+ * their number) and byte 103 its task (0 retrieval, 1 similarity, 2
+ * classification; v1 keeps it 0).  Other documents are still written as
+ * v1, so a daemon without EmbeddingRWKV reads everything it could before
+ * and refuses a v2 file by its version. */
+#define RWKVD_CKPT_VERSION_EOS 2
 #define RWKVD_CKPT_HEADER_FIXED 204 /* header bytes besides the doc id */
 #define RWKVD_CKPT_HEADER_MAX (RWKVD_CKPT_HEADER_FIXED + RWKVD_DOC_MAX)
 #define RWKVD_CKPT_PENDING_BYTES_MAX 1024 /* tokenizer bytes held mid-token */
@@ -107,7 +114,7 @@ typedef struct rwkvd_ckpt {
     size_t n_pending_bytes;        /* <= RWKVD_CKPT_PENDING_BYTES_MAX */
     const uint32_t *pending_tokens; /* tokens not yet in a completed block */
     size_t n_pending_tokens;       /* <= RWKVD_CKPT_PENDING_TOKENS_MAX */
-    const double *mean_sum;        /* [n_embd], iff opts.pooling == MEAN */
+    const double *mean_sum;        /* [n_embd], iff opts.pooling == MEAN or EOS */
     uint64_t mean_count;           /* tokens summed into mean_sum */
     const float *last_emb;         /* [n_embd] ln_out at the last token, or NULL */
     double surprisal_sum;          /* running sum (nats), finite, >= 0 */

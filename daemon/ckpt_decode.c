@@ -47,10 +47,11 @@ static int parse_header(const char *label, const uint8_t *p, size_t len,
                              : "offset 0: bad magic: not an rwkvd checkpoint (%zu bytes)", len);
     if (len < 12)
         return dfail(st, RWKVD_CKPT_CORRUPT, err, label, "offset 8: truncated in the header");
-    if (rwkvd_get32(p + 8) != RWKVD_CKPT_VERSION)
+    uint32_t version = rwkvd_get32(p + 8);
+    if (version != RWKVD_CKPT_VERSION && version != RWKVD_CKPT_VERSION_EOS)
         return dfail(st, RWKVD_CKPT_CORRUPT, err, label,
-                     "offset 8: format version %u not supported (this daemon reads %d)",
-                     rwkvd_get32(p + 8), RWKVD_CKPT_VERSION);
+                     "offset 8: format version %u not supported (this daemon reads %d and %d)",
+                     version, RWKVD_CKPT_VERSION, RWKVD_CKPT_VERSION_EOS);
     if (len < 120)
         return dfail(st, RWKVD_CKPT_CORRUPT, err, label,
                      "offset %zu: truncated in the header (%zu bytes)", len, len);
@@ -68,8 +69,12 @@ static int parse_header(const char *label, const uint8_t *p, size_t len,
                      "offset %zu: header checksum mismatch (stored %08x, computed %08x)", hs - 4,
                      want, got);
     uint32_t fl = rwkvd_get32(p + 16);
-    if (rwkvd_get32(p + 12) != hs || p[103] || (fl & ~(uint32_t)RWKVD_CKPT_FL_ALL) ||
-        (!(fl & RWKVD_CKPT_FL_CARRY) && rwkvd_get32(p + 132)) || p[100] > 1 || p[101] > 1)
+    /* v1: pooling last/mean, byte 103 reserved; v2: pooling eos with its task */
+    bool eos = version == RWKVD_CKPT_VERSION_EOS;
+    if (rwkvd_get32(p + 12) != hs || (eos ? p[103] > 2 : p[103] != 0) ||
+        (fl & ~(uint32_t)RWKVD_CKPT_FL_ALL) ||
+        (!(fl & RWKVD_CKPT_FL_CARRY) && rwkvd_get32(p + 132)) ||
+        (eos ? p[100] != RWKVD_POOL_EOS : p[100] > 1) || p[101] > 1)
         return dfail(st, RWKVD_CKPT_CORRUPT, err, label,
                      "offset 12: header fields out of range (size, reserved bytes or flags)");
     memset(ck, 0, sizeof *ck);
@@ -89,6 +94,8 @@ static int parse_header(const char *label, const uint8_t *p, size_t len,
     ck->surprisal_count = rwkvd_get64(p + 88);
     ck->opts.outputs = rwkvd_get32(p + 96);
     ck->opts.pooling = (rwkvd_pooling)p[100];
+    ck->opts.has_task = eos;
+    ck->opts.task = eos ? p[103] : 0;
     ck->opts.normalize = p[101];
     ck->input = (rwkvd_input_kind)p[102];
     ck->opts.topk = rwkvd_get32(p + 104);
@@ -252,7 +259,7 @@ int rwkvd_ckpt_decode(const char *label, const void *buf, size_t len,
         at += (uint64_t)(n) * sizeof(type);                                                   \
     } while (0)
 #endif
-    if (out->opts.pooling == RWKVD_POOL_MEAN)
+    if (rwkvd_ckpt_has_sum(&out->opts))
         TAKE(mean_sum, double, c);
     if (flags & RWKVD_CKPT_FL_STATE)
         TAKE(state, float, out->model.state_floats);

@@ -52,7 +52,8 @@ static void write_header(uint8_t *h, const rwkvd_ckpt *ck, uint32_t flags, uint6
     memcpy(&ss_bits, &ss, 8);
     memset(h, 0, hs);
     memcpy(h, RWKVD_CKPT_MAGIC, 8);
-    rwkvd_put32(h + 8, RWKVD_CKPT_VERSION);
+    bool eos = ck->opts.pooling == RWKVD_POOL_EOS;
+    rwkvd_put32(h + 8, eos ? RWKVD_CKPT_VERSION_EOS : RWKVD_CKPT_VERSION);
     rwkvd_put32(h + 12, (uint32_t)hs);
     rwkvd_put32(h + 16, flags);
     rwkvd_put32(h + 20, ck->model.generation);
@@ -71,6 +72,7 @@ static void write_header(uint8_t *h, const rwkvd_ckpt *ck, uint32_t flags, uint6
     h[100] = (uint8_t)ck->opts.pooling;
     h[101] = ck->opts.normalize ? 1 : 0;
     h[102] = (uint8_t)ck->input;
+    h[103] = eos ? ck->opts.task : 0;
     rwkvd_put32(h + 104, ck->opts.topk);
     rwkvd_put32(h + 108, (uint32_t)ck->n_pending_bytes);
     rwkvd_put32(h + 112, (uint32_t)ck->n_pending_tokens);
@@ -95,7 +97,7 @@ int rwkvd_ckpt_encode(const rwkvd_ckpt *ck, int level, uint8_t **out, size_t *ou
     rwkv_error why;
     rwkv_quoted q;
     uint32_t flags = rwkvd_ckpt_flags(ck);
-    if ((ck->opts.pooling == RWKVD_POOL_MEAN) != (ck->mean_sum != NULL))
+    if (rwkvd_ckpt_has_sum(&ck->opts) != (ck->mean_sum != NULL))
         return rwkv_fail(err, "checkpoint of doc \"%s\": mean sum given iff pooling is mean",
                          rwkv_quote(&q, ck->doc, ck->doc_len < RWKVD_DOC_MAX ? ck->doc_len : RWKVD_DOC_MAX));
     if ((ck->n_pending_tokens && !ck->pending_tokens) || (ck->n_pending_bytes && !ck->pending_bytes))

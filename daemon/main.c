@@ -28,8 +28,14 @@ static int self_test(rwkvd_server *srv, rwkv_error *err)
     }
     rwkv_request q = {.state = st, .tokens = toks, .n_tokens = 8, .logits = RWKV_LOGITS_LAST,
                       .logits_out = logits, .next_token = -1};
+    int n = srv->mi->vocab_size;
+    if (!srv->mi->has_lm_head) { /* EmbeddingRWKV: the final norm's output instead */
+        q = (rwkv_request){.state = st, .tokens = toks, .n_tokens = 8,
+                           .hidden = RWKV_HIDDEN_LAST, .hidden_out = logits, .next_token = -1};
+        n = srv->mi->n_embd;
+    }
     int rc = rwkv_forward(srv->engine, &q, 1, err);
-    for (int v = 0; rc == 0 && v < srv->mi->vocab_size; v++)
+    for (int v = 0; rc == 0 && v < n; v++)
         if (!isfinite(logits[v]))
             rc = rwkv_fail(err, "self-test: logit %d is not finite: the model is broken", v);
     free(logits);

@@ -14,6 +14,7 @@ static rwkvd_out_head head_for(const rwkvd_server *srv, const rwkvd_session *s)
     h.doc_len = s->doc_len;
     h.pooling = s->opts.pooling;
     h.normalize = s->opts.normalize;
+    h.v = s->opts.pooling == RWKVD_POOL_EOS ? 2 : 1; /* EmbeddingRWKV outputs are v 2 */
     return h;
 }
 

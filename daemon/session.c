@@ -102,7 +102,9 @@ int rwkvd_session_to_ckpt(rwkvd_server *srv, rwkvd_session *s, rwkvd_ckpt *ck, f
     ck->pending_bytes = held;
     ck->pending_tokens = s->pending.v;
     ck->n_pending_tokens = s->pending.n;
-    ck->mean_sum = s->opts.pooling == RWKVD_POOL_MEAN ? s->run.mean_sum : NULL;
+    ck->mean_sum = s->opts.pooling == RWKVD_POOL_MEAN || s->opts.pooling == RWKVD_POOL_EOS
+                       ? s->run.mean_sum
+                       : NULL;
     ck->mean_count = s->run.mean_count;
     ck->last_emb = s->run.has_last_emb ? s->run.last_emb : NULL;
     ck->surprisal_sum = s->run.surprisal_sum;

@@ -138,6 +138,47 @@ static void test_round_trip_full(void)
     rwkvd_ckpt_release(NULL);
 }
 
+/* An EmbeddingRWKV document: format v2, pooling eos with its task and the
+ * EOS sum and count in the mean's places. */
+static void test_round_trip_eos_pooling(void)
+{
+    rwkvd_ckpt ck, back;
+    rwkv_error err;
+    full_ckpt(&ck);
+    ck.opts.pooling = RWKVD_POOL_EOS;
+    ck.opts.has_task = true;
+    ck.opts.task = 2;
+    ck.opts.outputs = RWKVD_OUT_EMBEDDING;
+    ck.mean_count = 3; /* EOS tokens so far */
+    ck.surprisal_sum = 0;
+    ck.surprisal_count = 0;
+    ck.has_carry = false;
+    ck.carry_surprisal = 0;
+    size_t n;
+    uint8_t *b = enc(&ck, &n);
+    CHECK(b);
+    uint32_t version = (uint32_t)b[8] | (uint32_t)b[9] << 8;
+    int rc = rwkvd_ckpt_decode("mem", b, n, &model, 0, &back, NULL, &err);
+    free(b);
+    CHECKF(rc == 0, "%s", err.msg);
+    int same = same_ckpt(&ck, &back) && back.opts.pooling == RWKVD_POOL_EOS &&
+               back.opts.has_task && back.opts.task == 2 && back.mean_sum &&
+               !memcmp(back.mean_sum, mean_sum, sizeof mean_sum) && back.mean_count == 3;
+    rwkvd_ckpt_release(&back);
+    CHECK(same && version == RWKVD_CKPT_VERSION_EOS);
+    /* the writer keeps v1 for every other document */
+    full_ckpt(&ck);
+    b = enc(&ck, &n);
+    CHECK(b);
+    version = b[8];
+    free(b);
+    CHECK(version == RWKVD_CKPT_VERSION);
+    /* a task out of range or without eos pooling is refused by the writer */
+    full_ckpt(&ck);
+    ck.opts.has_task = true;
+    CHECK(rwkvd_ckpt_encode(&ck, 3, &b, &n, &err) == -1);
+}
+
 static void test_round_trip_variants(void)
 {
     rwkvd_ckpt ck, back;
@@ -347,7 +388,8 @@ static void test_sealed_bad_headers(void)
         uint64_t value;
         const char *expect; /* substring of the message */
     } cases[] = {
-        {8, 4, 2, "format version 2"},
+        {8, 4, 3, "format version 3"},
+        {8, 4, 2, "out of range"},              /* v2 (eos) label on a mean-pooling doc */
         {12, 4, 999, "out of range"},
         {16, 4, 0x10, "out of range"},          /* unknown flag bit */
         {16, 4, 0xC, "without its recurrent state"}, /* carry + last emb, no state */
@@ -595,6 +637,7 @@ int main(int argc, char **argv)
     test_init(argc, argv);
     RUN(test_round_trip_full);
     RUN(test_round_trip_variants);
+    RUN(test_round_trip_eos_pooling);
     RUN(test_header_only);
     RUN(test_every_byte_flip_refused);
     RUN(test_every_truncation_refused);

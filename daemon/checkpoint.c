@@ -69,6 +69,8 @@ int rwkvd_ckpt_check_scalars(const rwkvd_ckpt *ck, uint32_t flags, rwkv_error *w
     rwkv_error e;
     if (rwkvd_doc_opts_check(&ck->opts, &e) != 0)
         return rwkv_fail(why, "options: %s", e.msg);
+    if (ck->opts.has_task != (ck->opts.pooling == RWKVD_POOL_EOS))
+        return rwkv_fail(why, "options: a task without eos pooling");
     if ((unsigned)ck->input > RWKVD_INPUT_TOKENS)
         return rwkv_fail(why, "input kind %d unknown", (int)ck->input);
     if (ck->next_seq > RWKVD_SEQ_MAX + 1)

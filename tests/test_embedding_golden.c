@@ -346,6 +346,18 @@ static void test_refusals(void)
     CHECK(rwkv_embed_finish(model, RWKV_TASK_RETRIEVAL, sum, cnt, 0, pooled, emb, &err) == -1);
     CHECKF(strstr(err.msg, "no EOS token"), "%s", err.msg);
     rwkv_state_free(st);
+    /* a checkpoint with some heads only (the fuzz corpus's tiny one: sts and
+     * retr) refuses the task it has no head for */
+    rwkv_model *part = NULL;
+    CHECKF(rwkv_model_load("tests/fuzz/corpus/model/tiny-embedding-rwkv7.safetensors", &part,
+                           &err) == 0,
+           "%s", err.msg);
+    CHECK(rwkv_model_get_info(part)->embed_tasks == 3u);
+    int no_cls = rwkv_embed_check(part, RWKV_TASK_CLASSIFICATION, 1, &err) == -1 &&
+                 strstr(err.msg, "no classification head");
+    int sts_ok = rwkv_embed_check(part, RWKV_TASK_SIMILARITY, 1, &err) == 0;
+    rwkv_model_free(part);
+    CHECKF(no_cls && sts_ok, "%s", err.msg);
     /* a device engine for a model without an LM head says why */
     rwkv_engine *g = rwkv_engine_new_on(model, "cuda", 1, &err);
     CHECK(!g);

@@ -154,10 +154,12 @@ int rwkvd_doc_opts_check(const rwkvd_doc_opts *o, rwkv_error *err)
     if (o->pooling != RWKVD_POOL_LAST && o->pooling != RWKVD_POOL_MEAN &&
         o->pooling != RWKVD_POOL_EOS)
         return rwkv_fail(err, "pooling: %d is not last, mean or eos", (int)o->pooling);
+    /* a decoded message may carry a task before the daemon resolves it to
+     * eos pooling; eos pooling always has its task */
     if (o->task > 2 || (o->task && !o->has_task) ||
-        ((o->pooling == RWKVD_POOL_EOS) != o->has_task))
-        return rwkv_fail(err, "task: %u%s (a task goes with eos pooling)", (unsigned)o->task,
-                         o->has_task ? "" : " without has_task");
+        (o->pooling == RWKVD_POOL_EOS && !o->has_task))
+        return rwkv_fail(err, "task: %u%s", (unsigned)o->task,
+                         o->has_task ? " out of range" : " without a task (eos pooling needs one)");
     if (o->topk < 1 || o->topk > RWKVD_TOPK_MAX)
         return rwkv_fail(err, "topk: %u is not in 1..%d", o->topk, RWKVD_TOPK_MAX);
     return 0;

@@ -76,6 +76,11 @@ typedef struct rwkvd_config {
     char log_file[RWKVD_CFG_PATH_MAX];    /* "" = stderr */
     int metrics_port;                     /* 0 = no HTTP metrics */
     char metrics_bind[RWKVD_CFG_STR_MAX];
+    /* POST /v1/embeddings (daemon/http_embeddings.h), EmbeddingRWKV only */
+    int http_port;                        /* 0 = off */
+    char http_bind[RWKVD_CFG_STR_MAX];
+    int http_max_tokens;                  /* per input */
+    uint64_t http_max_body;               /* bytes */
 } rwkvd_config;
 
 typedef enum rwkvd_opt_type {

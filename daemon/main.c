@@ -8,6 +8,7 @@
 #include <systemd/sd-daemon.h>
 
 #include "daemon/log.h"
+#include "daemon/http_embeddings.h"
 #include "daemon/metrics_http.h"
 #include "daemon/server.h"
 #include "core/sha256.h"
@@ -130,7 +131,8 @@ int main(int argc, char **argv, char **envp)
     LOG_INFO("rwkvd %s starting", RWKVD_VERSION);
     int rc = 1;
     if (load_model(&srv, &err) != 0 || self_test(&srv, &err) != 0 ||
-        rwkvd_server_init(&srv, &err) != 0 || rwkvd_metrics_http_start(&srv, &err) != 0) {
+        rwkvd_server_init(&srv, &err) != 0 || rwkvd_metrics_http_start(&srv, &err) != 0 ||
+        rwkvd_http_embeddings_start(&srv, &err) != 0) {
         LOG_ERROR("%s", err.msg);
         fprintf(stderr, "rwkvd: %s\n", err.msg);
         sd_notifyf(0, "STATUS=failed: %s", err.msg);
@@ -142,6 +144,7 @@ int main(int argc, char **argv, char **envp)
         sd_notify(0, "READY=1\nSTATUS=ready");
         rc = rwkvd_server_run(&srv);
     }
+    rwkvd_http_embeddings_stop(&srv);
     rwkvd_metrics_http_stop(&srv);
     rwkvd_server_free(&srv);
     rwkv_engine_free(srv.engine);

@@ -17,18 +17,17 @@
 #include "core/embedding.h"
 #include "core/tokenizer.h"
 #include "daemon/embed_batcher.h"
+#include "daemon/http_embed_request.h"
 #include "daemon/log.h"
 
 #define PATH "/v1/embeddings"
-#define MAX_INPUTS 2048 /* OpenAI's limit per request */
 
 typedef struct rwkvd_http_embed rwkvd_http_embed;
 
 struct rwkvd_http_embed {
-    const rwkv_model *m;
-    const rwkv_tokenizer *tok;
-    int C, V;
-    size_t max_tokens, max_body;
+    rwkvd_embed_limits lim;
+    int C;
+    size_t max_body;
     char model_name[RWKVD_CFG_PATH_MAX]; /* echoed when the request names no model */
     rwkvd_embed_batcher *batcher;
     struct MHD_Daemon *mhd;
@@ -63,154 +62,6 @@ static void set_error(reply *r, unsigned status, const char *type, const char *p
                         param ? json_string(param) : json_null(), "code");
 }
 
-#define BAD(r, param, ...) set_error(r, MHD_HTTP_BAD_REQUEST, "invalid_request_error", param, __VA_ARGS__)
-
-/* ---------------------------------------------------------------- inputs */
-
-typedef struct {
-    uint32_t **ids;
-    size_t *n;
-    size_t count;
-    uint64_t tokens;
-} inputs;
-
-static void inputs_free(inputs *in)
-{
-    for (size_t i = 0; i < in->count; i++)
-        free(in->ids[i]);
-    free(in->ids);
-    free(in->n);
-    memset(in, 0, sizeof *in);
-}
-
-/* Room for n inputs. */
-static int inputs_init(inputs *in, size_t n)
-{
-    in->ids = calloc(n ? n : 1, sizeof *in->ids);
-    in->n = calloc(n ? n : 1, sizeof *in->n);
-    return in->ids && in->n ? 0 : -1;
-}
-
-static bool too_long(rwkvd_http_embed *h, reply *r, size_t i, size_t n)
-{
-    if (n <= h->max_tokens)
-        return false;
-    BAD(r, "input",
-        "input[%zu] has %zu tokens (EOS included), more than this endpoint takes (%zu, "
-        "--http-max-tokens); send long documents through the ZeroMQ ingest socket, which "
-        "streams any length",
-        i, n, h->max_tokens);
-    return true;
-}
-
-/* A string: its tokens, then EOS. */
-static int add_text(rwkvd_http_embed *h, inputs *in, const char *s, size_t len, reply *r)
-{
-    size_t i = in->count;
-    rwkv_ids ids = {0};
-    rwkv_error err;
-    rwkv_error_clear(&err);
-    if (rwkv_tokenizer_encode(h->tok, s, len, &ids, &err) != 0 ||
-        rwkv_ids_push(&ids, RWKV_EMBED_EOS, &err) != 0) {
-        rwkv_ids_free(&ids);
-        set_error(r, MHD_HTTP_INTERNAL_SERVER_ERROR, "server_error", NULL, "%s", err.msg);
-        return -1;
-    }
-    if (too_long(h, r, i, ids.n)) {
-        rwkv_ids_free(&ids);
-        return -1;
-    }
-    in->ids[i] = ids.v;
-    in->n[i] = ids.n;
-    in->count++;
-    in->tokens += ids.n;
-    return 0;
-}
-
-/* A token array: as given, EOS appended unless it ends with one. */
-static int add_tokens(rwkvd_http_embed *h, inputs *in, json_t *arr, reply *r)
-{
-    size_t i = in->count, n = json_array_size(arr);
-    uint32_t *v = malloc(sizeof *v * (n + 1));
-    if (!v) {
-        set_error(r, MHD_HTTP_INTERNAL_SERVER_ERROR, "server_error", NULL, "out of memory");
-        return -1;
-    }
-    for (size_t k = 0; k < n; k++) {
-        json_t *e = json_array_get(arr, k);
-        json_int_t id = json_is_integer(e) ? json_integer_value(e) : -1;
-        if (id < 0 || id >= h->V) {
-            free(v);
-            BAD(r, "input", "input[%zu][%zu]: a token id must be an integer in 0..%d", i, k,
-                h->V - 1);
-            return -1;
-        }
-        v[k] = (uint32_t)id;
-    }
-    if (n == 0 || v[n - 1] != RWKV_EMBED_EOS)
-        v[n++] = RWKV_EMBED_EOS;
-    if (too_long(h, r, i, n)) {
-        free(v);
-        return -1;
-    }
-    in->ids[i] = v;
-    in->n[i] = n;
-    in->count++;
-    in->tokens += n;
-    return 0;
-}
-
-/* "input": a string, an array of strings, an array of token ids, or an
- * array of token-id arrays. */
-static int parse_input(rwkvd_http_embed *h, json_t *input, inputs *in, reply *r)
-{
-    if (json_is_string(input)) {
-        if (inputs_init(in, 1) != 0)
-            goto oom;
-        return add_text(h, in, json_string_value(input), json_string_length(input), r);
-    }
-    if (!json_is_array(input)) {
-        BAD(r, "input", "'input' must be a string, an array of strings, an array of token ids "
-                        "or an array of token-id arrays");
-        return -1;
-    }
-    size_t n = json_array_size(input);
-    if (n == 0) {
-        BAD(r, "input", "'input' must not be an empty array");
-        return -1;
-    }
-    json_t *first = json_array_get(input, 0);
-    if (json_is_integer(first)) { /* one token array */
-        if (inputs_init(in, 1) != 0)
-            goto oom;
-        return add_tokens(h, in, input, r);
-    }
-    if (n > MAX_INPUTS) {
-        BAD(r, "input", "'input' has %zu items; at most %d per request", n, MAX_INPUTS);
-        return -1;
-    }
-    if (inputs_init(in, n) != 0)
-        goto oom;
-    for (size_t i = 0; i < n; i++) {
-        json_t *e = json_array_get(input, i);
-        if (json_is_string(first) && json_is_string(e)) {
-            if (add_text(h, in, json_string_value(e), json_string_length(e), r) != 0)
-                return -1;
-        } else if (json_is_array(first) && json_is_array(e)) {
-            if (add_tokens(h, in, e, r) != 0)
-                return -1;
-        } else {
-            BAD(r, "input", "input[%zu]: every item must be a string, or every item an array "
-                            "of token ids",
-                i);
-            return -1;
-        }
-    }
-    return 0;
-oom:
-    set_error(r, MHD_HTTP_INTERNAL_SERVER_ERROR, "server_error", NULL, "out of memory");
-    return -1;
-}
 
 /* ---------------------------------------------------------------- output */
 
@@ -264,88 +115,29 @@ static json_t *embedding_json(const float *v, int C, bool b64)
 
 static void handle_request(rwkvd_http_embed *h, const char *body, size_t len, reply *r)
 {
-    json_error_t jerr;
-    json_t *req = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr);
-    inputs in = {0};
-    float *out = NULL;
-    if (!req) {
-        BAD(r, NULL, "the body is not valid JSON: %s (line %d, column %d)", jerr.text,
-            jerr.line, jerr.column);
+    rwkvd_embed_request q;
+    rwkvd_embed_refusal why;
+    if (rwkvd_embed_request_parse(body, len, &h->lim, &q, &why) != 0) {
+        set_error(r, why.status, why.type, why.param[0] ? why.param : NULL, "%s", why.message);
         return;
     }
-    if (!json_is_object(req)) {
-        BAD(r, NULL, "the body must be a JSON object");
-        goto out;
-    }
-    const char *key;
-    json_t *val;
-    json_object_foreach(req, key, val)
-    {
-        if (strcmp(key, "input") && strcmp(key, "model") && strcmp(key, "encoding_format") &&
-            strcmp(key, "dimensions") && strcmp(key, "user") && strcmp(key, "task") &&
-            strcmp(key, "normalize")) {
-            BAD(r, key, "unrecognized request argument supplied: %.64s", key);
-            goto out;
-        }
-    }
-    json_t *model = json_object_get(req, "model"), *fmt = json_object_get(req, "encoding_format");
-    json_t *dims = json_object_get(req, "dimensions"), *task = json_object_get(req, "task");
-    json_t *norm = json_object_get(req, "normalize"), *user = json_object_get(req, "user");
-    json_t *input = json_object_get(req, "input");
-    rwkv_embed_task t = RWKV_TASK_RETRIEVAL;
-    if (model && !json_is_string(model)) {
-        BAD(r, "model", "'model' must be a string");
-        goto out;
-    }
-    if (user && !json_is_string(user)) {
-        BAD(r, "user", "'user' must be a string");
-        goto out;
-    }
-    if (fmt && !(json_is_string(fmt) && (!strcmp(json_string_value(fmt), "float") ||
-                                         !strcmp(json_string_value(fmt), "base64")))) {
-        BAD(r, "encoding_format", "'encoding_format' must be \"float\" or \"base64\"");
-        goto out;
-    }
-    if (dims && !(json_is_integer(dims) && json_integer_value(dims) == h->C)) {
-        BAD(r, "dimensions", "'dimensions' must be %d, this model's embedding size", h->C);
-        goto out;
-    }
-    rwkv_error terr;
-    rwkv_error_clear(&terr);
-    if (task && (!json_is_string(task) || rwkv_embed_task_parse(json_string_value(task), &t) != 0 ||
-                 rwkv_embed_check(h->m, t, RWKV_EMBED_EOS, &terr) != 0)) {
-        BAD(r, "task", "'task' must be a task head this model has: retrieval, similarity or "
-                       "classification");
-        goto out;
-    }
-    if (norm && !json_is_boolean(norm)) {
-        BAD(r, "normalize", "'normalize' must be true or false");
-        goto out;
-    }
-    if (!input) {
-        BAD(r, "input", "'input' is required");
-        goto out;
-    }
-    if (parse_input(h, input, &in, r) != 0)
-        goto out;
-    out = malloc(sizeof(float) * (size_t)h->C * in.count);
+    float *out = malloc(sizeof(float) * (size_t)h->C * q.count);
     if (!out) {
         set_error(r, MHD_HTTP_INTERNAL_SERVER_ERROR, "server_error", NULL, "out of memory");
         goto out;
     }
-    rwkvd_embed_job job = {.ids = (const uint32_t *const *)in.ids, .n = in.n,
-                           .n_inputs = in.count, .task = t,
-                           .normalize = norm ? json_is_true(norm) : true, .out = out};
+    rwkvd_embed_job job = {.ids = (const uint32_t *const *)q.ids, .n = q.n,
+                           .n_inputs = q.count, .task = q.task, .normalize = q.normalize,
+                           .out = out};
     if (rwkvd_embed_batcher_run(h->batcher, &job) != 0) {
         bool stopping = strstr(job.err, "shutting down") != NULL;
         set_error(r, stopping ? MHD_HTTP_SERVICE_UNAVAILABLE : MHD_HTTP_INTERNAL_SERVER_ERROR,
                   "server_error", NULL, "%s", job.err);
         goto out;
     }
-    bool b64 = fmt && !strcmp(json_string_value(fmt), "base64");
     json_t *data = json_array();
-    for (size_t i = 0; data && i < in.count; i++) {
-        json_t *e = embedding_json(out + i * (size_t)h->C, h->C, b64);
+    for (size_t i = 0; data && i < q.count; i++) {
+        json_t *e = embedding_json(out + i * (size_t)h->C, h->C, q.base64);
         json_t *item = e ? json_pack("{s:s,s:I,s:o}", "object", "embedding", "index",
                                      (json_int_t)i, "embedding", e)
                          : NULL;
@@ -355,18 +147,21 @@ static void handle_request(rwkvd_http_embed *h, const char *body, size_t len, re
         }
     }
     json_decref(r->body);
-    r->body = data ? json_pack("{s:s,s:o,s:s,s:{s:I,s:I}}", "object", "list", "data", data,
-                               "model", model ? json_string_value(model) : h->model_name,
-                               "usage", "prompt_tokens", (json_int_t)in.tokens, "total_tokens",
-                               (json_int_t)in.tokens)
+    /* s? keeps a model name that is not valid UTF-8 from failing the pack */
+    json_t *name = json_string(q.model ? q.model : h->model_name);
+    r->body = data ? json_pack("{s:s,s:o,s:o,s:{s:I,s:I}}", "object", "list", "data", data,
+                               "model", name ? name : json_string("?"), "usage",
+                               "prompt_tokens", (json_int_t)q.tokens, "total_tokens",
+                               (json_int_t)q.tokens)
                    : NULL;
+    if (!data)
+        json_decref(name);
     r->status = MHD_HTTP_OK;
     if (!r->body)
         set_error(r, MHD_HTTP_INTERNAL_SERVER_ERROR, "server_error", NULL, "out of memory");
 out:
     free(out);
-    inputs_free(&in);
-    json_decref(req);
+    rwkvd_embed_request_free(&q);
 }
 
 /* ---------------------------------------------------------------- MHD */
@@ -478,11 +273,11 @@ int rwkvd_http_embeddings_start(rwkvd_server *srv, rwkv_error *err)
     rwkvd_http_embed *h = calloc(1, sizeof *h);
     if (!h)
         return rwkv_fail(err, "embeddings: out of memory");
-    h->m = srv->model;
-    h->tok = srv->tok;
+    h->lim = (rwkvd_embed_limits){.tok = srv->tok, .n_embd = srv->mi->n_embd,
+                                  .vocab = srv->mi->vocab_size,
+                                  .embed_tasks = srv->mi->embed_tasks,
+                                  .max_tokens = (size_t)cfg->http_max_tokens};
     h->C = srv->mi->n_embd;
-    h->V = srv->mi->vocab_size;
-    h->max_tokens = (size_t)cfg->http_max_tokens;
     h->max_body = (size_t)cfg->http_max_body;
     const char *base = strrchr(cfg->model, '/');
     snprintf(h->model_name, sizeof h->model_name, "%s", base ? base + 1 : cfg->model);

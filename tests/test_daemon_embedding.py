@@ -265,6 +265,27 @@ def case_kill9_resume():
             check(seen[k] == raw, "output %r differs from the uninterrupted run" % (k,))
 
 
+def case_python_client_task():
+    """clients/python/rwkvd.py sends a document with opts.task as v 2."""
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                                    "clients", "python"))
+    import rwkvd
+    inp = [i for i in MAN["inputs"] if i["name"] == "paragraph"][0]
+    with Work() as w:
+        d = daemon(w, 64, "py")
+        c = rwkvd.Client(ingest=d.ingest_ep, emit=d.emit_ep, control=d.control_ep, timeout=30)
+        try:
+            c.send_document("para", fixture_bytes("%s/%s" % (FIX, inp["text_file"])),
+                            chunk_size=200, opts={"task": "classification", "normalize": False})
+            final = [o for o in c.outputs(doc="para", timeout=60) if o["type"] == "final"]
+        finally:
+            c.close()
+        check(len(final) == 1 and final[0]["v"] == 2, "python client final: %r" % final)
+        d_ = max_diff(final[0]["embedding"], f32file("%s/paragraph/emb_cls.f32" % FIX))
+        check(d_ <= bound(inp, "emb_cls"), "python client: differs by %.3g" % d_)
+        d.stop()
+
+
 def case_asan_short():
     """The same code paths under sanitizers, on the short inputs."""
     texts = [i for i in MAN["inputs"] if i.get("text_file") and i["T"] < 100]
@@ -294,5 +315,6 @@ if __name__ == "__main__":
         ("token_inputs_as_given", case_token_inputs_as_given),
         ("v1_defaults_and_refusals", case_v1_defaults_and_refusals),
         ("kill9_resume", case_kill9_resume),
+        ("python_client_task", case_python_client_task),
         ("asan_short", case_asan_short, "asan"),
     ])

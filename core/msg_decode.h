@@ -46,6 +46,7 @@
  * daemon serving one writes v 2 on its block and final outputs.  Every v 1
  * message means what it meant. */
 #define RWKVD_PROTOCOL_VERSION_MAX 2
+#define RWKVD_EOS_EVERY_MAX (UINT32_C(1) << 30)
 #define RWKVD_DOC_MAX 256                           /* bytes in a document id */
 #define RWKVD_SEQ_MAX ((UINT64_C(1) << 53) - 1)     /* exact in a double */
 #define RWKVD_TOPK_MAX 64
@@ -82,6 +83,7 @@ typedef struct rwkvd_doc_opts {
      * rwkv_embed_task (0 retrieval, 1 similarity, 2 classification) */
     bool has_task;         /* opts.task was given */
     uint8_t task;
+    uint32_t eos_every;    /* v2: EOS after every k tokens (0: none), 1..RWKVD_EOS_EVERY_MAX */
     bool outputs_given;    /* opts.outputs was given (else the model's default) */
 } rwkvd_doc_opts;
 

@@ -30,6 +30,12 @@ void rwkvd_ckpt_release(rwkvd_ckpt *ck)
     ck->state = NULL;
 }
 
+size_t rwkvd_ckpt_header_size(const rwkvd_ckpt *ck)
+{
+    return RWKVD_CKPT_HEADER_FIXED + ck->doc_len +
+           (ck->opts.pooling == RWKVD_POOL_EOS ? RWKVD_CKPT_HEADER_EOS_EXTRA : 0);
+}
+
 bool rwkvd_ckpt_has_sum(const rwkvd_doc_opts *o)
 {
     return o->pooling == RWKVD_POOL_MEAN || o->pooling == RWKVD_POOL_EOS;
@@ -71,6 +77,14 @@ int rwkvd_ckpt_check_scalars(const rwkvd_ckpt *ck, uint32_t flags, rwkv_error *w
         return rwkv_fail(why, "options: %s", e.msg);
     if (ck->opts.has_task != (ck->opts.pooling == RWKVD_POOL_EOS))
         return rwkv_fail(why, "options: a task without eos pooling");
+    if (ck->opts.pooling != RWKVD_POOL_EOS && (ck->opts.eos_every || ck->since_eos))
+        return rwkv_fail(why, "options: eos_every without eos pooling");
+    if (ck->opts.eos_every && ck->since_eos >= ck->opts.eos_every)
+        return rwkv_fail(why, "%u tokens since the last EOS, but one goes after every %u",
+                         ck->since_eos, ck->opts.eos_every);
+    if (ck->since_eos > ck->tokens_done + ck->n_pending_tokens)
+        return rwkv_fail(why, "%u tokens since the last EOS, more than the document has",
+                         ck->since_eos);
     if ((unsigned)ck->input > RWKVD_INPUT_TOKENS)
         return rwkv_fail(why, "input kind %d unknown", (int)ck->input);
     if (ck->next_seq > RWKVD_SEQ_MAX + 1)

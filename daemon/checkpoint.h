@@ -58,15 +58,19 @@
 
 #define RWKVD_CKPT_MAGIC "RWKVDCKP"
 #define RWKVD_CKPT_VERSION 1
-/* Format v2 = v1's layout for an EmbeddingRWKV document: byte 100 pooling 2
+/* Format v2 = v1's layout (8 header bytes more, below) for an EmbeddingRWKV
+ * document: byte 100 pooling 2
  * (eos: the mean sum and count hold the sum of ln_out at the EOS tokens and
  * their number) and byte 103 its task (0 retrieval, 1 similarity, 2
  * classification; v1 keeps it 0).  Other documents are still written as
  * v1, so a daemon without EmbeddingRWKV reads everything it could before
  * and refuses a v2 file by its version. */
 #define RWKVD_CKPT_VERSION_EOS 2
+/* ... whose header has 8 more bytes before the doc id: 200 u32 eos_every
+ * (0: none), 204 u32 tokens since the last EOS; the doc id at 208. */
+#define RWKVD_CKPT_HEADER_EOS_EXTRA 8
 #define RWKVD_CKPT_HEADER_FIXED 204 /* header bytes besides the doc id */
-#define RWKVD_CKPT_HEADER_MAX (RWKVD_CKPT_HEADER_FIXED + RWKVD_DOC_MAX)
+#define RWKVD_CKPT_HEADER_MAX (RWKVD_CKPT_HEADER_FIXED + RWKVD_CKPT_HEADER_EOS_EXTRA + RWKVD_DOC_MAX)
 #define RWKVD_CKPT_PENDING_BYTES_MAX 1024 /* tokenizer bytes held mid-token */
 #define RWKVD_BLOCK_MAX 65536             /* tokens per block */
 /* Tokens received but not yet in a completed block: a single message may
@@ -124,6 +128,7 @@ typedef struct rwkvd_ckpt {
      * prediction across the boundary is taken then and carried). */
     bool has_carry;
     float carry_surprisal;         /* finite, >= 0 when has_carry */
+    uint32_t since_eos;            /* pooling eos: tokens since the last EOS (< eos_every) */
     const float *state;            /* [state_floats]; NULL only when finished */
     void *owned;                   /* set by the decoder only */
 } rwkvd_ckpt;

@@ -59,7 +59,8 @@ static int parse_header(const char *label, const uint8_t *p, size_t len,
     if (doc_len < 1 || doc_len > RWKVD_DOC_MAX)
         return dfail(st, RWKVD_CKPT_CORRUPT, err, label, "offset 116: doc id length %u not in 1..%d",
                      doc_len, RWKVD_DOC_MAX);
-    size_t hs = RWKVD_CKPT_HEADER_FIXED + doc_len;
+    bool eos = version == RWKVD_CKPT_VERSION_EOS;
+    size_t hs = RWKVD_CKPT_HEADER_FIXED + doc_len + (eos ? RWKVD_CKPT_HEADER_EOS_EXTRA : 0);
     if (len < hs)
         return dfail(st, RWKVD_CKPT_CORRUPT, err, label,
                      "offset %zu: truncated: the header needs %zu bytes", len, hs);
@@ -70,7 +71,6 @@ static int parse_header(const char *label, const uint8_t *p, size_t len,
                      want, got);
     uint32_t fl = rwkvd_get32(p + 16);
     /* v1: pooling last/mean, byte 103 reserved; v2: pooling eos with its task */
-    bool eos = version == RWKVD_CKPT_VERSION_EOS;
     if (rwkvd_get32(p + 12) != hs || (eos ? p[103] > 2 : p[103] != 0) ||
         (fl & ~(uint32_t)RWKVD_CKPT_FL_ALL) ||
         (!(fl & RWKVD_CKPT_FL_CARRY) && rwkvd_get32(p + 132)) ||
@@ -109,7 +109,11 @@ static int parse_header(const char *label, const uint8_t *p, size_t len,
     *comp_crc = rwkvd_get32(p + 128);
     memcpy(ck->model.model_sha256, p + 136, 32);
     memcpy(ck->model.tokenizer_sha256, p + 168, 32);
-    memcpy(ck->doc, p + 200, doc_len);
+    if (eos) {
+        ck->opts.eos_every = rwkvd_get32(p + 200);
+        ck->since_eos = rwkvd_get32(p + 204);
+    }
+    memcpy(ck->doc, p + 200 + (eos ? RWKVD_CKPT_HEADER_EOS_EXTRA : 0), doc_len);
     ck->finished = *flags & RWKVD_CKPT_FL_FINISHED;
     ck->eof = (*flags & RWKVD_CKPT_FL_EOF) != 0;
     rwkv_error why;
@@ -155,7 +159,7 @@ static void fill_info(const rwkvd_ckpt *ck, uint32_t flags, uint64_t comp_size,
     info->block_size = ck->block_size;
     info->finished = ck->finished;
     info->eof = ck->eof;
-    info->header_size = RWKVD_CKPT_HEADER_FIXED + ck->doc_len;
+    info->header_size = rwkvd_ckpt_header_size(ck);
     info->comp_size = comp_size;
     info->raw_size = rwkvd_ckpt_raw_size(ck, flags);
 }
@@ -206,7 +210,7 @@ int rwkvd_ckpt_decode(const char *label, const void *buf, size_t len,
         max_raw = RWKVD_CKPT_RAW_DEFAULT_MAX;
     if (parse_header(label, p, len, expect, out, &flags, &comp_size, &comp_crc, status, err) != 0)
         return -1;
-    size_t hs = RWKVD_CKPT_HEADER_FIXED + out->doc_len;
+    size_t hs = rwkvd_ckpt_header_size(out);
     if (comp_size != len - hs)
         return dfail(status, RWKVD_CKPT_CORRUPT, err, label,
                      comp_size > len - hs ? "offset %zu: truncated: the payload needs %llu bytes, %zu present"

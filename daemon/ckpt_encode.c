@@ -46,7 +46,7 @@ static int feed(ZSTD_CCtx *cc, ZSTD_outBuffer *o, const void *p, uint64_t n, siz
 static void write_header(uint8_t *h, const rwkvd_ckpt *ck, uint32_t flags, uint64_t comp_size,
                          uint32_t comp_crc)
 {
-    size_t hs = RWKVD_CKPT_HEADER_FIXED + ck->doc_len;
+    size_t hs = rwkvd_ckpt_header_size(ck);
     double ss = ck->surprisal_sum;
     uint64_t ss_bits;
     memcpy(&ss_bits, &ss, 8);
@@ -85,8 +85,14 @@ static void write_header(uint8_t *h, const rwkvd_ckpt *ck, uint32_t flags, uint6
     rwkvd_put32(h + 132, carry_bits);
     memcpy(h + 136, ck->model.model_sha256, 32);
     memcpy(h + 168, ck->model.tokenizer_sha256, 32);
-    memcpy(h + 200, ck->doc, ck->doc_len);
-    rwkvd_put32(h + 200 + ck->doc_len, rwkv_crc32(0, h, 200 + ck->doc_len));
+    size_t at = 200;
+    if (eos) {
+        rwkvd_put32(h + 200, ck->opts.eos_every);
+        rwkvd_put32(h + 204, ck->since_eos);
+        at += RWKVD_CKPT_HEADER_EOS_EXTRA;
+    }
+    memcpy(h + at, ck->doc, ck->doc_len);
+    rwkvd_put32(h + at + ck->doc_len, rwkv_crc32(0, h, at + ck->doc_len));
 }
 
 int rwkvd_ckpt_encode(const rwkvd_ckpt *ck, int level, uint8_t **out, size_t *out_len,
@@ -110,7 +116,7 @@ int rwkvd_ckpt_encode(const rwkvd_ckpt *ck, int level, uint8_t **out, size_t *ou
         return rwkv_fail(err, "checkpoint: zstd level %d not in %d..%d", level, ZSTD_minCLevel(),
                          ZSTD_maxCLevel());
     uint64_t raw = rwkvd_ckpt_raw_size(ck, flags);
-    size_t hs = RWKVD_CKPT_HEADER_FIXED + ck->doc_len;
+    size_t hs = rwkvd_ckpt_header_size(ck);
     size_t bound = ZSTD_compressBound((size_t)raw);
     if (ZSTD_isError(bound) || bound > SIZE_MAX - hs)
         return rwkv_fail(err, "checkpoint: payload of %llu bytes is too large",

@@ -1,6 +1,7 @@
 /* embed_doc.c — see embed_doc.h. */
 #include "daemon/embed_doc.h"
 
+#include <stdint.h>
 #include <stdio.h>
 
 #include "core/embedding.h"
@@ -12,6 +13,12 @@ int rwkvd_embed_resolve_opts(const rwkv_model_info *mi, rwkvd_doc_opts *o, char 
         if (o->has_task) {
             snprintf(msg, msg_len, "opts.task: the served model (%s) is not an EmbeddingRWKV "
                                    "model; tasks need one",
+                     mi->generation_name);
+            return -1;
+        }
+        if (o->eos_every) {
+            snprintf(msg, msg_len, "opts.eos_every: the served model (%s) is not an "
+                                   "EmbeddingRWKV model",
                      mi->generation_name);
             return -1;
         }
@@ -37,11 +44,32 @@ int rwkvd_embed_resolve_opts(const rwkv_model_info *mi, rwkvd_doc_opts *o, char 
     return 0;
 }
 
-int rwkvd_embed_at_eof(const rwkvd_doc_opts *o, bool text_input, rwkv_ids *add, rwkv_error *err)
+int rwkvd_embed_shape(const rwkvd_doc_opts *o, bool text_input, bool eof, uint64_t doc_tokens,
+                      uint32_t *since, const rwkv_ids *in, rwkv_ids *out, rwkv_error *err)
 {
-    if (o->pooling != RWKVD_POOL_EOS || !text_input)
-        return 0;
-    return rwkv_ids_push(add, RWKV_EMBED_EOS, err);
+    bool eos = o->pooling == RWKVD_POOL_EOS;
+    for (size_t i = 0; i < in->n; i++) {
+        if (rwkv_ids_push(out, in->v[i], err) != 0)
+            return -1;
+        if (!eos)
+            continue;
+        if (in->v[i] == RWKV_EMBED_EOS) {
+            *since = 0;
+            continue;
+        }
+        if (*since < UINT32_MAX) /* only "any since the last EOS" matters beyond eos_every */
+            ++*since;
+        if (o->eos_every && *since == o->eos_every) {
+            *since = 0;
+            if (rwkv_ids_push(out, RWKV_EMBED_EOS, err) != 0)
+                return -1;
+        }
+    }
+    if (eos && eof && text_input && (*since > 0 || doc_tokens + out->n == 0)) {
+        *since = 0;
+        return rwkv_ids_push(out, RWKV_EMBED_EOS, err);
+    }
+    return 0;
 }
 
 bool rwkvd_embed_current(const rwkv_model *m, const rwkvd_doc_opts *o, const double *sum,

@@ -26,10 +26,15 @@
 int rwkvd_embed_resolve_opts(const rwkv_model_info *mi, rwkvd_doc_opts *o, char *msg,
                              size_t msg_len);
 
-/* At eof of a text/bytes document that pools at EOS: appends the EOS id
- * (rwkv-emb's add_eos).  Token documents are taken as given. */
-int rwkvd_embed_at_eof(const rwkvd_doc_opts *o, bool text_input, rwkv_ids *add,
-                       rwkv_error *err);
+/* The ids a message adds to a document that pools at EOS, from those it
+ * brings (in): with eos_every k, an EOS after every k tokens since the last
+ * EOS (an EOS in the input counts, and restarts the count); at eof of a
+ * text/bytes document the final EOS (rwkv-emb's add_eos), unless one has
+ * just been placed.  Token documents get no final EOS: they are taken as
+ * given.  *since (tokens since the last EOS) is updated; doc_tokens: the
+ * document's tokens before this message.  Other documents: out = in. */
+int rwkvd_embed_shape(const rwkvd_doc_opts *o, bool text_input, bool eof, uint64_t doc_tokens,
+                      uint32_t *since, const rwkv_ids *in, rwkv_ids *out, rwkv_error *err);
 
 /* The document embedding from the running EOS sum and count.  Returns
  * true with emb [C] filled, or false with why set ("no EOS token ...")

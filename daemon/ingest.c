@@ -61,13 +61,16 @@ static int apply(rwkvd_server *srv, rwkvd_session *s, const rwkvd_ingest *m, rwk
             rc = rwkv_ids_push(&add, m->tokens[i], &err);
     if (rc == 0 && m->eof && (s->input == RWKVD_INPUT_BYTES || kind == RWKVD_INPUT_BYTES))
         rc = rwkv_encoder_finish(s->enc, &add, &err);
-    if (rc == 0 && m->eof)
-        rc = rwkvd_embed_at_eof(&opts,
-                                s->input == RWKVD_INPUT_BYTES || kind == RWKVD_INPUT_BYTES,
-                                &add, &err);
-    for (size_t i = 0; rc == 0 && i < add.n; i++)
-        rc = rwkv_ids_push(&s->pending, add.v[i], &err);
+    /* EmbeddingRWKV: the EOS the options put in (embed_doc.h) */
+    rwkv_ids shaped = {0};
+    uint32_t since = s->since_eos;
+    if (rc == 0)
+        rc = rwkvd_embed_shape(&opts, s->input == RWKVD_INPUT_BYTES || kind == RWKVD_INPUT_BYTES,
+                               m->eof, rwkvd_session_tokens(s), &since, &add, &shaped, &err);
+    for (size_t i = 0; rc == 0 && i < shaped.n; i++)
+        rc = rwkv_ids_push(&s->pending, shaped.v[i], &err);
     rwkv_ids_free(&add);
+    rwkv_ids_free(&shaped);
     if (rc != 0) {
         /* only memory can fail here; the encoder may have moved on, so the
          * document cannot be trusted any more */
@@ -77,6 +80,7 @@ static int apply(rwkvd_server *srv, rwkvd_session *s, const rwkvd_ingest *m, rwk
         snprintf(msg, msg_len, "%s", err.msg);
         return -1;
     }
+    s->since_eos = since;
     if (m->seq == 0) {
         s->opts = opts;
         s->block_size = (uint32_t)srv->cfg.block_size;

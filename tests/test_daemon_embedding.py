@@ -15,9 +15,10 @@
   embedding_error (never NaN);
 - refusals: outputs other than embedding, an unknown task, a task on a
   language model (bad_opts);
-- kill -9 in the middle of long_doc (checkpoint every block), restart,
-  resume, resend from next_seq: every output byte-identical to an
-  uninterrupted run, and the final within the bound.
+- opts.eos_every 128 over long_doc (text, and ids) gives multi_eos_every128;
+- kill -9 in the middle of long_doc with eos_every 128 (checkpoint every
+  block), restart, resume, resend from next_seq: every output byte-identical
+  to an uninterrupted run, and the final within the bound.
 """
 import array
 import math
@@ -169,6 +170,29 @@ def case_token_inputs_as_given():
         d.stop()
 
 
+def case_eos_every():
+    """opts.eos_every 128: long_doc as text, and as ids ending with their EOS
+    (the input's EOS restarts the count), give multi_eos_every128."""
+    inp = [i for i in MAN["inputs"] if i["name"] == "multi_eos_every128"][0]
+    src = [i for i in MAN["inputs"] if i["name"] == "long_doc"][0]
+    rng = random.Random(9)
+    text = fixture_bytes("%s/%s" % (FIX, src["text_file"]))
+    ids = fixture_bytes("%s/long_doc/tokens.i32" % FIX)
+    opts = {"task": "retrieval", "normalize": False, "eos_every": 128}
+    with Work() as w:
+        for block in (100, 128, 333):
+            d = daemon(w, block, "e%d" % block)
+            push, pull = d.push(), d.emit_pull()
+            send_parts(push, "text", random_split(text, rng, 5), "bytes", opts)
+            cut = 4 * rng.randrange(1, len(ids) // 4)
+            send_parts(push, "ids", [ids[:cut], ids[cut:]], "tokens", opts)
+            res = collect_docs(pull, ["text", "ids"], daemon=d)
+            check_final(inp, res["text"], "retrieval", "text, block %d" % block)
+            check_final(inp, res["ids"], "retrieval", "ids, block %d" % block)
+            push.close(0)
+            d.stop()
+
+
 def case_v1_defaults_and_refusals():
     inp = [i for i in MAN["inputs"] if i["name"] == "paragraph"][0]
     with Work() as w:
@@ -199,6 +223,9 @@ def case_v1_defaults_and_refusals():
         refused(msg("r3", 0, bytes=b"x", opts={"task": "ranking"}), "bad_opts", "unknown task")
         refused(msg("r4", 0, bytes=b"x", opts={"task": 3}), "wrong_type", "task not a str")
         refused(msg("r5", 0, v=3, bytes=b"x"), "bad_version", "v 3")
+        refused(msg("r6", 0, bytes=b"x", opts={"eos_every": 0}), "bad_opts", "eos_every 0")
+        refused(msg("r7", 0, v=1, bytes=b"x", opts={"eos_every": 8}), "unknown_field",
+                "v1 with eos_every")
         # token ids without EOS: a final with a reason, no NaN
         push.send(msg("noeos", 0, eof=True, tokens=[1, 2, 3], opts={"normalize": False}))
         res = collect_docs(pull, ["noeos"], daemon=d)["noeos"]
@@ -214,16 +241,22 @@ def case_v1_defaults_and_refusals():
         push.send(msg("lmdoc", 0, bytes=b"hello", opts={"task": "retrieval"}))
         out = recv_until(pull, lambda o: o["type"] == "error", daemon=lm)[-1]
         check(out["reason"] == "bad_opts" and "EmbeddingRWKV" in out["message"], "lm: %r" % out)
+        push.send(msg("lmdoc2", 0, bytes=b"hello", opts={"eos_every": 4}))
+        out = recv_until(pull, lambda o: o["type"] == "error", daemon=lm)[-1]
+        check(out["reason"] == "bad_opts" and "EmbeddingRWKV" in out["message"], "lm: %r" % out)
         push.close(0)
         lm.stop()
 
 
 def case_kill9_resume():
-    inp = [i for i in MAN["inputs"] if i["name"] == "long_doc"][0]
-    text = fixture_bytes("%s/%s" % (FIX, inp["text_file"]))
+    """long_doc.txt with eos_every 128 is multi_eos_every128: the count of
+    tokens since the last EOS survives the kill too."""
+    inp = [i for i in MAN["inputs"] if i["name"] == "multi_eos_every128"][0]
+    src = [i for i in MAN["inputs"] if i["name"] == "long_doc"][0]
+    text = fixture_bytes("%s/%s" % (FIX, src["text_file"]))
     chunk = 700
     parts = [text[i:i + chunk] for i in range(0, len(text), chunk)]
-    opts = {"task": "similarity", "normalize": False}
+    opts = {"task": "similarity", "normalize": False, "eos_every": 128}
     extra = ["--checkpoint-blocks", "1", "--checkpoint-seconds", "0.05"]
     with Work() as w:
         ref_d = daemon(w, 64, "ref", extra=extra)
@@ -313,6 +346,7 @@ if __name__ == "__main__":
     run_cases([
         ("text_inputs_random_splits", case_text_inputs_random_splits),
         ("token_inputs_as_given", case_token_inputs_as_given),
+        ("eos_every", case_eos_every),
         ("v1_defaults_and_refusals", case_v1_defaults_and_refusals),
         ("kill9_resume", case_kill9_resume),
         ("python_client_task", case_python_client_task),

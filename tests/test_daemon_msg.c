@@ -219,6 +219,28 @@ static void test_opts_task_v2(void)
     s("text"), s("x");
     s("opts"), msgpack_pack_map(&pk, 1), s("task"), u(1);
     EXPECT_REFUSED(RWKVD_R_WRONG_TYPE);
+    mb_start(5);
+    s("v"), u(2), s("doc"), s("d1"), s("seq"), u(0);
+    s("text"), s("x");
+    s("opts"), msgpack_pack_map(&pk, 1), s("eos_every"), u(128);
+    CHECKF(dec() == 0, "%s", err.msg);
+    CHECK(m.opts.eos_every == 128 && !m.opts.has_task);
+    rwkvd_ingest_clear(&m);
+    mb_start(5);
+    s("v"), u(2), s("doc"), s("d1"), s("seq"), u(0);
+    s("text"), s("x");
+    s("opts"), msgpack_pack_map(&pk, 1), s("eos_every"), u(0);
+    EXPECT_REFUSED(RWKVD_R_BAD_OPTS);
+    mb_start(5);
+    s("v"), u(2), s("doc"), s("d1"), s("seq"), u(0);
+    s("text"), s("x");
+    s("opts"), msgpack_pack_map(&pk, 1), s("eos_every"), u(RWKVD_EOS_EVERY_MAX + 1ull);
+    EXPECT_REFUSED(RWKVD_R_BAD_OPTS);
+    mb_start(5);
+    s("v"), u(1), s("doc"), s("d1"), s("seq"), u(0);
+    s("text"), s("x");
+    s("opts"), msgpack_pack_map(&pk, 1), s("eos_every"), u(8);
+    EXPECT_REFUSED(RWKVD_R_UNKNOWN_FIELD);
     mb_start(5); /* outputs_given follows the message */
     s("v"), u(2), s("doc"), s("d1"), s("seq"), u(0);
     s("text"), s("x");

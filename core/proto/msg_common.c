@@ -156,6 +156,8 @@ int rwkvd_doc_opts_check(const rwkvd_doc_opts *o, rwkv_error *err)
         return rwkv_fail(err, "pooling: %d is not last, mean or eos", (int)o->pooling);
     /* a decoded message may carry a task before the daemon resolves it to
      * eos pooling; eos pooling always has its task */
+    if (o->eos_every > RWKVD_EOS_EVERY_MAX)
+        return rwkv_fail(err, "eos_every: %u out of range", (unsigned)o->eos_every);
     if (o->task > 2 || (o->task && !o->has_task) ||
         (o->pooling == RWKVD_POOL_EOS && !o->has_task))
         return rwkv_fail(err, "task: %u%s", (unsigned)o->task,

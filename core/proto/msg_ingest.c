@@ -19,9 +19,9 @@ static const char *const ingest_names[F_COUNT] = {"v",      "doc", "seq",  "text
 
 /* O_TASK and after: v 2 only (a v 1 message naming them is refused as
  * unknown_field, as it always was) */
-enum { O_OUTPUTS, O_POOLING, O_NORMALIZE, O_TOPK, O_TASK, O_COUNT };
+enum { O_OUTPUTS, O_POOLING, O_NORMALIZE, O_TOPK, O_TASK, O_EOS_EVERY, O_COUNT };
 static const char *const opts_names[O_COUNT] = {"outputs", "pooling", "normalize", "topk",
-                                                "task"};
+                                                "task", "eos_every"};
 static const char *const task_names[3] = {"retrieval", "similarity", "classification"};
 
 /* Offset of the first data byte of the str/bin at off. */
@@ -183,6 +183,16 @@ static int decode_opts(const rwkvd_dctx *c, const rwkvd_field *f, uint64_t v,
                                "\"classification\"");
         opts->has_task = true;
         opts->task = (uint8_t)k;
+    }
+    if (of[O_EOS_EVERY].val) {
+        uint64_t k;
+        if (rwkvd_duint(c, &of[O_EOS_EVERY], "opts.eos_every", RWKVD_EOS_EVERY_MAX,
+                        RWKVD_R_BAD_OPTS, &k) != 0)
+            return -1;
+        if (k == 0)
+            return rwkvd_dfail(c, RWKVD_R_BAD_OPTS, of[O_EOS_EVERY].val_off,
+                               "opts.eos_every: must be 1..%u", (unsigned)RWKVD_EOS_EVERY_MAX);
+        opts->eos_every = (uint32_t)k;
     }
     if (of[O_POOLING].val) {
         const rwkvd_field *p = &of[O_POOLING];

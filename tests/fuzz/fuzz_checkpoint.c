@@ -87,7 +87,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                        (uint32_t)p[119] << 24;
     if (doc_len > 256)
         doc_len = 256;
-    size_t hs = RWKVD_CKPT_HEADER_FIXED + doc_len;
+    size_t hs = RWKVD_CKPT_HEADER_FIXED + doc_len +
+                (p[8] == RWKVD_CKPT_VERSION_EOS ? RWKVD_CKPT_HEADER_EOS_EXTRA : 0);
     if (n < hs)
         return 0;
     size_t raw = n - hs, bound = ZSTD_compressBound(raw);

@@ -7,7 +7,8 @@
  *  - --ids-in gives every input from its tokens.i32;
  *  - --normalize gives unit rows;
  *  - refusals: a language model, ids without EOS (no output file left),
- *    an id beyond the vocabulary, a truncated ids file, a bad task. */
+ *    an id beyond the vocabulary, a truncated ids file, an EOS id the
+ *    model's vocabulary lacks, a bad task. */
 #include <limits.h>
 #include <stdarg.h>
 #include <sys/wait.h>
@@ -202,6 +203,12 @@ static void test_refusals(void)
     rc = run(err, sizeof err, "-m '%s' --ids-in '%s/odd' --out-embedding '%s/x'", g_model, g_tmp,
              g_tmp);
     CHECKF(rc == 1 && strstr(err, "not a whole number"), "exit %d: %s", rc, err);
+    /* an EmbeddingRWKV checkpoint whose vocabulary has no id 65535 (the
+     * fuzz corpus's tiny one, 16 ids): the EOS cannot be fed to it */
+    rc = run(err, sizeof err, "-m '%s' --task similarity --ids-in '%s/odd' --out-embedding '%s/x'",
+             "tests/fuzz/corpus/model/tiny-embedding-rwkv7.safetensors", g_tmp, g_tmp);
+    CHECKF(rc == 1 && strstr(err, "EOS id 65535 is outside the model's vocabulary"), "exit %d: %s",
+           rc, err);
     rc = run(err, sizeof err, "-m '%s' --task ranking --ids-in '%s/odd' --out-embedding '%s/x'",
              g_model, g_tmp, g_tmp);
     CHECKF(rc == 2 && strstr(err, "--task"), "exit %d: %s", rc, err);

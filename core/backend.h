@@ -53,6 +53,10 @@ typedef struct rwkv_backend_ops {
      * every row's logits of the requests that want top-k and ranks them on
      * the host (engine.c), at the cost of an [n_tokens][V] buffer. */
     int topk;
+    /* 1: forward fills eos_sum / eos_count itself.  0: the engine asks it
+     * for every row's hidden output of the requests that want them and sums
+     * the EOS rows on the host (engine.c). */
+    int eos_sum;
 } rwkv_backend_ops;
 
 /* Provided by kernels/ when CUDA is built; a NULL function address otherwise. */

@@ -67,6 +67,13 @@ typedef struct rwkv_request {
     int topk;
     uint32_t *topk_ids;
     float *topk_logprobs;
+    /* Optional EmbeddingRWKV pooling (core/embedding.h): eos_sum [C]
+     * (float64) += the ln_out output at every position whose token is
+     * eos_id, and *eos_count += their number; both or neither.  Only those
+     * rows need ln_out. */
+    double *eos_sum;
+    int64_t *eos_count;
+    uint32_t eos_id;
 } rwkv_request;
 
 typedef struct rwkv_engine rwkv_engine;
@@ -90,7 +97,8 @@ const rwkv_model *rwkv_engine_model(const rwkv_engine *e);
 
 /* Runs the requests.  Returns -1 with err set, before touching any state,
  * when a request is malformed (token out of range, no tokens, a state of
- * another model, a mode without its buffer) or memory runs out. */
+ * another model, a mode without its buffer, logits, top-k or surprisal
+ * from a model without an LM head) or memory runs out. */
 int rwkv_forward(rwkv_engine *e, rwkv_request *reqs, int n_reqs, rwkv_error *err);
 
 #endif

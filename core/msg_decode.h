@@ -42,6 +42,11 @@
 #include "core/reason.h"
 
 #define RWKVD_PROTOCOL_VERSION 1
+/* v 2 (PROTOCOL.md §3.2, §4.3): opts.task for EmbeddingRWKV models; a
+ * daemon serving one writes v 2 on its block and final outputs.  Every v 1
+ * message means what it meant. */
+#define RWKVD_PROTOCOL_VERSION_MAX 2
+#define RWKVD_EOS_EVERY_MAX (UINT32_C(1) << 30)
 #define RWKVD_DOC_MAX 256                           /* bytes in a document id */
 #define RWKVD_SEQ_MAX ((UINT64_C(1) << 53) - 1)     /* exact in a double */
 #define RWKVD_TOPK_MAX 64
@@ -66,6 +71,8 @@ enum {
 typedef enum rwkvd_pooling {
     RWKVD_POOL_LAST = 0, /* ln_out at the last token */
     RWKVD_POOL_MEAN = 1, /* running mean of ln_out over all tokens so far */
+    RWKVD_POOL_EOS = 2,  /* EmbeddingRWKV: mean of ln_out at the EOS tokens, then the
+                            task head (set by the daemon, never read from the wire) */
 } rwkvd_pooling;
 
 typedef struct rwkvd_doc_opts {
@@ -73,6 +80,12 @@ typedef struct rwkvd_doc_opts {
     rwkvd_pooling pooling;
     bool normalize;        /* L2-normalize embeddings */
     uint32_t topk;         /* 1..RWKVD_TOPK_MAX */
+    /* v2, EmbeddingRWKV (core/embedding.h): the task head, a
+     * rwkv_embed_task (0 retrieval, 1 similarity, 2 classification) */
+    bool has_task;         /* opts.task was given */
+    uint8_t task;
+    uint32_t eos_every;    /* v2: EOS after every k tokens (0: none), 1..RWKVD_EOS_EVERY_MAX */
+    bool outputs_given;    /* opts.outputs was given (else the model's default) */
 } rwkvd_doc_opts;
 
 /* Defaults: outputs {embedding, surprisal}, pooling last, normalize true, topk 5. */
@@ -101,6 +114,7 @@ typedef struct rwkvd_ingest {
     size_t doc_len;
     bool have_doc;          /* doc decoded (also set on failure when it was valid) */
     uint64_t seq;
+    uint32_t v;             /* protocol version of the message, 1..RWKVD_PROTOCOL_VERSION_MAX */
     bool have_seq;          /* seq decoded (also set on failure when it was valid) */
     bool eof;
     bool has_opts;          /* opts given; opts holds defaults otherwise */

@@ -40,6 +40,7 @@ typedef struct rwkvd_out_head {
     uint32_t dim;             /* embedding dimension (n_embd) */
     rwkvd_pooling pooling;
     bool normalize;
+    uint32_t v;               /* written as `v` on block/final; 0 means 1 (2: EmbeddingRWKV) */
 } rwkvd_out_head;
 
 typedef struct rwkvd_block_out {
@@ -59,7 +60,8 @@ typedef struct rwkvd_final_out {
     uint64_t tokens;              /* tokens in the document */
     uint64_t blocks;              /* block messages of the document */
     uint32_t outputs;             /* RWKVD_OUT_* bits the document asked for */
-    const float *embedding;       /* [dim]; NULL = nil (only for an empty document) */
+    const float *embedding;       /* [dim]; NULL = nil (an empty document, or embedding_error) */
+    const char *embedding_error;  /* v2: why there is no embedding (no EOS); NULL: absent */
     bool has_mean_surprisal;      /* false = nil (fewer than 2 tokens) */
     double mean_surprisal;
 } rwkvd_final_out;

@@ -33,7 +33,7 @@ int rwkv_plan_pass(const rwkv_request *reqs, int n_reqs, int max_rows, rwkv_plan
 
 /* Does request q need the ln_out output at its token t?  Hidden ALL/MEAN,
  * a hidden sum, logits ALL, top-k and surprisal need every row; the LAST
- * modes the last row only. */
+ * modes the last row only; an EOS sum the rows whose token is eos_id. */
 int rwkv_plan_wants_hidden(const rwkv_request *q, int t);
 
 /* Does request q need the head (logits) at its token t?  Logits ALL, top-k

@@ -58,15 +58,54 @@
 
 #define RWKVD_CKPT_MAGIC "RWKVDCKP"
 #define RWKVD_CKPT_VERSION 1
+/* Format v3 = v1's layout (8 header bytes more, below) for an EmbeddingRWKV
+ * document: byte 100 pooling 2
+ * (eos: the mean sum and count hold the sum of ln_out at the EOS tokens and
+ * their number) and byte 103 its task (0 retrieval, 1 similarity, 2
+ * classification; v1 keeps it 0).  Other documents are still written as
+ * v1 (or v2), so a daemon without EmbeddingRWKV reads everything it could
+ * before and refuses a v3/v4 file by its version. */
+#define RWKVD_CKPT_VERSION_EOS 3
+/* ... whose header has 8 more bytes before the doc id: 200 u32 eos_every
+ * (0: none), 204 u32 tokens since the last EOS; the doc id at 208. */
+#define RWKVD_CKPT_HEADER_EOS_EXTRA 8
 #define RWKVD_CKPT_HEADER_FIXED 204 /* header bytes besides the doc id */
 /* Format v2 = v1 plus the fencing token of cluster mode (PROTOCOL.md §12.6):
- * bytes 200..207 hold the token (u64, never 0), the doc id follows at 208
- * and the header CRC after it, so the header is 212 + doc_len bytes.  A
- * checkpoint without a token (token 0: not in cluster mode) is written as v1,
- * byte for byte as before; both versions are read. */
+ * 8 more header bytes, the token (u64, never 0), before the doc id.  A
+ * checkpoint without a token (token 0: not in cluster mode) is written as
+ * v1, byte for byte as before.
+ * The two extensions combine: the version is 1 + (fenced ? 1 : 0) + (eos ? 2
+ * : 0), so v3 is EmbeddingRWKV and v4 EmbeddingRWKV in cluster mode; after
+ * byte 200 come the token (if fenced), then eos_every and the tokens since
+ * the last EOS (if eos), then the doc id and the header CRC.  Every version
+ * 1..4 is read. */
 #define RWKVD_CKPT_VERSION_FENCED 2
-#define RWKVD_CKPT_HEADER_FIXED_FENCED 212
-#define RWKVD_CKPT_HEADER_MAX (RWKVD_CKPT_HEADER_FIXED_FENCED + RWKVD_DOC_MAX)
+#define RWKVD_CKPT_VERSION_MAX 4
+#define RWKVD_CKPT_HEADER_FENCE_EXTRA 8
+#define RWKVD_CKPT_HEADER_MAX                                                               \
+    (RWKVD_CKPT_HEADER_FIXED + RWKVD_CKPT_HEADER_FENCE_EXTRA + RWKVD_CKPT_HEADER_EOS_EXTRA + \
+     RWKVD_DOC_MAX)
+
+/* The version a checkpoint is written as, and what a version holds. */
+static inline uint32_t rwkvd_ckpt_version_of(bool fenced, bool eos)
+{
+    return RWKVD_CKPT_VERSION + (fenced ? 1u : 0u) + (eos ? 2u : 0u);
+}
+static inline bool rwkvd_ckpt_version_fenced(uint32_t v)
+{
+    return ((v - 1) & 1u) != 0;
+}
+static inline bool rwkvd_ckpt_version_eos(uint32_t v)
+{
+    return ((v - 1) & 2u) != 0;
+}
+/* Header bytes of a checkpoint of this version and doc id length. */
+static inline size_t rwkvd_ckpt_header_bytes(uint32_t v, size_t doc_len)
+{
+    return RWKVD_CKPT_HEADER_FIXED + doc_len +
+           (rwkvd_ckpt_version_fenced(v) ? RWKVD_CKPT_HEADER_FENCE_EXTRA : 0) +
+           (rwkvd_ckpt_version_eos(v) ? RWKVD_CKPT_HEADER_EOS_EXTRA : 0);
+}
 #define RWKVD_CKPT_PENDING_BYTES_MAX 1024 /* tokenizer bytes held mid-token */
 #define RWKVD_BLOCK_MAX 65536             /* tokens per block */
 /* Tokens received but not yet in a completed block: a single message may
@@ -114,7 +153,7 @@ typedef struct rwkvd_ckpt {
     size_t n_pending_bytes;        /* <= RWKVD_CKPT_PENDING_BYTES_MAX */
     const uint32_t *pending_tokens; /* tokens not yet in a completed block */
     size_t n_pending_tokens;       /* <= RWKVD_CKPT_PENDING_TOKENS_MAX */
-    const double *mean_sum;        /* [n_embd], iff opts.pooling == MEAN */
+    const double *mean_sum;        /* [n_embd], iff opts.pooling == MEAN or EOS */
     uint64_t mean_count;           /* tokens summed into mean_sum */
     const float *last_emb;         /* [n_embd] ln_out at the last token, or NULL */
     double surprisal_sum;          /* running sum (nats), finite, >= 0 */
@@ -124,17 +163,12 @@ typedef struct rwkvd_ckpt {
      * prediction across the boundary is taken then and carried). */
     bool has_carry;
     float carry_surprisal;         /* finite, >= 0 when has_carry */
+    uint32_t since_eos;            /* pooling eos: tokens since the last EOS (< eos_every) */
     const float *state;            /* [state_floats]; NULL only when finished */
     uint64_t fence;                /* lease revision it was written under (cluster
-                                      mode), 0 = none: format v2 iff not 0 */
+                                      mode), 0 = none: format v2/v4 iff not 0 */
     void *owned;                   /* set by the decoder only */
 } rwkvd_ckpt;
-
-/* Header bytes of a checkpoint with this token and doc id length. */
-static inline size_t rwkvd_ckpt_header_size(uint64_t fence, size_t doc_len)
-{
-    return (fence ? RWKVD_CKPT_HEADER_FIXED_FENCED : RWKVD_CKPT_HEADER_FIXED) + doc_len;
-}
 
 /* Frees what the decoder allocated and clears the array pointers.  Accepts
  * NULL and caller-built structs (owned == NULL: nothing is freed). */

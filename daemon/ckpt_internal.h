@@ -44,6 +44,12 @@ static inline uint64_t rwkvd_get64(const uint8_t *p)
 }
 
 /* Flag bits implied by which arrays ck points at. */
+/* Header bytes of a snapshot: the format follows its pooling (v2 for eos). */
+/* The format version ck is written as (checkpoint.h), and its header size. */
+uint32_t rwkvd_ckpt_version(const rwkvd_ckpt *ck);
+size_t rwkvd_ckpt_header_size(const rwkvd_ckpt *ck);
+/* Whether the document keeps a pooling sum (mean, or eos for EmbeddingRWKV). */
+bool rwkvd_ckpt_has_sum(const rwkvd_doc_opts *o);
 uint32_t rwkvd_ckpt_flags(const rwkvd_ckpt *ck);
 
 /* Payload bytes implied by the scalars and flags; only meaningful once

@@ -111,6 +111,16 @@ static const rwkvd_option options[] = {
     {"worker_id", RWKVD_OPT_STR, F(worker_id), "", 0, 0, false, false, "NAME",
      "This worker's name in the cluster (1..64 of A-Z a-z 0-9 _ -); empty = "
      "<hostname>-<pid>."},
+    {"http_port", RWKVD_OPT_INT, F(http_port), "0", 0, 65535, false, false, "PORT",
+     "HTTP port serving the OpenAI-style POST /v1/embeddings (EmbeddingRWKV models only); "
+     "0 = off."},
+    {"http_bind", RWKVD_OPT_STR, F(http_bind), "127.0.0.1", 0, 0, false, false, "ADDR",
+     "Address the /v1/embeddings port binds."},
+    {"http_max_tokens", RWKVD_OPT_INT, F(http_max_tokens), "8192", 1, 1 << 20, false, false, "N",
+     "Most tokens of one /v1/embeddings input; longer documents go through the ingest "
+     "socket (streaming, any length)."},
+    {"http_max_body", RWKVD_OPT_SIZE, F(http_max_body), "1M", 1024, INT64_C(1) << 30, false,
+     false, "BYTES", "Largest /v1/embeddings request body."},
 };
 
 #define N_OPTIONS (sizeof options / sizeof options[0])

@@ -89,6 +89,11 @@ typedef struct rwkvd_config {
     int nats_replicas;
     double lease_ttl;                     /* seconds */
     char worker_id[RWKVD_CFG_STR_MAX];
+    /* POST /v1/embeddings (daemon/http_embeddings.h), EmbeddingRWKV only */
+    int http_port;                        /* 0 = off */
+    char http_bind[RWKVD_CFG_STR_MAX];
+    int http_max_tokens;                  /* per input */
+    uint64_t http_max_body;               /* bytes */
 } rwkvd_config;
 
 typedef enum rwkvd_opt_type {

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "daemon/embed_doc.h"
 #include "daemon/log.h"
 #include "daemon/server.h"
 
@@ -42,6 +43,12 @@ static int apply(rwkvd_server *srv, rwkvd_session *s, const rwkvd_ingest *m, rwk
                  kind == RWKVD_INPUT_TOKENS ? "token ids" : "text/bytes");
         return -1;
     }
+    /* seq 0 fixes the options, resolved against the served model */
+    rwkvd_doc_opts opts = m->seq == 0 && m->has_opts ? m->opts : s->opts;
+    if (m->seq == 0 && rwkvd_embed_resolve_opts(srv->mi, &opts, msg, msg_len) != 0) {
+        *reason = RWKVD_R_BAD_OPTS;
+        return -1;
+    }
     /* everything that can fail happens on copies first */
     rwkv_ids add = {0};
     rwkv_error err;
@@ -54,9 +61,16 @@ static int apply(rwkvd_server *srv, rwkvd_session *s, const rwkvd_ingest *m, rwk
             rc = rwkv_ids_push(&add, m->tokens[i], &err);
     if (rc == 0 && m->eof && (s->input == RWKVD_INPUT_BYTES || kind == RWKVD_INPUT_BYTES))
         rc = rwkv_encoder_finish(s->enc, &add, &err);
-    for (size_t i = 0; rc == 0 && i < add.n; i++)
-        rc = rwkv_ids_push(&s->pending, add.v[i], &err);
+    /* EmbeddingRWKV: the EOS the options put in (embed_doc.h) */
+    rwkv_ids shaped = {0};
+    uint32_t since = s->since_eos;
+    if (rc == 0)
+        rc = rwkvd_embed_shape(&opts, s->input == RWKVD_INPUT_BYTES || kind == RWKVD_INPUT_BYTES,
+                               m->eof, rwkvd_session_tokens(s), &since, &add, &shaped, &err);
+    for (size_t i = 0; rc == 0 && i < shaped.n; i++)
+        rc = rwkv_ids_push(&s->pending, shaped.v[i], &err);
     rwkv_ids_free(&add);
+    rwkv_ids_free(&shaped);
     if (rc != 0) {
         /* only memory can fail here; the encoder may have moved on, so the
          * document cannot be trusted any more */
@@ -66,9 +80,9 @@ static int apply(rwkvd_server *srv, rwkvd_session *s, const rwkvd_ingest *m, rwk
         snprintf(msg, msg_len, "%s", err.msg);
         return -1;
     }
+    s->since_eos = since;
     if (m->seq == 0) {
-        if (m->has_opts)
-            s->opts = m->opts;
+        s->opts = opts;
         s->block_size = (uint32_t)srv->cfg.block_size;
         s->started = true;
     }

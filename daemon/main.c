@@ -8,6 +8,7 @@
 #include <systemd/sd-daemon.h>
 
 #include "daemon/log.h"
+#include "daemon/http_embeddings.h"
 #include "daemon/metrics_http.h"
 #include "daemon/server.h"
 #include "daemon/wire/keygen.h"
@@ -29,8 +30,14 @@ static int self_test(rwkvd_server *srv, rwkv_error *err)
     }
     rwkv_request q = {.state = st, .tokens = toks, .n_tokens = 8, .logits = RWKV_LOGITS_LAST,
                       .logits_out = logits, .next_token = -1};
+    int n = srv->mi->vocab_size;
+    if (!srv->mi->has_lm_head) { /* EmbeddingRWKV: the final norm's output instead */
+        q = (rwkv_request){.state = st, .tokens = toks, .n_tokens = 8,
+                           .hidden = RWKV_HIDDEN_LAST, .hidden_out = logits, .next_token = -1};
+        n = srv->mi->n_embd;
+    }
     int rc = rwkv_forward(srv->engine, &q, 1, err);
-    for (int v = 0; rc == 0 && v < srv->mi->vocab_size; v++)
+    for (int v = 0; rc == 0 && v < n; v++)
         if (!isfinite(logits[v]))
             rc = rwkv_fail(err, "self-test: logit %d is not finite: the model is broken", v);
     free(logits);
@@ -128,7 +135,8 @@ int main(int argc, char **argv, char **envp)
     LOG_INFO("rwkvd %s starting", RWKVD_VERSION);
     int rc = 1;
     if (load_model(&srv, &err) != 0 || self_test(&srv, &err) != 0 ||
-        rwkvd_server_init(&srv, &err) != 0 || rwkvd_metrics_http_start(&srv, &err) != 0) {
+        rwkvd_server_init(&srv, &err) != 0 || rwkvd_metrics_http_start(&srv, &err) != 0 ||
+        rwkvd_http_embeddings_start(&srv, &err) != 0) {
         LOG_ERROR("%s", err.msg);
         fprintf(stderr, "rwkvd: %s\n", err.msg);
         sd_notifyf(0, "STATUS=failed: %s", err.msg);
@@ -140,6 +148,7 @@ int main(int argc, char **argv, char **envp)
         sd_notify(0, "READY=1\nSTATUS=ready");
         rc = rwkvd_server_run(&srv);
     }
+    rwkvd_http_embeddings_stop(&srv);
     rwkvd_metrics_http_stop(&srv);
     rwkvd_server_free(&srv);
     rwkv_engine_free(srv.engine);

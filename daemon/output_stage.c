@@ -5,6 +5,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/embedding.h"
+#include "daemon/embed_doc.h"
+
 void rwkvd_l2_normalize(float *v, size_t n)
 {
     double s = 0;
@@ -45,6 +48,11 @@ int rwkvd_block_job_prepare(const rwkvd_doc_opts *opts, size_t C, size_t V, rwkv
     q->hidden_out = job->emb;
     if ((out & RWKVD_OUT_EMBEDDING) && opts->pooling == RWKVD_POOL_MEAN)
         q->hidden_sum = run->mean_sum;
+    if (opts->pooling == RWKVD_POOL_EOS) {
+        q->eos_sum = run->mean_sum;
+        q->eos_count = &job->eos_added;
+        q->eos_id = RWKV_EMBED_EOS;
+    }
     if (out & RWKVD_OUT_TOPK) {
         job->k = opts->topk < V ? opts->topk : (uint32_t)V;
         job->ids = malloc((size_t)n * job->k * sizeof *job->ids);
@@ -86,14 +94,24 @@ static void pooled(const rwkvd_doc_opts *opts, size_t C, const double *sum, uint
 
 void rwkvd_stage_block(const rwkvd_doc_opts *opts, size_t C, size_t V, const rwkvd_running *run,
                        uint64_t tokens_done, const rwkvd_block_job *job, float *emb, float *sur,
-                       rwkvd_block_out *b, double *add_sum, uint64_t *add_cnt)
+                       rwkvd_block_out *b, double *add_sum, uint64_t *add_cnt,
+                       const rwkv_model *m)
 {
     uint32_t out = opts->outputs;
     b->outputs = out;
     b->vocab = (uint32_t)V;
     *add_sum = 0;
     *add_cnt = 0;
-    if (out & RWKVD_OUT_EMBEDDING) {
+    if (opts->pooling == RWKVD_POOL_EOS) {
+        /* the running embedding, once there is one */
+        char why[8];
+        uint64_t eos = run->mean_count + (uint64_t)job->eos_added;
+        if ((out & RWKVD_OUT_EMBEDDING) &&
+            rwkvd_embed_current(m, opts, run->mean_sum, eos, emb, why, sizeof why))
+            b->embedding = emb;
+        else
+            b->outputs &= ~(uint32_t)RWKVD_OUT_EMBEDDING;
+    } else if (out & RWKVD_OUT_EMBEDDING) {
         /* the engine has already added this block to the mean's sum */
         pooled(opts, C, run->mean_sum, run->mean_count + (uint64_t)job->n, job->emb, emb);
         b->embedding = emb;
@@ -124,6 +142,8 @@ void rwkvd_stage_advance(const rwkvd_doc_opts *opts, size_t C, const rwkvd_block
     uint32_t out = opts->outputs;
     if (opts->pooling == RWKVD_POOL_MEAN && (out & RWKVD_OUT_EMBEDDING))
         run->mean_count += (uint64_t)job->n;
+    if (opts->pooling == RWKVD_POOL_EOS)
+        run->mean_count += (uint64_t)job->eos_added;
     memcpy(run->last_emb, job->emb, C * sizeof(float));
     run->has_last_emb = true;
     run->surprisal_sum += add_sum;
@@ -133,13 +153,23 @@ void rwkvd_stage_advance(const rwkvd_doc_opts *opts, size_t C, const rwkvd_block
 }
 
 void rwkvd_stage_final(const rwkvd_doc_opts *opts, size_t C, const rwkvd_running *run,
-                       uint64_t tokens_done, uint64_t blocks_done, float *emb, rwkvd_final_out *f)
+                       uint64_t tokens_done, uint64_t blocks_done, float *emb, rwkvd_final_out *f,
+                       const rwkv_model *m, char *why, size_t why_len)
 {
     uint32_t out = opts->outputs;
     memset(f, 0, sizeof *f);
     f->tokens = tokens_done;
     f->blocks = blocks_done;
     f->outputs = out;
+    if (opts->pooling == RWKVD_POOL_EOS) {
+        if (!(out & RWKVD_OUT_EMBEDDING))
+            return;
+        if (rwkvd_embed_current(m, opts, run->mean_sum, run->mean_count, emb, why, why_len))
+            f->embedding = emb;
+        else
+            f->embedding_error = why;
+        return;
+    }
     if ((out & RWKVD_OUT_EMBEDDING) && tokens_done > 0) {
         pooled(opts, C, run->mean_sum, run->mean_count, run->last_emb, emb);
         f->embedding = emb;

@@ -28,6 +28,8 @@ typedef struct rwkvd_running {
     uint64_t mean_count;    /* tokens in mean_sum */
     float *last_emb;        /* [C], ln_out at the last token so far */
     bool has_last_emb;
+    /* pooling eos (EmbeddingRWKV, daemon/embed_doc.h): mean_sum/mean_count
+     * hold the sum of ln_out at the EOS tokens and their number */
     double surprisal_sum;   /* of the tokens emitted so far (nats) */
     uint64_t surprisal_count;
     bool has_carry;         /* the next block's first surprisal is known */
@@ -44,6 +46,7 @@ typedef struct rwkvd_block_job {
     uint32_t k;         /* top-k per position (0: none) */
     uint32_t *ids;      /* [n][k] */
     float *lp;          /* [n][k] */
+    int64_t eos_added;  /* pooling eos: EOS tokens the engine summed in this block */
 } rwkvd_block_job;
 
 /* Sizes job's buffers for a block of n tokens (tokens[0..n-1], followed by
@@ -57,19 +60,23 @@ void rwkvd_block_job_free(rwkvd_block_job *job);
 /* The block message of a finished job: b (whose block/tok_start/tok_end the
  * caller sets) points into job, emb [C] and sur [n], which this fills.  The
  * block's surprisal figures to add once it is out go to add_sum and
- * add_cnt. */
+ * add_cnt.  m: the model (its task heads for pooling eos, where a block
+ * carries the running embedding once the document has had an EOS). */
 void rwkvd_stage_block(const rwkvd_doc_opts *opts, size_t C, size_t V, const rwkvd_running *run,
                        uint64_t tokens_done, const rwkvd_block_job *job, float *emb, float *sur,
-                       rwkvd_block_out *b, double *add_sum, uint64_t *add_cnt);
+                       rwkvd_block_out *b, double *add_sum, uint64_t *add_cnt,
+                       const rwkv_model *m);
 
 /* The running figures after the block is out. */
 void rwkvd_stage_advance(const rwkvd_doc_opts *opts, size_t C, const rwkvd_block_job *job,
                          double add_sum, uint64_t add_cnt, rwkvd_running *run);
 
 /* The final message of a document of tokens_done tokens: f points into emb
- * [C], which this fills when the document has an embedding. */
+ * [C], which this fills when the document has an embedding, and (pooling
+ * eos without any EOS) into why [why_len], which says why it has none. */
 void rwkvd_stage_final(const rwkvd_doc_opts *opts, size_t C, const rwkvd_running *run,
-                       uint64_t tokens_done, uint64_t blocks_done, float *emb, rwkvd_final_out *f);
+                       uint64_t tokens_done, uint64_t blocks_done, float *emb, rwkvd_final_out *f,
+                       const rwkv_model *m, char *why, size_t why_len);
 
 /* Scales v to unit L2 norm (left alone when the norm is 0). */
 void rwkvd_l2_normalize(float *v, size_t n);

@@ -15,6 +15,7 @@ static rwkvd_out_head head_for(const rwkvd_server *srv, const rwkvd_session *s)
     h.incarnation = s->incarnation;
     h.pooling = s->opts.pooling;
     h.normalize = s->opts.normalize;
+    h.v = s->opts.pooling == RWKVD_POOL_EOS ? 2 : 1; /* EmbeddingRWKV outputs are v 2 */
     return h;
 }
 

@@ -52,7 +52,7 @@ static void finish_block(rwkvd_server *srv, job *j)
     int rc;
     if (emb && sur) {
         rwkvd_stage_block(&s->opts, C, V, &s->run, s->tokens_done, o, emb, sur, &b, &add_sum,
-                          &add_cnt);
+                          &add_cnt, srv->model);
         rc = rwkvd_queue_block(srv, s, &b, &err);
     } else {
         rc = rwkv_fail(&err, "out of memory assembling a block");
@@ -90,7 +90,9 @@ static void finish_doc(rwkvd_server *srv, rwkvd_session *s)
         return;
     }
     rwkvd_final_out f;
-    rwkvd_stage_final(&s->opts, C, &s->run, s->tokens_done, s->blocks_done, emb, &f);
+    char why[RWKV_ERROR_MAX];
+    rwkvd_stage_final(&s->opts, C, &s->run, s->tokens_done, s->blocks_done, emb, &f, srv->model,
+                      why, sizeof why);
     rwkv_error err;
     int rc = rwkvd_queue_final(srv, s, &f, &err);
     free(emb);

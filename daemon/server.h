@@ -99,6 +99,7 @@ typedef struct rwkvd_server {
     pthread_mutex_t snap_mu;
     rwkvd_status_info snap;
     void *http;                   /* struct MHD_Daemon */
+    struct rwkvd_http_embed *http_embed; /* POST /v1/embeddings (http_embeddings.h) */
 } rwkvd_server;
 
 typedef struct rwkvd_doc_ref {

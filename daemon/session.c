@@ -65,6 +65,7 @@ rwkvd_session *rwkvd_session_from_ckpt(rwkvd_server *srv, const rwkvd_ckpt *ck, 
     if (ck->mean_sum)
         memcpy(s->run.mean_sum, ck->mean_sum, C * sizeof(double));
     s->run.mean_count = ck->mean_count;
+    s->since_eos = ck->since_eos;
     if (ck->last_emb) {
         memcpy(s->run.last_emb, ck->last_emb, C * sizeof(float));
         s->run.has_last_emb = true;
@@ -102,8 +103,11 @@ int rwkvd_session_to_ckpt(rwkvd_server *srv, rwkvd_session *s, rwkvd_ckpt *ck, f
     ck->pending_bytes = held;
     ck->pending_tokens = s->pending.v;
     ck->n_pending_tokens = s->pending.n;
-    ck->mean_sum = s->opts.pooling == RWKVD_POOL_MEAN ? s->run.mean_sum : NULL;
+    ck->mean_sum = s->opts.pooling == RWKVD_POOL_MEAN || s->opts.pooling == RWKVD_POOL_EOS
+                       ? s->run.mean_sum
+                       : NULL;
     ck->mean_count = s->run.mean_count;
+    ck->since_eos = s->since_eos;
     ck->last_emb = s->run.has_last_emb ? s->run.last_emb : NULL;
     ck->surprisal_sum = s->run.surprisal_sum;
     ck->surprisal_count = s->run.surprisal_count;

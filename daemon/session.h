@@ -51,6 +51,7 @@ typedef struct rwkvd_session {
     rwkv_ids pending;              /* tokens not yet in a completed block */
     rwkv_state *state;
     rwkvd_running run;             /* the outputs' running figures */
+    uint32_t since_eos;            /* pooling eos: tokens since the last EOS (embed_doc.h) */
 
     rwkvd_held *held;
     size_t n_held;

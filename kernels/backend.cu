@@ -279,6 +279,7 @@ static const rwkv_backend_ops OPS = {
     "cuda", create, destroy, describe, NULL, cu_forward, state_alloc, state_free, state_upload,
     state_download,
     0, /* top-k: ranked by the engine on the host from the logits (engine.c) */
+    0, /* EOS sums: taken by the engine on the host from the hidden rows (engine.c) */
 };
 
 /* core declares this weak (core/backend.h); the Makefile's -u pulls this

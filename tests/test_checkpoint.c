@@ -138,6 +138,63 @@ static void test_round_trip_full(void)
     rwkvd_ckpt_release(NULL);
 }
 
+/* An EmbeddingRWKV document: format v2, pooling eos with its task and the
+ * EOS sum and count in the mean's places. */
+static void test_round_trip_eos_pooling(void)
+{
+    rwkvd_ckpt ck, back;
+    rwkv_error err;
+    full_ckpt(&ck);
+    ck.opts.pooling = RWKVD_POOL_EOS;
+    ck.opts.has_task = true;
+    ck.opts.task = 2;
+    ck.opts.outputs = RWKVD_OUT_EMBEDDING;
+    ck.mean_count = 3; /* EOS tokens so far */
+    ck.opts.eos_every = 128;
+    ck.since_eos = 7;
+    ck.surprisal_sum = 0;
+    ck.surprisal_count = 0;
+    ck.has_carry = false;
+    ck.carry_surprisal = 0;
+    size_t n;
+    uint8_t *b = enc(&ck, &n);
+    CHECK(b);
+    uint32_t version = (uint32_t)b[8] | (uint32_t)b[9] << 8;
+    int rc = rwkvd_ckpt_decode("mem", b, n, &model, 0, &back, NULL, &err);
+    /* the header alone: 8 more bytes than v1 before the doc id */
+    rwkvd_ckpt_info info;
+    size_t hs = RWKVD_CKPT_HEADER_FIXED + RWKVD_CKPT_HEADER_EOS_EXTRA + ck.doc_len;
+    int rh = rwkvd_ckpt_read_header("mem", b, hs, &model, &info, NULL, &err);
+    free(b);
+    CHECKF(rc == 0 && rh == 0, "%s", err.msg);
+    CHECK(info.header_size == hs && info.doc_len == ck.doc_len &&
+          !memcmp(info.doc, ck.doc, ck.doc_len));
+    int same = same_ckpt(&ck, &back) && back.opts.pooling == RWKVD_POOL_EOS &&
+               back.opts.has_task && back.opts.task == 2 && back.mean_sum &&
+               !memcmp(back.mean_sum, mean_sum, sizeof mean_sum) && back.mean_count == 3 &&
+               back.opts.eos_every == 128 && back.since_eos == 7;
+    rwkvd_ckpt_release(&back);
+    CHECK(same && version == RWKVD_CKPT_VERSION_EOS);
+    /* tokens since the last EOS must stay below eos_every */
+    ck.since_eos = 128;
+    CHECK(rwkvd_ckpt_encode(&ck, 3, &b, &n, &err) == -1 && strstr(err.msg, "since the last EOS"));
+    ck.since_eos = 7;
+    /* the writer keeps v1 for every other document */
+    full_ckpt(&ck);
+    b = enc(&ck, &n);
+    CHECK(b);
+    version = b[8];
+    free(b);
+    CHECK(version == RWKVD_CKPT_VERSION);
+    /* a task or eos_every without eos pooling is refused by the writer */
+    full_ckpt(&ck);
+    ck.opts.has_task = true;
+    CHECK(rwkvd_ckpt_encode(&ck, 3, &b, &n, &err) == -1);
+    full_ckpt(&ck);
+    ck.opts.eos_every = 5;
+    CHECK(rwkvd_ckpt_encode(&ck, 3, &b, &n, &err) == -1 && strstr(err.msg, "eos_every"));
+}
+
 static void test_round_trip_variants(void)
 {
     rwkvd_ckpt ck, back;
@@ -347,7 +404,8 @@ static void test_sealed_bad_headers(void)
         uint64_t value;
         const char *expect; /* substring of the message */
     } cases[] = {
-        {8, 4, 3, "format version 3"}, /* 1 and 2 (fenced) are read */
+        {8, 4, 5, "format version 5"},          /* 1..4 are read */
+        {8, 4, 2, "header checksum"},           /* v2 label on a v1 file: its header is longer */
         {12, 4, 999, "out of range"},
         {16, 4, 0x10, "out of range"},          /* unknown flag bit */
         {16, 4, 0xC, "without its recurrent state"}, /* carry + last emb, no state */
@@ -595,6 +653,7 @@ int main(int argc, char **argv)
     test_init(argc, argv);
     RUN(test_round_trip_full);
     RUN(test_round_trip_variants);
+    RUN(test_round_trip_eos_pooling);
     RUN(test_header_only);
     RUN(test_every_byte_flip_refused);
     RUN(test_every_truncation_refused);

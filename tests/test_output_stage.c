@@ -101,7 +101,7 @@ static void run_doc(rwkvd_pooling pooling, bool normalize, int bs)
         rwkvd_block_out b = {.block = blocks, .tok_start = done, .tok_end = done + (uint64_t)n};
         double add_sum;
         uint64_t add_cnt;
-        rwkvd_stage_block(&o, C, V, &run, done, &j, emb, sur, &b, &add_sum, &add_cnt);
+        rwkvd_stage_block(&o, C, V, &run, done, &j, emb, sur, &b, &add_sum, &add_cnt, NULL);
         for (int t = 0; t < n; t++) {
             int g = (int)done + t;
             float want = g == 0 ? NAN : pred(g - 1);
@@ -133,7 +133,7 @@ static void run_doc(rwkvd_pooling pooling, bool normalize, int bs)
     }
     float emb[C];
     rwkvd_final_out f;
-    rwkvd_stage_final(&o, C, &run, done, blocks, emb, &f);
+    rwkvd_stage_final(&o, C, &run, done, blocks, emb, &f, NULL, NULL, 0);
     CHECK(f.tokens == DOC && f.blocks == blocks && f.embedding == emb);
     CHECK(f.has_mean_surprisal && want_cnt == DOC - 1);
     CHECKF(fabs(f.mean_surprisal - want_sum / (double)want_cnt) < 1e-9, "mean %g, want %g",
@@ -159,7 +159,7 @@ static void test_empty_document_final(void)
     float last[C] = {0}, emb[C];
     rwkvd_running run = {.mean_sum = sum, .last_emb = last};
     rwkvd_final_out f;
-    rwkvd_stage_final(&o, C, &run, 0, 0, emb, &f);
+    rwkvd_stage_final(&o, C, &run, 0, 0, emb, &f, NULL, NULL, 0);
     CHECK(f.tokens == 0 && !f.embedding && !f.has_mean_surprisal);
 }
 

@@ -106,6 +106,21 @@ static void test_row_output_rules(void)
     for (int t = 0; t < 5; t++)
         CHECK(rwkv_plan_wants_hidden(&q, t));
     q.hidden_sum = NULL;
+    /* an EOS sum: the rows whose token is the EOS id, and no logits */
+    uint32_t toks[5] = {3, 9, 1, 9, 2};
+    int64_t cnt = 0;
+    q.tokens = toks;
+    q.eos_sum = sum;
+    q.eos_count = &cnt;
+    q.eos_id = 9;
+    for (int t = 0; t < 5; t++)
+        CHECK(!rwkv_plan_wants_logits(&q, t) && rwkv_plan_wants_hidden(&q, t) == (toks[t] == 9));
+    q.hidden = RWKV_HIDDEN_LAST; /* with LAST: the EOS rows and the last */
+    for (int t = 0; t < 5; t++)
+        CHECK(rwkv_plan_wants_hidden(&q, t) == (toks[t] == 9 || t == 4));
+    q.hidden = RWKV_HIDDEN_NONE;
+    q.eos_sum = NULL;
+    q.eos_count = NULL;
     /* surprisal: every row but the last unless the next token is known */
     q.surprisal_out = buf;
     for (int t = 0; t < 5; t++)

@@ -61,6 +61,8 @@ DEFAULT_EMIT = "tcp://127.0.0.1:5556"
 DEFAULT_CONTROL = "tcp://127.0.0.1:5557"
 DEFAULT_CHUNK_SIZE = 64 * 1024   # the same default as rwkvd-send
 PROTOCOL_VERSION = 1
+# opts.task (EmbeddingRWKV models) is a v2 field (PROTOCOL.md §3.4)
+PROTOCOL_VERSION_TASK = 2
 DOC_MAX = 256
 
 _F32_FIELDS = ("embedding", "logits_last", "surprisal")
@@ -437,7 +439,8 @@ class Client:
             cur = b""
         while cur is not None:
             nxt = next(chunks, None)   # one chunk of look-ahead: eof goes on the last
-            msg = {"v": PROTOCOL_VERSION, "doc": doc, "seq": seq}
+            msg = {"v": PROTOCOL_VERSION_TASK if opts and "task" in opts else PROTOCOL_VERSION,
+                   "doc": doc, "seq": seq}
             if isinstance(cur, str):
                 msg["text"] = cur
             elif isinstance(cur, (bytes, bytearray, memoryview)):

@@ -102,6 +102,7 @@ static const rwkv_backend_ops CPU_OPS = {
     .threads = cpu_threads,
     .forward = rwkv_cpu_forward,
     .topk = 1,
+    .eos_sum = 1,
 };
 
 const rwkv_backend_ops *rwkv_cpu_backend(void)

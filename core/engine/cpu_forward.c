@@ -101,6 +101,11 @@ static void hidden_outputs(pass_ctx *p)
             if (q->hidden_sum)
                 for (int i = 0; i < C; i++)
                     q->hidden_sum[i] += h[i];
+            if (q->eos_sum && q->tokens[t] == q->eos_id) {
+                for (int i = 0; i < C; i++)
+                    q->eos_sum[i] += h[i];
+                (*q->eos_count)++;
+            }
         }
     }
 }

@@ -70,6 +70,14 @@ rwkv_engine *rwkv_engine_new_on(const rwkv_model *m, const char *device, int n_t
         return NULL;
     if (cuda < 0)
         return rwkv_engine_new(m, n_threads, err);
+    if (!m->info.has_lm_head) {
+        /* kernels/ binds head.weight unconditionally; until it learns
+         * head-less models, say so instead of failing somewhere inside */
+        rwkv_fail(err, "device %s: the CUDA backend does not run models without an LM head "
+                       "(EmbeddingRWKV) yet; use --device cpu",
+                  device);
+        return NULL;
+    }
     const rwkv_backend_ops *ops = rwkv_cuda_backend ? rwkv_cuda_backend() : NULL;
     if (!ops) {
         rwkv_fail(err, "device %s: this build has no CUDA backend (nvcc was not found when it "
@@ -131,6 +139,17 @@ static int validate(const rwkv_engine *e, const rwkv_request *reqs, int n_reqs, 
             return rwkv_fail(err, "forward: request %d: top-k of %d out of 0..%u", i, q->topk, V);
         if (q->topk > 0 && (!q->topk_ids || !q->topk_logprobs))
             return rwkv_fail(err, "forward: request %d: top-k without its buffers", i);
+        if (!m->info.has_lm_head && (q->logits != RWKV_LOGITS_NONE || q->topk > 0 ||
+                                     q->surprisal_out))
+            return rwkv_fail(err,
+                             "forward: request %d: logits, top-k and surprisal need an LM head, "
+                             "and this model (EmbeddingRWKV) has none",
+                             i);
+        if (!q->eos_sum != !q->eos_count)
+            return rwkv_fail(err, "forward: request %d: an EOS sum without its count", i);
+        if (q->eos_sum && q->eos_id >= V)
+            return rwkv_fail(err, "forward: request %d: EOS id %u is beyond the vocabulary (%u)",
+                             i, q->eos_id, V);
         for (int j = 0; j < i; j++)
             if (reqs[j].state == q->state)
                 return rwkv_fail(err, "forward: requests %d and %d share one state", j, i);
@@ -187,6 +206,76 @@ out:
     return rc;
 }
 
+/* The backend, with top-k ranked on the host when it cannot rank. */
+static int forward_backend(rwkv_engine *e, rwkv_request *reqs, int n_reqs, rwkv_error *err)
+{
+    if (e->ops->topk)
+        return e->ops->forward(e->ctx, reqs, n_reqs, err);
+    return forward_ranking_on_host(e, reqs, n_reqs, err);
+}
+
+/* For a backend that cannot sum the EOS rows (backend.h, eos_sum = 0): the
+ * requests that want them ask for every row's hidden output instead (the
+ * rows an EOS sum needs are a subset), summed here in token order; the
+ * LAST and MEAN hidden outputs those requests wanted are taken from the
+ * same rows, the mean as cpu_forward.c forms it (float64, token order). */
+static int forward_eos_on_host(rwkv_engine *e, rwkv_request *reqs, int n_reqs, rwkv_error *err)
+{
+    size_t C = (size_t)e->model->info.n_embd;
+    rwkv_request *tmp = malloc(sizeof *tmp * (size_t)(n_reqs + 1));
+    float **own = calloc((size_t)n_reqs + 1, sizeof *own);
+    int rc = -1;
+    if (!tmp || !own) {
+        rwkv_fail(err, "forward: out of memory");
+        goto out;
+    }
+    for (int i = 0; i < n_reqs; i++) {
+        tmp[i] = reqs[i];
+        tmp[i].eos_sum = NULL;
+        tmp[i].eos_count = NULL;
+        if (!reqs[i].eos_sum || reqs[i].hidden == RWKV_HIDDEN_ALL)
+            continue;
+        if (!(own[i] = malloc((size_t)reqs[i].n_tokens * C * sizeof(float)))) {
+            rwkv_fail(err, "forward: out of memory for the hidden rows to pool");
+            goto out;
+        }
+        tmp[i].hidden = RWKV_HIDDEN_ALL;
+        tmp[i].hidden_out = own[i];
+    }
+    if (forward_backend(e, tmp, n_reqs, err) != 0)
+        goto out;
+    for (int i = 0; i < n_reqs; i++) {
+        const rwkv_request *q = &reqs[i];
+        if (!q->eos_sum)
+            continue;
+        const float *rows = tmp[i].hidden_out;
+        size_t n = (size_t)q->n_tokens;
+        for (size_t t = 0; t < n; t++)
+            if (q->tokens[t] == q->eos_id) {
+                for (size_t c = 0; c < C; c++)
+                    q->eos_sum[c] += rows[t * C + c];
+                (*q->eos_count)++;
+            }
+        if (q->hidden == RWKV_HIDDEN_LAST)
+            memcpy(q->hidden_out, rows + (n - 1) * C, C * sizeof(float));
+        if (q->hidden == RWKV_HIDDEN_MEAN)
+            for (size_t c = 0; c < C; c++) {
+                double acc = 0;
+                for (size_t t = 0; t < n; t++)
+                    acc += rows[t * C + c];
+                q->hidden_out[c] = (float)(acc / (double)n);
+            }
+    }
+    rc = 0;
+out:
+    if (own)
+        for (int i = 0; i < n_reqs; i++)
+            free(own[i]);
+    free(own);
+    free(tmp);
+    return rc;
+}
+
 int rwkv_forward(rwkv_engine *e, rwkv_request *reqs, int n_reqs, rwkv_error *err)
 {
     if (validate(e, reqs, n_reqs, err) != 0)
@@ -199,7 +288,9 @@ int rwkv_forward(rwkv_engine *e, rwkv_request *reqs, int n_reqs, rwkv_error *err
         if (!where)
             return -1;
     }
-    if (e->ops->topk)
-        return e->ops->forward(e->ctx, reqs, n_reqs, err);
-    return forward_ranking_on_host(e, reqs, n_reqs, err);
+    if (!e->ops->eos_sum)
+        for (int i = 0; i < n_reqs; i++)
+            if (reqs[i].eos_sum)
+                return forward_eos_on_host(e, reqs, n_reqs, err);
+    return forward_backend(e, reqs, n_reqs, err);
 }

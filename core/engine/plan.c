@@ -33,6 +33,8 @@ int rwkv_plan_wants_hidden(const rwkv_request *q, int t)
     if (q->hidden == RWKV_HIDDEN_ALL || q->hidden == RWKV_HIDDEN_MEAN || q->hidden_sum ||
         q->logits == RWKV_LOGITS_ALL || q->topk > 0 || q->surprisal_out)
         return 1;
+    if (q->eos_sum && q->tokens[t] == q->eos_id)
+        return 1;
     return last && (q->hidden == RWKV_HIDDEN_LAST || q->logits == RWKV_LOGITS_LAST);
 }
 

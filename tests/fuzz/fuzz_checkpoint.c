@@ -88,11 +88,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                        (uint32_t)p[119] << 24;
     if (doc_len > 256)
         doc_len = 256;
-    /* format v2 (fenced) has 8 more header bytes before the doc id */
+    /* versions 2..4 have more header bytes before the doc id */
     uint32_t version = (uint32_t)p[8] | (uint32_t)p[9] << 8 | (uint32_t)p[10] << 16 |
                        (uint32_t)p[11] << 24;
-    size_t hs = (version == RWKVD_CKPT_VERSION_FENCED ? RWKVD_CKPT_HEADER_FIXED_FENCED
-                                                      : RWKVD_CKPT_HEADER_FIXED) + doc_len;
+    size_t hs = version >= RWKVD_CKPT_VERSION && version <= RWKVD_CKPT_VERSION_MAX
+                    ? rwkvd_ckpt_header_bytes(version, doc_len)
+                    : RWKVD_CKPT_HEADER_FIXED + doc_len;
     if (n < hs)
         return 0;
     size_t raw = n - hs, bound = ZSTD_compressBound(raw);

@@ -110,7 +110,7 @@ static void do_checkpoint(rwkvd_server *srv, const rwkvd_ctl_request *req, msgpa
             /* on disk already: nothing unsaved */
         } else if (s->dirty || !s->on_disk) {
             rwkv_error e;
-            if (rwkvd_session_save(srv, s, &e) == 0) {
+            if (rwkvd_persist_save(srv, s, &e) == 0) {
                 written++;
             } else {
                 failed++;

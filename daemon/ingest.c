@@ -214,7 +214,7 @@ void rwkvd_handle_ingest(rwkvd_server *srv, const void *buf, size_t len)
         return;
     }
     rwkvd_session *s;
-    if (rwkvd_session_get(srv, m.doc, m.doc_len, true, &s, &reason, &err) != 0) {
+    if (rwkvd_persist_open(srv, m.doc, m.doc_len, true, &s, &reason, &err) != 0) {
         rwkvd_emit_error(srv, m.doc, m.doc_len, true, m.seq, reason, err.msg, false, 0);
         rwkvd_ingest_clear(&m);
         return;

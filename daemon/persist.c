@@ -25,7 +25,7 @@ static rwkvd_reason reason_of(rwkvd_ckpt_status st)
     }
 }
 
-int rwkvd_session_save(rwkvd_server *srv, rwkvd_session *s, rwkv_error *err)
+int rwkvd_persist_save(rwkvd_server *srv, rwkvd_session *s, rwkv_error *err)
 {
     double t0 = rwkvd_now();
     uint64_t fence = 0;
@@ -66,11 +66,11 @@ fail:
     return -1;
 }
 
-int rwkvd_session_evict(rwkvd_server *srv, rwkvd_session *s, rwkv_error *err)
+int rwkvd_persist_evict(rwkvd_server *srv, rwkvd_session *s, rwkv_error *err)
 {
     /* a document that never got past "holding messages" has nothing to keep
      * beyond its held messages, which are not checkpointed (PROTOCOL.md §5) */
-    if ((s->dirty || (!s->on_disk && s->started)) && rwkvd_session_save(srv, s, err) != 0)
+    if ((s->dirty || (!s->on_disk && s->started)) && rwkvd_persist_save(srv, s, err) != 0)
         return -1;
     rwkvd_docs_remove(srv, s);
     rwkvd_session_free(s);
@@ -86,7 +86,7 @@ static int make_room(rwkvd_server *srv, rwkv_error *err)
         if (rwkvd_session_ready(s))
             continue;
         rwkv_error e;
-        if (rwkvd_session_evict(srv, s, &e) == 0)
+        if (rwkvd_persist_evict(srv, s, &e) == 0)
             return 0;
         char d[96];
         rwkvd_log_doc(s->doc, s->doc_len, d);
@@ -96,8 +96,8 @@ static int make_room(rwkvd_server *srv, rwkv_error *err)
                           "checkpoints are failing)");
 }
 
-int rwkvd_session_get(rwkvd_server *srv, const uint8_t *doc, size_t len, bool create,
-                      rwkvd_session **out, rwkvd_reason *reason, rwkv_error *err)
+int rwkvd_persist_open(rwkvd_server *srv, const uint8_t *doc, size_t len, bool create,
+                       rwkvd_session **out, rwkvd_reason *reason, rwkv_error *err)
 {
     *out = rwkvd_docs_find(srv, doc, len);
     if (*out) {
@@ -168,7 +168,7 @@ int rwkvd_checkpoint_due(rwkvd_server *srv, bool all)
         if (!due)
             continue;
         rwkv_error err;
-        if (rwkvd_session_save(srv, s, &err) == 0) {
+        if (rwkvd_persist_save(srv, s, &err) == 0) {
             written++;
         } else {
             char d[96];

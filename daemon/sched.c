@@ -104,7 +104,7 @@ static void finish_doc(rwkvd_server *srv, rwkvd_session *s)
     s->dirty = true;
     srv->stats.docs_finished_total++;
     /* finished documents live on disk only */
-    if (rwkvd_session_evict(srv, s, &err) != 0) {
+    if (rwkvd_persist_evict(srv, s, &err) != 0) {
         char d[96];
         rwkvd_log_doc(s->doc, s->doc_len, d);
         LOG_ERROR("document %s finished but its checkpoint failed: %s", d, err.msg);

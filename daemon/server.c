@@ -129,7 +129,7 @@ static void wake_docs(rwkvd_server *srv)
         rwkvd_session *s;
         rwkvd_reason reason;
         rwkv_error err;
-        if (rwkvd_session_get(srv, w->doc, w->len, false, &s, &reason, &err) != 0) {
+        if (rwkvd_persist_open(srv, w->doc, w->len, false, &s, &reason, &err) != 0) {
             char d[96];
             rwkvd_log_doc(w->doc, w->len, d);
             LOG_ERROR("document %s cannot be continued: %s: %s", d, rwkvd_reason_name(reason),

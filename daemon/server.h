@@ -129,13 +129,13 @@ rwkvd_session *rwkvd_ready_pop(rwkvd_server *srv); /* NULL when empty */
  * else (create) a new one.  Makes room by evicting the least recently used
  * document.  Returns 0 with *out (NULL when absent and !create), or -1 with
  * *reason (checkpoint_bad, other_model, io_error, overloaded) and err. */
-int rwkvd_session_get(rwkvd_server *srv, const uint8_t *doc, size_t len, bool create,
-                      rwkvd_session **out, rwkvd_reason *reason, rwkv_error *err);
+int rwkvd_persist_open(rwkvd_server *srv, const uint8_t *doc, size_t len, bool create,
+                       rwkvd_session **out, rwkvd_reason *reason, rwkv_error *err);
 /* Writes the session's checkpoint (after making the emit journal durable). */
-int rwkvd_session_save(rwkvd_server *srv, rwkvd_session *s, rwkv_error *err);
+int rwkvd_persist_save(rwkvd_server *srv, rwkvd_session *s, rwkv_error *err);
 /* Saves if needed and frees it from memory. -1 (kept in memory) when the
  * save fails. */
-int rwkvd_session_evict(rwkvd_server *srv, rwkvd_session *s, rwkv_error *err);
+int rwkvd_persist_evict(rwkvd_server *srv, rwkvd_session *s, rwkv_error *err);
 /* Checkpoints due by block count or age; all dirty ones when `all`.
  * Returns the number written; failures are logged and counted. */
 int rwkvd_checkpoint_due(rwkvd_server *srv, bool all);

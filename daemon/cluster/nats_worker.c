@@ -596,7 +596,7 @@ static void release(nats_worker *w, rwkvd_server *srv, uint32_t part)
     bool ok = true;
     for (rwkvd_session *s = srv->docs.lru_head; s; s = s->lnext)
         if (rwkvd_doc_partition(s->doc, s->doc_len, w->P) == part && s->dirty && !s->failed &&
-            rwkvd_session_save(srv, s, &err) != 0) {
+            rwkvd_persist_save(srv, s, &err) != 0) {
             LOG_ERROR("partition %u: checkpoint before release failed: %s", part, err.msg);
             ok = false;
         }
@@ -706,7 +706,7 @@ static void acks_due(nats_worker *w, rwkvd_server *srv, double now)
             continue;
         }
         rwkv_error err;
-        if (s && s->dirty && e->seq < s->next_seq && rwkvd_session_save(srv, s, &err) != 0) {
+        if (s && s->dirty && e->seq < s->next_seq && rwkvd_persist_save(srv, s, &err) != 0) {
             LOG_ERROR("checkpoint for acks failed: %s", err.msg);
             return; /* saved() acked what the others covered */
         }

@@ -40,6 +40,7 @@
 
 #include "core/error.h"
 #include "core/reason.h"
+#include "core/segments.h"
 
 #define RWKVD_PROTOCOL_VERSION 1
 #define RWKVD_DOC_MAX 256                           /* bytes in a document id */
@@ -72,9 +73,12 @@ typedef struct rwkvd_doc_opts {
     rwkvd_pooling pooling;
     bool normalize;        /* L2-normalize embeddings */
     uint32_t topk;         /* 1..RWKVD_TOPK_MAX */
+    bool segment;          /* segments output (opts.segment given) */
+    rwkv_seg_config seg;   /* its delimiter and anomaly settings */
 } rwkvd_doc_opts;
 
-/* Defaults: outputs {embedding, surprisal}, pooling last, normalize true, topk 5. */
+/* Defaults: outputs {embedding, surprisal}, pooling last, normalize true, topk 5,
+ * no segments (seg: lines, quantile 0.99, warm-up 100, used once segment is set). */
 void rwkvd_doc_opts_default(rwkvd_doc_opts *o);
 /* 0 when o is within every range above, else -1 with err saying which. */
 int rwkvd_doc_opts_check(const rwkvd_doc_opts *o, rwkv_error *err);

@@ -387,10 +387,12 @@ def recv_until(pull, pred, timeout=60.0, daemon=None, keep=None):
 
 def collect_docs(pull, docs, timeout=60.0, daemon=None):
     """Receives until every doc in `docs` has its final message.  Returns
-    {doc: {"blocks": {n: out}, "final": out, "raw": {n|"final": bytes},
-    "errors": [...]}}; a duplicate block must be byte-identical."""
+    {doc: {"blocks": {n: out}, "final": out, "raw": {n|"final"|("segments", n): bytes},
+    "segments": {n: out}, "errors": [...]}}; a duplicate block or segments
+    message must be byte-identical."""
     want = set(docs)
-    res = {d: {"blocks": {}, "final": None, "raw": {}, "errors": []} for d in docs}
+    res = {d: {"blocks": {}, "final": None, "raw": {}, "segments": {}, "errors": []}
+           for d in docs}
     deadline = time.time() + timeout
     while want:
         left = deadline - time.time()
@@ -413,6 +415,13 @@ def collect_docs(pull, docs, timeout=60.0, daemon=None):
             if k in r["raw"]:
                 check(r["raw"][k] == raw, "doc %r block %d sent twice with different bytes" % (d, k))
             r["blocks"][k] = out
+            r["raw"][k] = raw
+        elif t == "segments":
+            k = ("segments", out["block"])
+            if k in r["raw"]:
+                check(r["raw"][k] == raw, "doc %r segments after block %d sent twice with "
+                      "different bytes" % (d, k[1]))
+            r["segments"][out["block"]] = out
             r["raw"][k] = raw
         elif t == "final":
             r["final"] = out

@@ -1,0 +1,312 @@
+#!/usr/bin/python3
+"""test_daemon_segments.py — per-segment outputs (opts.segment, PROTOCOL.md
+§4.6) against a reference computed here from `rwkv eval --out-surprisal`.
+
+The fixture models are byte-level (token = byte), so the reference is plain
+Python: a segment is the bytes through each delimiter (leftmost, not
+overlapping), its tokens the same range, its surprisal the CLI's entries for
+those tokens (the document's first token has none).  Scores are recomputed
+from the daemon's own sums with the same 1/32-nat histogram as
+core/quantile_sketch.h, so they must match exactly.
+
+Cases: exactness on the fixture text cut into lines (CRLF, empty lines, no
+final newline) for every fixture model; split invariance (random message
+cuts, a multi-byte delimiter cut across messages: byte-identical segments
+messages); a line longer than a block and a message; kill -9 mid-line and
+resume (the union of outputs equals an uninterrupted run byte for byte);
+refusals; the same under ASan.
+"""
+import os
+import random
+import subprocess
+import sys
+import tempfile
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "support"))
+from rwkvd_harness import (ASAN_BIN, REL_BIN, RWKV_CLI, Daemon, TestFailure, Work, check,
+                           collect_docs, f32, fixture_path, ingest, random_split, recv_until,
+                           run_cases, run_doc, send_doc, tiny_text, unpack)
+
+MODELS = ["tiny-rwkv-4v0-660K", "tiny-rwkv-5v1-730K", "tiny-rwkv-5v2-730K", "tiny-rwkv-6v0-3m",
+          "tiny-rwkv-7v0-834K"]
+BLOCK = 64
+SUR_TOL = 2e-3  # nats, per segment sum: float32 surprisals, different block sizes
+
+
+def model_path(name):
+    return fixture_path("models/%s.safetensors" % name)
+
+
+def log_text():
+    """The fixture text as a log: CRLF on some lines, empty lines, no final newline."""
+    lines = tiny_text().split(b"\n")
+    out = []
+    for i, ln in enumerate(lines):
+        out.append(ln + (b"\r" if i % 7 == 3 else b""))
+    text = b"\n\n" + b"\n".join(out)
+    return text.rstrip(b"\n")
+
+
+def cli_surprisal(model, text):
+    with tempfile.TemporaryDirectory() as d:
+        inp, out = os.path.join(d, "in"), os.path.join(d, "sur")
+        with open(inp, "wb") as f:
+            f.write(text)
+        subprocess.run([RWKV_CLI, "eval", "--model", model, "--bytes", "-q", "-t", "1",
+                        "--out-surprisal", out, inp], check=True)
+        with open(out, "rb") as f:
+            return f32(f.read())
+
+
+def reference(text, sur, delim):
+    """Segments of a byte-level text: list of dicts (no score)."""
+    segs, start = [], 0
+    while start < len(text):
+        k = text.find(delim, start)
+        end = len(text) if k < 0 else k + len(delim)
+        scored = [(t, sur[t - 1]) for t in range(start, end) if t >= 1]
+        g = {"seg": len(segs), "byte_start": start, "byte_end": end, "tok_start": start,
+             "tok_end": end}
+        if scored:
+            g["surprisal_sum"] = sum(v for _, v in scored)
+            mx = max(v for _, v in scored)
+            g["surprisal_max"] = mx
+            g["surprisal_max_pos"] = next(t for t, v in scored if v == mx)
+            g["n"] = len(scored)
+        segs.append(g)
+        start = end
+    return segs
+
+
+def all_segments(res):
+    segs = []
+    for b in sorted(res["segments"]):
+        segs.extend(res["segments"][b]["segments"])
+    return segs
+
+
+def check_scores(segs, quantile=0.99, warmup=100):
+    """Score and anomalous recomputed with the daemon's histogram rule."""
+    bins = [0] * 2048
+    n = 0
+    for g in segs:
+        if g["surprisal_sum"] is None:
+            check(g["score"] is None and not g["anomalous"], "seg %d: score without tokens" % g["seg"])
+            continue
+        ntok = g["n_scored"]
+        mean = g["surprisal_sum"] / ntok
+        b = 0 if not mean > 0 else min(int(mean * 32), 2047) if mean < 64 else 2047
+        if n == 0:
+            check(g["score"] is None, "seg %d: a score with nothing before it" % g["seg"])
+        else:
+            lo = sum(bins[:b])
+            want = (lo + 0.5 * bins[b]) / n
+            check(g["score"] == want, "seg %d: score %r, expected %r" % (g["seg"], g["score"], want))
+            check(g["anomalous"] == (n >= warmup and want > quantile),
+                  "seg %d: anomalous %r (score %r, %d before)" % (g["seg"], g["anomalous"], want, n))
+        bins[b] += 1
+        n += 1
+
+
+def compare(got, want, what):
+    check(len(got) == len(want), "%s: %d segments, expected %d" % (what, len(got), len(want)))
+    for g, w in zip(got, want):
+        for k in ("seg", "byte_start", "byte_end", "tok_start", "tok_end"):
+            check(g[k] == w[k], "%s seg %d: %s %r, expected %r" % (what, w["seg"], k, g[k], w[k]))
+        if "n" not in w:
+            check(g["surprisal_sum"] is None and g["surprisal_max"] is None,
+                  "%s seg %d: figures for a segment without scored tokens" % (what, w["seg"]))
+            g["n_scored"] = 0
+            continue
+        check(abs(g["surprisal_sum"] - w["surprisal_sum"]) <= SUR_TOL,
+              "%s seg %d: sum %r, expected %r" % (what, w["seg"], g["surprisal_sum"],
+                                                   w["surprisal_sum"]))
+        check(abs(g["surprisal_max"] - w["surprisal_max"]) <= 1e-4,
+              "%s seg %d: max %r, expected %r" % (what, w["seg"], g["surprisal_max"],
+                                                   w["surprisal_max"]))
+        check(w["tok_start"] <= g["surprisal_max_pos"] < w["tok_end"],
+              "%s seg %d: max position %r outside the segment" % (what, w["seg"],
+                                                                   g["surprisal_max_pos"]))
+        g["n_scored"] = w["n"]
+
+
+def opts_lines(**kw):
+    o = {"outputs": ["surprisal"], "segment": "line"}
+    o.update(kw)
+    return o
+
+
+def test_exact_all_models():
+    text = log_text()
+    rng = random.Random(12)
+    for name in MODELS:
+        m = model_path(name)
+        sur = cli_surprisal(m, text)
+        want = reference(text, sur, b"\n")
+        with Work() as w:
+            d = Daemon(w, model=m, args=["--block-size", str(BLOCK)]).start()
+            res = run_doc(d, "log", random_split(text, rng, 9), opts=opts_lines())
+            d.stop()
+        got = all_segments(res)
+        compare(got, want, name)
+        check_scores(got)
+        # every segment message follows the block that finished its segments
+        for b, m_ in res["segments"].items():
+            check(b in res["blocks"], "%s: segments after block %d, which was not sent" % (name, b))
+            blk = res["blocks"][b]
+            for g in m_["segments"]:
+                check(g["tok_end"] <= blk["tok_end"], "%s: segment %d ends after its block"
+                      % (name, g["seg"]))
+
+
+def run_segments(d, doc, parts, opts):
+    res = run_doc(d, doc, parts, opts=opts)
+    return [res["raw"][k] for k in sorted(k for k in res["raw"] if isinstance(k, tuple))], res
+
+
+def test_split_invariance(binary=REL_BIN, n_splits=4):
+    text = log_text()[:2500]
+    delim = b"the "  # four bytes, frequent in the text; cuts fall inside it
+    check(text.count(delim) >= 10, "the delimiter does not occur")
+    opts = {"outputs": ["surprisal"], "segment": {"delimiter": delim}, "anomaly_quantile": 0.9,
+            "anomaly_warmup": 3}
+    rng = random.Random(5)
+    with Work() as w:
+        d = Daemon(w, binary=binary, args=["--block-size", "16"]).start()
+        first, res = run_segments(d, "s0", [text], opts)
+        sur = cli_surprisal(model_path("tiny-rwkv-7v0-834K"), text)
+        compare(all_segments(res), reference(text, sur, delim), "delimiter")
+        check_scores(all_segments(res), 0.9, 3)
+        at = text.index(delim)
+        cuts = [[at + 1], [at + 2], [at + 1, at + 2]] + \
+            [sorted(rng.sample(range(1, len(text)), 12)) for _ in range(n_splits)]
+        for i, c in enumerate(cuts):
+            parts = [text[a:b] for a, b in zip([0] + c, c + [len(text)])]
+            again, _ = run_segments(d, "s%d" % (i + 1), parts, opts)
+            check(len(again) == len(first), "split %r: %d segments messages, expected %d"
+                  % (c, len(again), len(first)))
+            for a, b in zip(again, first):
+                ma, mb = unpack(a), unpack(b)
+                ma.pop("doc")
+                mb.pop("doc")
+                check(ma == mb, "split %r: a segments message differs" % (c,))
+        d.stop()
+
+
+def test_edges():
+    m = model_path("tiny-rwkv-7v0-834K")
+    long_line = bytes((ord("a") + i % 23) for i in range(5000))
+    cases = [
+        ("empty lines", b"\n\n\nabc\n\n"),
+        ("no final newline", b"one\ntwo"),
+        ("crlf", b"a\r\nb\r\n\r\nc"),
+        ("one byte", b"x"),
+        ("only newline", b"\n"),
+        ("long line", b"head\n" + long_line + b"\ntail\n" + long_line),
+    ]
+    with Work() as w:
+        d = Daemon(w, model=m, args=["--block-size", "64"]).start()
+        for i, (what, text) in enumerate(cases):
+            parts = [text[k:k + 1000] for k in range(0, len(text), 1000)]
+            res = run_doc(d, "e%d" % i, parts, opts=opts_lines())
+            sur = cli_surprisal(m, text) if len(text) > 1 else []
+            compare(all_segments(res), reference(text, sur, b"\n"), what)
+        res = run_doc(d, "empty", [], opts=opts_lines())
+        check(not res["segments"], "an empty document has segments")
+        d.stop()
+
+
+def test_kill9_mid_line(binary=REL_BIN):
+    """Killed while a long line is open: the resumed run's outputs, with
+    those received before the kill, equal an uninterrupted run's."""
+    text = log_text() + b"\n" + bytes((ord("a") + i % 19) for i in range(3000)) + b"\nend\n"
+    chunk = 500
+    parts = [text[k:k + chunk] for k in range(0, len(text), chunk)]
+    args = ["--block-size", "32", "--checkpoint-blocks", "1", "--checkpoint-seconds", "0.05"]
+    opts = opts_lines(outputs=["surprisal", "embedding"])
+    with Work() as w:
+        ref = Daemon(w, binary=binary, args=args, tag="ref", state_dir=os.path.join(w, "r")).start()
+        want = run_doc(ref, "doc", parts, opts=opts)["raw"]
+        ref.stop()
+        d = Daemon(w, binary=binary, args=args, tag="k", state_dir=os.path.join(w, "k")).start()
+        pull = d.pull()
+        push = d.push()
+        n_first = len(parts) - 3  # inside the long line
+        for i in range(n_first):
+            push.send(ingest("doc", i, parts[i], opts=opts if i == 0 else None))
+        seen = {}
+        def note(out_raw):
+            out = unpack(out_raw)
+            key = ("segments", out["block"]) if out["type"] == "segments" else out["block"]
+            check(key not in seen or seen[key] == out_raw, "a duplicate differs: %r" % (key,))
+            seen[key] = out_raw
+        raws = []
+        recv_until(pull, lambda o: o.get("type") == "block" and o["block"] >= 60, daemon=d,
+                   keep=raws)
+        for r in raws:
+            note(r)
+        push.close(0)
+        pull.close(0)
+        d.kill9()
+        d.start()
+        rs = d.call(cmd="resume", doc="doc")
+        check(rs["known"], "resume after kill -9: %r" % (rs,))
+        push, pull = d.push(), d.pull()
+        send_doc(push, "doc", parts[rs["next_seq"]:], start_seq=rs["next_seq"])
+        rest = collect_docs(pull, ["doc"], timeout=120, daemon=d)["doc"]
+        push.close(0)
+        pull.close(0)
+        d.stop()
+        for k, raw in rest["raw"].items():
+            if k == "final":
+                seen[k] = raw
+            else:
+                note(raw)
+        check(set(seen) == set(want), "outputs differ: missing %r, extra %r"
+              % (sorted(map(str, set(want) - set(seen)))[:5],
+                 sorted(map(str, set(seen) - set(want)))[:5]))
+        for k in want:
+            check(seen[k] == want[k], "output %r differs from the uninterrupted run" % (k,))
+        check(any(isinstance(k, tuple) for k in want), "no segments at all")
+
+
+def expect_error(d, msg, reason):
+    push, pull = d.push(), d.pull()
+    push.send(msg)
+    outs = recv_until(pull, lambda o: o.get("type") == "error", timeout=20, daemon=d)
+    push.close(0)
+    pull.close(0)
+    check(outs[-1]["reason"] == reason, "reason %r, expected %r: %r"
+          % (outs[-1]["reason"], reason, outs[-1]))
+
+
+def test_refusals():
+    with Work() as w:
+        d = Daemon(w).start()
+        expect_error(d, ingest("t", 0, [1, 2, 3], kind="tokens", opts=opts_lines()), "payload_kind")
+        expect_error(d, ingest("d", 0, b"x", opts=opts_lines(segment={"delimiter": b""})),
+                     "bad_opts")
+        expect_error(d, ingest("d", 0, b"x", opts=opts_lines(segment={"delimiter": b"x" * 17})),
+                     "bad_opts")
+        expect_error(d, ingest("d", 0, b"x", opts={"anomaly_quantile": 0.5}), "bad_opts")
+        expect_error(d, ingest("d", 0, b"x", opts=opts_lines(anomaly_quantile=1.0)), "bad_opts")
+        expect_error(d, ingest("d", 0, b"x", opts=opts_lines(segment="word")), "bad_opts")
+        # started with text and segments, then token ids
+        push = d.push()
+        push.send(ingest("m", 0, b"abc\n", opts=opts_lines()))
+        push.close(0)
+        expect_error(d, ingest("m", 1, [1], kind="tokens"), "payload_kind")
+        d.stop()
+
+
+if __name__ == "__main__":
+    run_cases([
+        ("exact sums on the fixture text cut into lines, every fixture model", test_exact_all_models),
+        ("split invariance with a 4-byte delimiter cut across messages", test_split_invariance),
+        ("edge cases: empty lines, no final newline, CRLF, a line longer than block and message",
+         test_edges),
+        ("kill -9 mid-line and resume: outputs identical", test_kill9_mid_line),
+        ("refusals: token ids, delimiter sizes, stray anomaly opts", test_refusals),
+        ("asan: split invariance", lambda: test_split_invariance(ASAN_BIN, 1), "asan"),
+        ("asan: kill -9 mid-line", lambda: test_kill9_mid_line(ASAN_BIN), "asan"),
+    ])

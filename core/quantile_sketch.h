@@ -16,7 +16,8 @@
  *
  * Serialised form (checkpoints): u64 total, then u64 count per bin, all
  * little-endian: RWKV_QSKETCH_BYTES bytes.  Loading trusts nothing: the
- * counts must add up to the total without overflow.
+ * counts must add up to the total without overflow, and the total stay
+ * below RWKV_QSKETCH_N_MAX (so adding can never wrap).
  * Not thread safe; a sketch is a plain value (copy it with =).
  */
 #ifndef RWKV_QUANTILE_SKETCH_H
@@ -31,6 +32,7 @@
 #define RWKV_QSKETCH_PER_NAT 32
 #define RWKV_QSKETCH_MAX ((double)RWKV_QSKETCH_BINS / RWKV_QSKETCH_PER_NAT) /* 64 nats */
 #define RWKV_QSKETCH_BYTES (8 + 8 * RWKV_QSKETCH_BINS)
+#define RWKV_QSKETCH_N_MAX (UINT64_C(1) << 62) /* totals loaded above it are refused */
 
 typedef struct rwkv_qsketch {
     uint64_t n;                        /* values added */

@@ -37,6 +37,9 @@
 #define RWKV_SEG_DELIM_MAX 16
 #define RWKV_SEG_QUANTILE_DEFAULT 0.99
 #define RWKV_SEG_WARMUP_DEFAULT 100
+/* Byte counts loaded from a checkpoint above this are refused, so counters
+ * can never wrap (2^62 bytes is 4 EiB). */
+#define RWKV_SEG_OFFSET_MAX (UINT64_C(1) << 62)
 
 typedef struct rwkv_seg_config {
     uint8_t delim[RWKV_SEG_DELIM_MAX];

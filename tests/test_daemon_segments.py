@@ -159,6 +159,43 @@ def test_exact_all_models():
                       % (name, g["seg"]))
 
 
+def test_cli_equals_daemon():
+    """rwkv eval --out-segments writes the daemon's records (same block size:
+    bit-identical surprisals, so every field is equal, scores included)."""
+    import json
+    text = log_text()
+    m = model_path("tiny-rwkv-5v2-730K")
+    with Work() as w:
+        inp, out = os.path.join(w, "log"), os.path.join(w, "segs.jsonl")
+        with open(inp, "wb") as f:
+            f.write(text)
+        subprocess.run([RWKV_CLI, "eval", "--model", m, "--bytes", "-q", "-t", "1", "--block",
+                        str(BLOCK), "--segments", "line", "--out-segments", out, inp], check=True)
+        with open(out) as f:
+            cli = [json.loads(ln) for ln in f]
+        d = Daemon(w, model=m, args=["--block-size", str(BLOCK)]).start()
+        res = run_doc(d, "log", [text], opts=opts_lines(anomaly_warmup=5))
+        d.stop()
+        # the CLI's warm-up is the default 100: compare anomalous separately
+        got = all_segments(res)
+        check(len(cli) == len(got), "%d CLI records, %d daemon segments" % (len(cli), len(got)))
+        for a, b in zip(cli, got):
+            for k in a:
+                if k == "anomalous":
+                    continue
+                check(a[k] == b[k], "seg %d: %s: CLI %r, daemon %r" % (b["seg"], k, a[k], b[k]))
+        check(any(g["anomalous"] for g in got), "no anomalous line after a warm-up of 5")
+        # a multi-byte delimiter with escapes
+        subprocess.run([RWKV_CLI, "eval", "--model", m, "--bytes", "-q", "--segments", "\\r\\n",
+                        "--out-segments", out, inp], check=True)
+        with open(out) as f:
+            crlf = [json.loads(ln) for ln in f]
+        check(len(crlf) == text.count(b"\r\n") + 1, "%d CRLF segments" % len(crlf))
+        bad = subprocess.run([RWKV_CLI, "eval", "--model", m, "--bytes", "--segments", "x" * 17,
+                              "--out-segments", out, inp], capture_output=True)
+        check(bad.returncode != 0 and b"16" in bad.stderr, "a 17-byte delimiter: %r" % bad.stderr)
+
+
 def run_segments(d, doc, parts, opts):
     res = run_doc(d, doc, parts, opts=opts)
     return [res["raw"][k] for k in sorted(k for k in res["raw"] if isinstance(k, tuple))], res
@@ -306,6 +343,7 @@ if __name__ == "__main__":
         ("edge cases: empty lines, no final newline, CRLF, a line longer than block and message",
          test_edges),
         ("kill -9 mid-line and resume: outputs identical", test_kill9_mid_line),
+        ("rwkv eval --out-segments equals the daemon's segments", test_cli_equals_daemon),
         ("refusals: token ids, delimiter sizes, stray anomaly opts", test_refusals),
         ("asan: split invariance", lambda: test_split_invariance(ASAN_BIN, 1), "asan"),
         ("asan: kill -9 mid-line", lambda: test_kill9_mid_line(ASAN_BIN), "asan"),

@@ -84,6 +84,9 @@ int rwkv_qsketch_load(rwkv_qsketch *q, const uint8_t *in, size_t len, const char
         return rwkv_fail(err, "%s: quantile sketch of %zu bytes, expected %d", label, len,
                          RWKV_QSKETCH_BYTES);
     uint64_t n = get64(in), sum = 0;
+    if (n > RWKV_QSKETCH_N_MAX)
+        return rwkv_fail(err, "%s: offset 0: quantile sketch total %llu above %llu", label,
+                         (unsigned long long)n, (unsigned long long)RWKV_QSKETCH_N_MAX);
     for (size_t b = 0; b < RWKV_QSKETCH_BINS; b++) {
         uint64_t c = get64(in + 8 + 8 * b);
         if (c > n - sum)

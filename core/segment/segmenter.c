@@ -260,6 +260,9 @@ int rwkv_segmenter_load(rwkv_segmenter *s, const uint8_t *in, size_t len, const 
                   (uint32_t)in[99] << 24;
     memcpy(&t.max, &mx, 4);
     t.max_pos = get64(in + 104);
+    if (t.byte_pos > RWKV_SEG_OFFSET_MAX)
+        return rwkv_fail(err, "%s: offset 48: %llu bytes seen, above %llu", label,
+                         (unsigned long long)t.byte_pos, (unsigned long long)RWKV_SEG_OFFSET_MAX);
     if (t.byte_start > t.byte_pos || t.tok_start > t.tok_pos || t.tok_pos > t.byte_pos ||
         t.tok_pos - t.tok_start > t.byte_pos - t.byte_start)
         return rwkv_fail(err, "%s: offset 48: segment offsets out of order (bytes %llu/%llu, "

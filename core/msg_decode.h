@@ -43,6 +43,10 @@
 #include "core/segments.h"
 
 #define RWKVD_PROTOCOL_VERSION 1
+/* Version 2 = version 1 plus the segment options and the "segments" output
+ * (PROTOCOL.md §3.2, §4.6): an ingest message may say v 2; a v 1 message
+ * is read exactly as before (segment keys are unknown fields there). */
+#define RWKVD_PROTOCOL_VERSION_SEGMENTS 2
 #define RWKVD_DOC_MAX 256                           /* bytes in a document id */
 #define RWKVD_SEQ_MAX ((UINT64_C(1) << 53) - 1)     /* exact in a double */
 #define RWKVD_TOPK_MAX 64

@@ -239,7 +239,7 @@ static void test_seq_range_and_types(void)
 static void test_version_and_missing(void)
 {
     mb_start(4);
-    s("v"), u(2), s("doc"), s("d1"), s("seq"), u(0), s("text"), s("a");
+    s("v"), u(3), s("doc"), s("d1"), s("seq"), u(0), s("text"), s("a");
     EXPECT_REFUSED(RWKVD_R_BAD_VERSION);
     CHECK(m.have_doc && m.have_seq); /* echoed even for a foreign version */
     mb_start(4);

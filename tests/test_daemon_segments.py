@@ -145,7 +145,7 @@ def test_exact_all_models():
         want = reference(text, sur, b"\n")
         with Work() as w:
             d = Daemon(w, model=m, args=["--block-size", str(BLOCK)]).start()
-            res = run_doc(d, "log", random_split(text, rng, 9), opts=opts_lines())
+            res = run_doc(d, "log", random_split(text, rng, 9), opts=opts_lines(), v=2)
             d.stop()
         got = all_segments(res)
         compare(got, want, name)
@@ -174,7 +174,7 @@ def test_cli_equals_daemon():
         with open(out) as f:
             cli = [json.loads(ln) for ln in f]
         d = Daemon(w, model=m, args=["--block-size", str(BLOCK)]).start()
-        res = run_doc(d, "log", [text], opts=opts_lines(anomaly_warmup=5))
+        res = run_doc(d, "log", [text], opts=opts_lines(anomaly_warmup=5), v=2)
         d.stop()
         # the CLI's warm-up is the default 100: compare anomalous separately
         got = all_segments(res)
@@ -197,7 +197,7 @@ def test_cli_equals_daemon():
 
 
 def run_segments(d, doc, parts, opts):
-    res = run_doc(d, doc, parts, opts=opts)
+    res = run_doc(d, doc, parts, opts=opts, v=2)
     return [res["raw"][k] for k in sorted(k for k in res["raw"] if isinstance(k, tuple))], res
 
 
@@ -245,10 +245,10 @@ def test_edges():
         d = Daemon(w, model=m, args=["--block-size", "64"]).start()
         for i, (what, text) in enumerate(cases):
             parts = [text[k:k + 1000] for k in range(0, len(text), 1000)]
-            res = run_doc(d, "e%d" % i, parts, opts=opts_lines())
+            res = run_doc(d, "e%d" % i, parts, opts=opts_lines(), v=2)
             sur = cli_surprisal(m, text) if len(text) > 1 else []
             compare(all_segments(res), reference(text, sur, b"\n"), what)
-        res = run_doc(d, "empty", [], opts=opts_lines())
+        res = run_doc(d, "empty", [], opts=opts_lines(), v=2)
         check(not res["segments"], "an empty document has segments")
         d.stop()
 
@@ -263,14 +263,14 @@ def test_kill9_mid_line(binary=REL_BIN):
     opts = opts_lines(outputs=["surprisal", "embedding"])
     with Work() as w:
         ref = Daemon(w, binary=binary, args=args, tag="ref", state_dir=os.path.join(w, "r")).start()
-        want = run_doc(ref, "doc", parts, opts=opts)["raw"]
+        want = run_doc(ref, "doc", parts, opts=opts, v=2)["raw"]
         ref.stop()
         d = Daemon(w, binary=binary, args=args, tag="k", state_dir=os.path.join(w, "k")).start()
         pull = d.pull()
         push = d.push()
         n_first = len(parts) - 3  # inside the long line
         for i in range(n_first):
-            push.send(ingest("doc", i, parts[i], opts=opts if i == 0 else None))
+            push.send(ingest("doc", i, parts[i], opts=opts if i == 0 else None, v=2))
         seen = {}
         def note(out_raw):
             out = unpack(out_raw)
@@ -289,7 +289,7 @@ def test_kill9_mid_line(binary=REL_BIN):
         rs = d.call(cmd="resume", doc="doc")
         check(rs["known"], "resume after kill -9: %r" % (rs,))
         push, pull = d.push(), d.pull()
-        send_doc(push, "doc", parts[rs["next_seq"]:], start_seq=rs["next_seq"])
+        send_doc(push, "doc", parts[rs["next_seq"]:], start_seq=rs["next_seq"], v=2)
         rest = collect_docs(pull, ["doc"], timeout=120, daemon=d)["doc"]
         push.close(0)
         pull.close(0)
@@ -307,8 +307,10 @@ def test_kill9_mid_line(binary=REL_BIN):
         check(any(isinstance(k, tuple) for k in want), "no segments at all")
 
 
-def expect_error(d, msg, reason):
+def expect_error(d, msg, reason, before=()):
     push, pull = d.push(), d.pull()
+    for b in before:
+        push.send(b)
     push.send(msg)
     outs = recv_until(pull, lambda o: o.get("type") == "error", timeout=20, daemon=d)
     push.close(0)
@@ -320,19 +322,24 @@ def expect_error(d, msg, reason):
 def test_refusals():
     with Work() as w:
         d = Daemon(w).start()
-        expect_error(d, ingest("t", 0, [1, 2, 3], kind="tokens", opts=opts_lines()), "payload_kind")
-        expect_error(d, ingest("d", 0, b"x", opts=opts_lines(segment={"delimiter": b""})),
+        expect_error(d, ingest("t", 0, [1, 2, 3], kind="tokens", opts=opts_lines(), v=2),
+                     "payload_kind")
+        expect_error(d, ingest("d", 0, b"x", opts=opts_lines(segment={"delimiter": b""}), v=2),
                      "bad_opts")
-        expect_error(d, ingest("d", 0, b"x", opts=opts_lines(segment={"delimiter": b"x" * 17})),
+        expect_error(d, ingest("d", 0, b"x", opts=opts_lines(segment={"delimiter": b"x" * 17}),
+                               v=2), "bad_opts")
+        expect_error(d, ingest("d", 0, b"x", opts={"anomaly_quantile": 0.5}, v=2), "bad_opts")
+        expect_error(d, ingest("d", 0, b"x", opts=opts_lines(anomaly_quantile=1.0), v=2),
                      "bad_opts")
-        expect_error(d, ingest("d", 0, b"x", opts={"anomaly_quantile": 0.5}), "bad_opts")
-        expect_error(d, ingest("d", 0, b"x", opts=opts_lines(anomaly_quantile=1.0)), "bad_opts")
-        expect_error(d, ingest("d", 0, b"x", opts=opts_lines(segment="word")), "bad_opts")
+        expect_error(d, ingest("d", 0, b"x", opts=opts_lines(segment="word"), v=2), "bad_opts")
+        expect_error(d, ingest("d", 0, b"x", opts=opts_lines(segment={"delim": "x"}), v=2),
+                     "unknown_field")
+        # version 1 does not know the segment keys
+        expect_error(d, ingest("d", 0, b"x", opts=opts_lines()), "unknown_field")
+        expect_error(d, ingest("d", 0, b"x", opts={"anomaly_warmup": 3}), "unknown_field")
         # started with text and segments, then token ids
-        push = d.push()
-        push.send(ingest("m", 0, b"abc\n", opts=opts_lines()))
-        push.close(0)
-        expect_error(d, ingest("m", 1, [1], kind="tokens"), "payload_kind")
+        expect_error(d, ingest("m", 1, [1], kind="tokens", v=2), "payload_kind",
+                     before=[ingest("m", 0, b"abc\n", opts=opts_lines(), v=2)])
         d.stop()
 
 
@@ -344,7 +351,7 @@ if __name__ == "__main__":
          test_edges),
         ("kill -9 mid-line and resume: outputs identical", test_kill9_mid_line),
         ("rwkv eval --out-segments equals the daemon's segments", test_cli_equals_daemon),
-        ("refusals: token ids, delimiter sizes, stray anomaly opts", test_refusals),
+        ("refusals: token ids, delimiter sizes, stray anomaly opts, v 1", test_refusals),
         ("asan: split invariance", lambda: test_split_invariance(ASAN_BIN, 1), "asan"),
         ("asan: kill -9 mid-line", lambda: test_kill9_mid_line(ASAN_BIN), "asan"),
     ])

@@ -219,13 +219,19 @@ static int decode_segment_opts(const rwkvd_dctx *c, const rwkvd_field *of, rwkvd
     return 0;
 }
 
-static int decode_opts(const rwkvd_dctx *c, const rwkvd_field *f, rwkvd_doc_opts *opts)
+static int decode_opts(const rwkvd_dctx *c, const rwkvd_field *f, uint64_t v,
+                       rwkvd_doc_opts *opts)
 {
     if (f->val->type != MSGPACK_OBJECT_MAP)
         return rwkvd_dfail(c, RWKVD_R_WRONG_TYPE, f->val_off, "field \"opts\": must be a map");
     rwkvd_field of[O_COUNT];
     if (rwkvd_dfields(c, f->val, f->val_off, opts_names, O_COUNT, of, "opts") != 0)
         return -1;
+    for (int i = O_SEGMENT; i <= O_WARMUP && v < RWKVD_PROTOCOL_VERSION_SEGMENTS; i++)
+        if (of[i].val) /* what version 1 said of these keys */
+            return rwkvd_dfail(c, RWKVD_R_UNKNOWN_FIELD, of[i].key_off,
+                               "opts: unknown key \"%s\" (segment options need v 2)",
+                               opts_names[i]);
     if (of[O_OUTPUTS].val && decode_outputs(c, &of[O_OUTPUTS], &opts->outputs) != 0)
         return -1;
     if (of[O_POOLING].val) {
@@ -287,10 +293,11 @@ static int decode(const rwkvd_dctx *c, const rwkvd_msg_limits *lim, msgpack_unpa
     uint64_t v;
     if (rwkvd_duint(c, &fs[F_V], "v", UINT64_MAX, RWKVD_R_BAD_VERSION, &v) != 0)
         return -1;
-    if (v != RWKVD_PROTOCOL_VERSION)
+    if (v != RWKVD_PROTOCOL_VERSION && v != RWKVD_PROTOCOL_VERSION_SEGMENTS)
         return rwkvd_dfail(c, RWKVD_R_BAD_VERSION, fs[F_V].val_off,
-                           "protocol version %llu is not supported (this daemon speaks %d)",
-                           (unsigned long long)v, RWKVD_PROTOCOL_VERSION);
+                           "protocol version %llu is not supported (this daemon speaks %d and %d)",
+                           (unsigned long long)v, RWKVD_PROTOCOL_VERSION,
+                           RWKVD_PROTOCOL_VERSION_SEGMENTS);
     if (rwkvd_ddoc(c, &fs[F_DOC], out->doc, &out->doc_len) != 0)
         return -1;
     if (rwkvd_duint(c, &fs[F_SEQ], "seq", RWKVD_SEQ_MAX, RWKVD_R_BAD_SEQ, &out->seq) != 0)
@@ -317,7 +324,7 @@ static int decode(const rwkvd_dctx *c, const rwkvd_msg_limits *lim, msgpack_unpa
                            "field \"opts\": only allowed with seq 0 (this is seq %llu)",
                            (unsigned long long)out->seq);
     if (fs[F_OPTS].val) {
-        if (decode_opts(c, &fs[F_OPTS], &out->opts) != 0)
+        if (decode_opts(c, &fs[F_OPTS], v, &out->opts) != 0)
             return -1;
         out->has_opts = true;
     }

@@ -53,7 +53,7 @@ int rwkvd_encode_segments(msgpack_sbuffer *sb, const rwkvd_out_head *h,
     rwkvd_sha256_hex(h->model_sha256, hex);
     msgpack_packer pk;
     msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
-    if (msgpack_pack_map(&pk, 6) || kv_u64(&pk, "v", RWKVD_PROTOCOL_VERSION) || key(&pk, "type") ||
+    if (msgpack_pack_map(&pk, 6) || kv_u64(&pk, "v", RWKVD_PROTOCOL_VERSION_SEGMENTS) || key(&pk, "type") ||
         rwkvd_pack_cstr(&pk, "segments") || key(&pk, "doc") ||
         rwkvd_pack_doc(&pk, h->doc, h->doc_len) || kv_u64(&pk, "block", s->block) ||
         key(&pk, "model") || rwkvd_pack_cstr(&pk, hex) || key(&pk, "segments") ||

@@ -351,8 +351,8 @@ def pack(obj):
     return msgpack.packb(obj, use_bin_type=True)
 
 
-def ingest(doc, seq, payload=None, kind="bytes", eof=False, opts=None):
-    m = {"v": 1, "doc": doc, "seq": seq}
+def ingest(doc, seq, payload=None, kind="bytes", eof=False, opts=None, v=1):
+    m = {"v": v, "doc": doc, "seq": seq}
     if payload is not None:
         m[kind] = payload
     if eof:
@@ -527,24 +527,24 @@ def random_split(data, rng, n):
     return chunks_at(data, cuts)
 
 
-def send_doc(push, doc, parts, kind="bytes", opts=None, start_seq=0):
+def send_doc(push, doc, parts, kind="bytes", opts=None, start_seq=0, v=1):
     """Sends parts as seq start_seq.. with eof on the last (an extra empty
-    eof message when parts is empty)."""
+    eof message when parts is empty); v is the protocol version named."""
     if not parts:
-        push.send(ingest(doc, start_seq, None, eof=True, opts=opts))
+        push.send(ingest(doc, start_seq, None, eof=True, opts=opts, v=v))
         return
     for i, p in enumerate(parts):
         seq = start_seq + i
         push.send(ingest(doc, seq, p, kind=kind, eof=(i == len(parts) - 1),
-                         opts=opts if seq == 0 else None))
+                         opts=opts if seq == 0 else None, v=v))
 
 
-def run_doc(d, doc, parts, opts=None, kind="bytes", timeout=120.0):
+def run_doc(d, doc, parts, opts=None, kind="bytes", timeout=120.0, v=1):
     """Sends one whole document (send_doc) to daemon d and returns its
     collect_docs entry."""
     push, pull = d.push(), d.emit_pull()
     try:
-        send_doc(push, doc, parts, kind=kind, opts=opts)
+        send_doc(push, doc, parts, kind=kind, opts=opts, v=v)
         return collect_docs(pull, [doc], timeout=timeout, daemon=d)[doc]
     finally:
         push.close(0)

@@ -196,6 +196,54 @@ def test_cli_equals_daemon():
         check(bad.returncode != 0 and b"16" in bad.stderr, "a 17-byte delimiter: %r" % bad.stderr)
 
 
+def test_sink_segments_top():
+    """rwkvd-sink writes segments outputs once (keyed (doc, "segments",
+    block), also across --append) and --segments-top prints the best."""
+    import json
+    text = log_text()
+    sink_bin = os.path.join(os.path.dirname(RWKV_CLI), "rwkvd-sink")
+    with Work() as w:
+        d = Daemon(w, args=["--block-size", "128"]).start()
+        out = os.path.join(w, "out.jsonl")
+        sink = subprocess.Popen([sink_bin, "--emit", d.emit_ep, "--out", out, "--until-final", "1",
+                                 "--segments-top", "3", "--idle-timeout", "60", "--verify-identical"],
+                                stderr=subprocess.PIPE)
+        push = d.push()
+        send_doc(push, "log", [text[:2000], text[2000:]], opts=opts_lines(anomaly_warmup=3), v=2)
+        _, err = sink.communicate(timeout=120)
+        push.close(0)
+        d.stop()
+        check(sink.returncode == 0, "sink status %d: %s" % (sink.returncode, err.decode()[-500:]))
+        recs = [json.loads(ln) for ln in open(out)]
+        segs = [g for r in recs if r["type"] == "segments" for g in r["segments"]]
+        check(len(segs) == text.count(b"\n") + 1, "%d segments in the sink's output" % len(segs))
+        check([g["seg"] for g in segs] == list(range(len(segs))), "segments out of order")
+        tops = [ln for ln in err.decode().splitlines() if ln.startswith("rwkvd-sink: top ")]
+        check(len(tops) == 3, "top lines: %r" % tops)
+        best = max((g for g in segs if g["score"] is not None),
+                   key=lambda g: (g["score"], g["surprisal_sum"] / max(1, g["tok_end"] - g["tok_start"])))
+        check(("seg %d bytes [%d, %d)" % (best["seg"], best["byte_start"], best["byte_end"])) in tops[0],
+              "top 1 %r, expected seg %d" % (tops[0], best["seg"]))
+        # --append: a second sink fed the same outputs again writes nothing new
+        n_lines = len(recs)
+        d2 = Daemon(w, args=["--block-size", "128"], tag="d2", state_dir=os.path.join(w, "s2")).start()
+        # the same document again: every output is a duplicate, so the sink
+        # ends by idling (its reloaded final already counts for --until-final)
+        sink = subprocess.Popen([sink_bin, "--emit", d2.emit_ep, "--out", out, "--append",
+                                 "--idle-timeout", "8"],
+                                stderr=subprocess.PIPE)
+        push = d2.push()
+        send_doc(push, "log", [text], opts=opts_lines(anomaly_warmup=3), v=2)
+        _, err = sink.communicate(timeout=120)
+        push.close(0)
+        d2.stop()
+        check(sink.returncode == 0, "appending sink: %s" % err.decode()[-500:])
+        check(len(open(out).readlines()) == n_lines, "outputs written again after --append")
+        summary = err.decode().strip().splitlines()[-1]
+        check(summary.startswith("rwkvd-sink: 0 outputs written, %d duplicates" % n_lines),
+              "appending sink: %r" % summary)
+
+
 def run_segments(d, doc, parts, opts):
     res = run_doc(d, doc, parts, opts=opts, v=2)
     return [res["raw"][k] for k in sorted(k for k in res["raw"] if isinstance(k, tuple))], res
@@ -351,6 +399,7 @@ if __name__ == "__main__":
          test_edges),
         ("kill -9 mid-line and resume: outputs identical", test_kill9_mid_line),
         ("rwkv eval --out-segments equals the daemon's segments", test_cli_equals_daemon),
+        ("rwkvd-sink: segments once, --append, --segments-top", test_sink_segments_top),
         ("refusals: token ids, delimiter sizes, stray anomaly opts, v 1", test_refusals),
         ("asan: split invariance", lambda: test_split_invariance(ASAN_BIN, 1), "asan"),
         ("asan: kill -9 mid-line", lambda: test_kill9_mid_line(ASAN_BIN), "asan"),

@@ -98,7 +98,8 @@ int record_parse(const char *line, size_t len, record_key *k, rwkv_error *err)
     }
     bool block = type_len == 5 && memcmp(type, "block", 5) == 0;
     bool final = type_len == 5 && memcmp(type, "final", 5) == 0;
-    if (!block && !final)
+    bool segs = type_len == 8 && memcmp(type, "segments", 8) == 0;
+    if (!block && !final && !segs)
         return 0;
     if (!lit(&c, ",\"doc\":"))
         return rwkv_fail(err, "\"doc\" does not follow \"type\"");
@@ -107,7 +108,7 @@ int record_parse(const char *line, size_t len, record_key *k, rwkv_error *err)
     if (rc != 0 || k->doc_len == 0)
         return rwkv_fail(err, "bad \"doc\" (not 1..256 bytes as a string or {\"hex\":...})");
     k->block = KEYSET_FINAL;
-    if (block) {
+    if (block || segs) {
         if (!lit(&c, ",\"block\":") || c.p >= c.end || *c.p < '0' || *c.p > '9')
             return rwkv_fail(err, "\"block\" does not follow \"doc\"");
         uint64_t v = 0;
@@ -117,7 +118,9 @@ int record_parse(const char *line, size_t len, record_key *k, rwkv_error *err)
                 return rwkv_fail(err, "\"block\" number too large");
             v = v * 10 + d;
         }
-        k->block = v;
+        if (segs && v >= KEYSET_SEGMENTS_BIT)
+            return rwkv_fail(err, "segments \"block\" number too large");
+        k->block = segs ? v | KEYSET_SEGMENTS_BIT : v;
     }
     k->keyed = true;
     /* ,"msg_hash":"<16 hex>"} at the very end (absent in older records). */

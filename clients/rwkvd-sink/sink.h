@@ -32,6 +32,7 @@ typedef struct sink_config {
     uint64_t until_final;      /* 0 = run until stopped */
     double idle_timeout;       /* seconds; 0 = none */
     bool quiet;                /* no acks or notes on stderr */
+    uint64_t segments_top;     /* --segments-top N; 0 = off */
 } sink_config;
 
 /* Parses argv.  SINK_OK, SINK_USAGE after one line on stderr, or -1 after

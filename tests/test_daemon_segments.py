@@ -244,6 +244,94 @@ def test_sink_segments_top():
               "appending sink: %r" % summary)
 
 
+def world_token_lengths():
+    """id -> byte length, from the World vocabulary file ("<id> <literal> <len>")."""
+    lens = {}
+    with open(fixture_path("tokenizer/rwkv_vocab_v20230424.txt"), "rb") as f:
+        for ln in f:
+            i = ln.index(b" ")
+            lens[int(ln[:i])] = int(ln[ln.rindex(b" ") + 1:])
+    return lens
+
+
+def reference_tokens(text, lengths, sur, delim):
+    """reference() for any tokenizer: token t starts at the sum of the
+    lengths before it and belongs to the segment holding that byte."""
+    starts, at = [], 0
+    for n in lengths:
+        starts.append(at)
+        at += n
+    check(at == len(text), "token lengths add up to %d bytes, the text has %d" % (at, len(text)))
+    segs, start, t = [], 0, 0
+    while start < len(text):
+        k = text.find(delim, start)
+        end = len(text) if k < 0 else k + len(delim)
+        t0 = t
+        while t < len(starts) and starts[t] < end:
+            t += 1
+        g = {"seg": len(segs), "byte_start": start, "byte_end": end, "tok_start": t0, "tok_end": t}
+        scored = [(i, sur[i - 1]) for i in range(t0, t) if i >= 1]
+        if scored:
+            g["surprisal_sum"] = sum(v for _, v in scored)
+            g["surprisal_max"] = max(v for _, v in scored)
+            g["n"] = len(scored)
+        segs.append(g)
+        start = end
+    return segs
+
+
+def test_world_tokenizer(binary=REL_BIN):
+    """Multi-byte tokens, some holding a newline in the middle or at the
+    start: ranges by first byte, split-invariant (the encoder holds bytes
+    across messages)."""
+    lens = world_token_lengths()
+    text = fixture_path("tokenizer/long.bin")
+    text = open(text, "rb").read()
+    import array
+    a = array.array("i")
+    a.frombytes(open(fixture_path("tokenizer/long.ids.i32"), "rb").read())
+    if sys.byteorder != "little":
+        a.byteswap()
+    ids = list(a)
+    rng = random.Random(3)
+    with Work() as w:
+        model = os.path.join(w, "m.safetensors")
+        subprocess.run([RWKV_CLI, "mkmodel", "--shape", "L1-D32-H32-V65536", "--seed", "5",
+                        "--dtype", "f32", "-q", model], check=True)
+        vocab = fixture_path("tokenizer/rwkv_vocab_v20230424.txt")
+        inp, sur_path = os.path.join(w, "in"), os.path.join(w, "sur")
+        with open(inp, "wb") as f:
+            f.write(text)
+        subprocess.run([RWKV_CLI, "eval", "--model", model, "--vocab", vocab, "-q", "-t", "1",
+                        "--out-surprisal", sur_path, inp], check=True)
+        sur = f32(open(sur_path, "rb").read())
+        check(len(sur) == len(ids) - 1, "CLI surprisal of %d tokens, %d ids" % (len(sur), len(ids)))
+        want = reference_tokens(text, [lens[i] for i in ids], sur, b"\n")
+        d = Daemon(w, model=model, binary=binary,
+                   args=["--vocab", vocab, "--block-size", "32"]).start()
+        first = None
+        for k in range(3):
+            parts = random_split(text, rng, [0, 5, 60][k])
+            segs_raw, res = run_segments(d, "w%d" % k, parts, opts_lines())
+            compare(all_segments(res), want, "World split %d" % k)
+            body = [dict(unpack(r), doc=None) for r in segs_raw]
+            check(first is None or body == first, "World: outputs depend on the split")
+            first = body
+        d.stop()
+
+
+def test_bpe_refused():
+    """The 20B BPE normalises text: no exact byte offsets, so segments are refused."""
+    with Work() as w:
+        model = os.path.join(w, "m.safetensors")
+        subprocess.run([RWKV_CLI, "mkmodel", "--shape", "L1-D32-H32-V50277", "--seed", "5",
+                        "--dtype", "f32", "-q", model], check=True)
+        d = Daemon(w, model=model,
+                   args=["--vocab", fixture_path("tokenizer-20b/20B_tokenizer.json")]).start()
+        expect_error(d, ingest("b", 0, b"a\nb", opts=opts_lines(), v=2), "bad_opts")
+        d.stop()
+
+
 def run_segments(d, doc, parts, opts):
     res = run_doc(d, doc, parts, opts=opts, v=2)
     return [res["raw"][k] for k in sorted(k for k in res["raw"] if isinstance(k, tuple))], res
@@ -398,6 +486,8 @@ if __name__ == "__main__":
         ("edge cases: empty lines, no final newline, CRLF, a line longer than block and message",
          test_edges),
         ("kill -9 mid-line and resume: outputs identical", test_kill9_mid_line),
+        ("World tokenizer: multi-byte tokens, ranges by first byte, splits", test_world_tokenizer),
+        ("20B BPE tokenizer: segments refused", test_bpe_refused),
         ("rwkv eval --out-segments equals the daemon's segments", test_cli_equals_daemon),
         ("rwkvd-sink: segments once, --append, --segments-top", test_sink_segments_top),
         ("refusals: token ids, delimiter sizes, stray anomaly opts, v 1", test_refusals),

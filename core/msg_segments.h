@@ -18,6 +18,7 @@ typedef struct rwkvd_segments_out {
     uint64_t block;              /* the block after which these segments were finished */
     const rwkv_segment *segs;    /* [n], consecutive indices */
     size_t n;                    /* >= 1 */
+    bool text;                   /* write each segment's "text" (opts.segment_text > 0) */
 } rwkvd_segments_out;
 
 int rwkvd_encode_segments(msgpack_sbuffer *sb, const rwkvd_out_head *h,

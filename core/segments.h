@@ -35,6 +35,7 @@
 #include "core/quantile_sketch.h"
 
 #define RWKV_SEG_DELIM_MAX 16
+#define RWKV_SEG_TEXT_MAX 256 /* most leading bytes of a segment reported */
 #define RWKV_SEG_QUANTILE_DEFAULT 0.99
 #define RWKV_SEG_WARMUP_DEFAULT 100
 /* Byte counts loaded from a checkpoint above this are refused, so counters
@@ -46,9 +47,10 @@ typedef struct rwkv_seg_config {
     uint8_t delim_len;        /* 1..RWKV_SEG_DELIM_MAX */
     double anomaly_quantile;  /* in (0, 1) */
     uint64_t warmup;          /* scored segments before any is anomalous */
+    uint16_t text_cap;        /* 0..RWKV_SEG_TEXT_MAX leading bytes kept per segment */
 } rwkv_seg_config;
 
-/* "\n" lines, quantile 0.99, warm-up 100. */
+/* "\n" lines, quantile 0.99, warm-up 100, no text. */
 void rwkv_seg_config_lines(rwkv_seg_config *c);
 /* 0 when c is within the ranges above, else -1 with err naming the field. */
 int rwkv_seg_config_check(const rwkv_seg_config *c, rwkv_error *err);
@@ -68,6 +70,8 @@ typedef struct rwkv_segment {
     bool has_score;                /* n_scored > 0 and an earlier segment was scored */
     double score;                  /* rank in [0, 1] */
     bool anomalous;
+    uint16_t text_len;             /* min(text_cap, its bytes) */
+    uint8_t text[RWKV_SEG_TEXT_MAX]; /* its first text_len bytes */
 } rwkv_segment;
 
 typedef struct rwkv_segmenter {
@@ -81,6 +85,8 @@ typedef struct rwkv_segmenter {
     double sum;
     float max;
     uint64_t max_pos;
+    uint16_t text_len;             /* leading bytes of the open segment kept */
+    uint8_t text[RWKV_SEG_TEXT_MAX];
     rwkv_qsketch sketch;           /* means of the scored segments so far */
 } rwkv_segmenter;
 
@@ -104,7 +110,7 @@ int rwkv_segmenter_token(rwkv_segmenter *s, const uint8_t *bytes, size_t len, fl
 int rwkv_segmenter_finish(rwkv_segmenter *s, rwkv_segment_fn fn, void *ctx);
 
 /* Serialised form, little-endian (checkpoints): see segmenter.c. */
-#define RWKV_SEGMENTER_BYTES (128 + RWKV_QSKETCH_BYTES)
+#define RWKV_SEGMENTER_BYTES (128 + RWKV_SEG_TEXT_MAX + RWKV_QSKETCH_BYTES)
 void rwkv_segmenter_store(const rwkv_segmenter *s, uint8_t *out);
 /* From untrusted bytes: every field checked (ranges and consistency), err
  * names label and the byte offset.  0, or -1 with *s untouched. */

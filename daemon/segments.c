@@ -52,7 +52,8 @@ int rwkvd_segments_block(rwkvd_server *srv, rwkvd_session *s, const uint32_t *to
     if (rc == 0 && last && rwkv_segmenter_finish(next, collect, &l) != 0)
         rc = rwkv_fail(err, "out of memory collecting segments");
     if (rc == 0 && l.n > 0) {
-        rwkvd_segments_out o = {.block = block, .segs = l.v, .n = l.n};
+        rwkvd_segments_out o = {.block = block, .segs = l.v, .n = l.n,
+                                .text = next->cfg.text_cap > 0};
         rc = rwkvd_queue_segments(srv, s, &o, err);
     }
     if (rc == 0)

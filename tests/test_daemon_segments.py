@@ -170,18 +170,23 @@ def test_cli_equals_daemon():
         with open(inp, "wb") as f:
             f.write(text)
         subprocess.run([RWKV_CLI, "eval", "--model", m, "--bytes", "-q", "-t", "1", "--block",
-                        str(BLOCK), "--segments", "line", "--out-segments", out, inp], check=True)
+                        str(BLOCK), "--segments", "line", "--segment-text", "40", "--out-segments",
+                        out, inp], check=True)
         with open(out) as f:
             cli = [json.loads(ln) for ln in f]
         d = Daemon(w, model=m, args=["--block-size", str(BLOCK)]).start()
-        res = run_doc(d, "log", [text], opts=opts_lines(anomaly_warmup=5), v=2)
+        res = run_doc(d, "log", [text], opts=opts_lines(anomaly_warmup=5, segment_text=40), v=2)
         d.stop()
         # the CLI's warm-up is the default 100: compare anomalous separately
         got = all_segments(res)
         check(len(cli) == len(got), "%d CLI records, %d daemon segments" % (len(cli), len(got)))
         for a, b in zip(cli, got):
+            want_text = text[b["byte_start"]:min(b["byte_end"], b["byte_start"] + 40)]
+            check(b["text"] == want_text, "seg %d: text %r, expected %r" % (b["seg"], b["text"],
+                                                                         want_text))
+            check(a["text"] == want_text.decode(), "seg %d: CLI text %r" % (b["seg"], a["text"]))
             for k in a:
-                if k == "anomalous":
+                if k in ("anomalous", "text"):
                     continue
                 check(a[k] == b[k], "seg %d: %s: CLI %r, daemon %r" % (b["seg"], k, a[k], b[k]))
         check(any(g["anomalous"] for g in got), "no anomalous line after a warm-up of 5")
@@ -209,7 +214,7 @@ def test_sink_segments_top():
                                  "--segments-top", "3", "--idle-timeout", "60", "--verify-identical"],
                                 stderr=subprocess.PIPE)
         push = d.push()
-        send_doc(push, "log", [text[:2000], text[2000:]], opts=opts_lines(anomaly_warmup=3), v=2)
+        send_doc(push, "log", [text[:2000], text[2000:]], opts=opts_lines(anomaly_warmup=3, segment_text=30), v=2)
         _, err = sink.communicate(timeout=120)
         push.close(0)
         d.stop()
@@ -224,6 +229,9 @@ def test_sink_segments_top():
                    key=lambda g: (g["score"], g["surprisal_sum"] / max(1, g["tok_end"] - g["tok_start"])))
         check(("seg %d bytes [%d, %d)" % (best["seg"], best["byte_start"], best["byte_end"])) in tops[0],
               "top 1 %r, expected seg %d" % (tops[0], best["seg"]))
+        shown = text[best["byte_start"]:best["byte_start"] + 30].split(b"\r")[0].split(b"\n")[0]
+        check(tops[0].endswith(")" + (": " + shown.decode() if shown else "")) or
+              (": " + shown.decode()) in tops[0], "top 1 without its text: %r" % tops[0])
         # --append: a second sink fed the same outputs again writes nothing new
         n_lines = len(recs)
         d2 = Daemon(w, args=["--block-size", "128"], tag="d2", state_dir=os.path.join(w, "s2")).start()
@@ -233,7 +241,7 @@ def test_sink_segments_top():
                                  "--idle-timeout", "8"],
                                 stderr=subprocess.PIPE)
         push = d2.push()
-        send_doc(push, "log", [text], opts=opts_lines(anomaly_warmup=3), v=2)
+        send_doc(push, "log", [text], opts=opts_lines(anomaly_warmup=3, segment_text=30), v=2)
         _, err = sink.communicate(timeout=120)
         push.close(0)
         d2.stop()
@@ -396,7 +404,7 @@ def test_kill9_mid_line(binary=REL_BIN):
     chunk = 500
     parts = [text[k:k + chunk] for k in range(0, len(text), chunk)]
     args = ["--block-size", "32", "--checkpoint-blocks", "1", "--checkpoint-seconds", "0.05"]
-    opts = opts_lines(outputs=["surprisal", "embedding"])
+    opts = opts_lines(outputs=["surprisal", "embedding"], segment_text=256)
     with Work() as w:
         ref = Daemon(w, binary=binary, args=args, tag="ref", state_dir=os.path.join(w, "r")).start()
         want = run_doc(ref, "doc", parts, opts=opts, v=2)["raw"]
@@ -468,6 +476,8 @@ def test_refusals():
         expect_error(d, ingest("d", 0, b"x", opts=opts_lines(anomaly_quantile=1.0), v=2),
                      "bad_opts")
         expect_error(d, ingest("d", 0, b"x", opts=opts_lines(segment="word"), v=2), "bad_opts")
+        expect_error(d, ingest("d", 0, b"x", opts=opts_lines(segment_text=257), v=2), "bad_opts")
+        expect_error(d, ingest("d", 0, b"x", opts={"segment_text": 5}, v=2), "bad_opts")
         expect_error(d, ingest("d", 0, b"x", opts=opts_lines(segment={"delim": "x"}), v=2),
                      "unknown_field")
         # version 1 does not know the segment keys

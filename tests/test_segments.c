@@ -41,7 +41,8 @@ static uint32_t rnd(uint32_t n)
 
 /* The reference: segments by repeated search, tokens by their first byte. */
 static size_t reference(const uint8_t *text, size_t len, const size_t *tok_start, size_t n_tok,
-                        const float *sur, const uint8_t *delim, size_t dl, rwkv_segment *out)
+                        const float *sur, const uint8_t *delim, size_t dl, size_t cap,
+                        rwkv_segment *out)
 {
     size_t n = 0, start = 0;
     while (start < len) {
@@ -52,6 +53,8 @@ static size_t reference(const uint8_t *text, size_t len, const size_t *tok_start
                 break;
             }
         rwkv_segment g = {.index = n, .byte_start = start, .byte_end = end};
+        g.text_len = (uint16_t)(end - start < cap ? end - start : cap);
+        memcpy(g.text, text + start, g.text_len);
         g.tok_start = n_tok;
         g.tok_end = 0;
         for (size_t t = 0; t < n_tok; t++)
@@ -85,7 +88,8 @@ static int same(const rwkv_segment *a, const rwkv_segment *b)
     return a->index == b->index && a->byte_start == b->byte_start && a->byte_end == b->byte_end &&
            a->tok_start == b->tok_start && a->tok_end == b->tok_end &&
            a->n_scored == b->n_scored && a->surprisal_sum == b->surprisal_sum &&
-           (a->n_scored == 0 || (a->surprisal_max == b->surprisal_max && a->max_pos == b->max_pos));
+           (a->n_scored == 0 || (a->surprisal_max == b->surprisal_max && a->max_pos == b->max_pos)) &&
+           a->text_len == b->text_len && memcmp(a->text, b->text, a->text_len) == 0;
 }
 
 static void test_segments_equal_reference(void)
@@ -116,6 +120,7 @@ static void test_segments_equal_reference(void)
         memcpy(cfg.delim, d, dl);
         cfg.delim_len = (uint8_t)dl;
         cfg.warmup = 2;
+        cfg.text_cap = (uint16_t)(round % 4 == 0 ? 0 : round % 4 == 1 ? 256 : rnd(6));
         rwkv_segmenter s, r;
         CHECK(rwkv_segmenter_init(&s, &cfg, NULL) == 0);
         CHECK(rwkv_segmenter_init(&r, &cfg, NULL) == 0);
@@ -133,7 +138,8 @@ static void test_segments_equal_reference(void)
         }
         CHECK(rwkv_segmenter_finish(&s, collect, &got) == 0);
         CHECK(rwkv_segmenter_finish(&r, collect, &again) == 0);
-        size_t nw = reference(text, len, tok_start, n_tok, sur, (const uint8_t *)d, dl, want);
+        size_t nw = reference(text, len, tok_start, n_tok, sur, (const uint8_t *)d, dl,
+                              cfg.text_cap, want);
         CHECKF(got.n == nw, "round %d: %zu segments, expected %zu", round, got.n, nw);
         CHECKF(again.n == nw, "round %d: %zu after restore", round, again.n);
         for (size_t i = 0; i < nw; i++) {
@@ -143,7 +149,9 @@ static void test_segments_equal_reference(void)
                    (unsigned long long)got.v[i].tok_start, (unsigned long long)got.v[i].tok_end,
                    (unsigned long long)want[i].byte_start, (unsigned long long)want[i].byte_end,
                    (unsigned long long)want[i].tok_start, (unsigned long long)want[i].tok_end);
-            CHECK(memcmp(&got.v[i], &again.v[i], sizeof got.v[i]) == 0);
+            CHECK(same(&got.v[i], &again.v[i]) && got.v[i].score == again.v[i].score &&
+                  got.v[i].has_score == again.v[i].has_score &&
+                  got.v[i].anomalous == again.v[i].anomalous);
         }
     }
 }
@@ -231,6 +239,7 @@ static void test_hostile_states(void)
     rwkv_seg_config_lines(&cfg);
     memcpy(cfg.delim, "ab", 2);
     cfg.delim_len = 2;
+    cfg.text_cap = 3;
     rwkv_segmenter s, t;
     CHECK(rwkv_segmenter_init(&s, &cfg, NULL) == 0);
     static segs got;
@@ -244,11 +253,13 @@ static void test_hostile_states(void)
     CHECK(rwkv_segmenter_load(&t, good, sizeof good, "t", &err) == 0);
     CHECK(rwkv_segmenter_load(&t, good, sizeof good - 1, "t", &err) != 0);
     struct { size_t off; uint64_t v; int width; } cases[] = {
-        {16, 0, 1},   {16, 17, 1},  {17, 2, 1},  {2, 'c', 1},  {18, 1, 1},  {100, 1, 1},
+        {16, 0, 1},   {16, 17, 1},  {17, 2, 1},  {2, 'c', 1},  {22, 1, 1},  {100, 1, 1},
+        {19, 2, 1} /* text cap 515 */, {20, 2, 1} /* 2 text bytes kept of 3 */,
+        {128 + 3, 'x', 1} /* a byte after the kept text */,
         {120, 1, 1},  {24, 0, 8},   {32 - 8, 0x3ff0000000000000ull, 8}, /* quantile 1.0 */
         {56, 100, 8}, {72, 100, 8}, {64, 1000, 8}, {40, 99, 8}, {80, 99, 8},
         {88, 0xfff0000000000000ull, 8}, /* sum -inf */ {104, 0, 8}, {104, 9, 8},
-        {128, 2, 8},  {136, 5, 8},  {136, UINT64_MAX, 8},
+        {384, 2, 8},  {392, 5, 8},  {392, UINT64_MAX, 8},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         memcpy(bad, good, sizeof bad);
@@ -267,7 +278,7 @@ static void test_hostile_states(void)
     for (int i = 0; i < 3000; i++) {
         memcpy(bad, good, sizeof bad);
         for (int k = 1 + (int)rnd(3); k > 0; k--)
-            bad[rnd(200)] ^= (uint8_t)(1u << rnd(8));
+            bad[rnd(420)] ^= (uint8_t)(1u << rnd(8));
         if (rwkv_segmenter_load(&t, bad, sizeof bad, "t", NULL) == 0) {
             accepted++;
             rwkv_segmenter_store(&t, back);
@@ -290,6 +301,9 @@ static void test_config_rules(void)
     c.anomaly_quantile = 1.0;
     CHECK(rwkv_seg_config_check(&c, NULL) != 0);
     c.anomaly_quantile = NAN;
+    CHECK(rwkv_seg_config_check(&c, NULL) != 0);
+    c.anomaly_quantile = 0.5;
+    c.text_cap = RWKV_SEG_TEXT_MAX + 1;
     CHECK(rwkv_seg_config_check(&c, NULL) != 0);
     rwkv_segmenter s;
     CHECK(rwkv_segmenter_init(&s, &c, NULL) != 0);

@@ -57,6 +57,7 @@ static void help(void)
            "      --out-segments F    JSON lines, one per segment (as the daemon's segments\n"
            "                          messages: byte and token ranges, surprisal sum/max,\n"
            "                          anomaly score); needs a bytes or World tokenizer\n"
+           "      --segment-text N    add each segment's first N bytes (0..256) as \"text\"\n"
            "      --in-state FILE     start from this state (exactly the model's state size)\n"
            "  -t, --threads N         worker threads (default 0: one per CPU)\n"
            "      --device DEV        cpu (default), cuda or cuda:N (a GPU; precision bf16,\n"
@@ -75,6 +76,7 @@ typedef struct eval_opts {
     int logits, hidden; /* rwkv_logits_mode / rwkv_hidden_mode, -1 = not given */
     cli_out out_logits, out_hidden, out_state, out_surprisal, out_segments;
     const char *segments; /* --segments argument, NULL: line */
+    long segment_text;    /* --segment-text N */
     const char *in_state;
     const char *device; /* NULL: cpu */
 } eval_opts;
@@ -109,7 +111,8 @@ static int parse_mode(const char *opt, const char *s, int allow_mean, int *out)
 static int parse_args(int argc, char **argv, eval_opts *o, int *status)
 {
     enum { O_VOCAB = 256, O_BYTES, O_LOGITS, O_HIDDEN, O_OUT_LOGITS, O_OUT_HIDDEN,
-           O_OUT_STATE, O_IN_STATE, O_OUT_SURPRISAL, O_DEVICE, O_SEGMENTS, O_OUT_SEGMENTS };
+           O_OUT_STATE, O_IN_STATE, O_OUT_SURPRISAL, O_DEVICE, O_SEGMENTS, O_OUT_SEGMENTS,
+           O_SEGMENT_TEXT };
     static const struct option longs[] = {
         {"model", required_argument, NULL, 'm'},
         {"vocab", required_argument, NULL, O_VOCAB},
@@ -124,6 +127,7 @@ static int parse_args(int argc, char **argv, eval_opts *o, int *status)
         {"out-surprisal", required_argument, NULL, O_OUT_SURPRISAL},
         {"segments", required_argument, NULL, O_SEGMENTS},
         {"out-segments", required_argument, NULL, O_OUT_SEGMENTS},
+        {"segment-text", required_argument, NULL, O_SEGMENT_TEXT},
         {"threads", required_argument, NULL, 't'},
         {"device", required_argument, NULL, O_DEVICE},
         {"quiet", no_argument, NULL, 'q'},
@@ -153,6 +157,10 @@ static int parse_args(int argc, char **argv, eval_opts *o, int *status)
         case O_OUT_SURPRISAL: o->out_surprisal.path = optarg; break;
         case O_SEGMENTS: o->segments = optarg; break;
         case O_OUT_SEGMENTS: o->out_segments.path = optarg; break;
+        case O_SEGMENT_TEXT:
+            bad = cli_parse_long(CMD, "--segment-text", optarg, 0, RWKV_SEG_TEXT_MAX,
+                                 &o->segment_text);
+            break;
         case O_DEVICE: o->device = optarg; bad = cli_parse_device(CMD, optarg) != 0; break;
         case 'q': o->quiet = 1; break;
         case 'h': help(); *status = CLI_OK; return -1;
@@ -182,8 +190,8 @@ static int parse_args(int argc, char **argv, eval_opts *o, int *status)
     if ((o->hidden != RWKV_HIDDEN_NONE) != (o->out_hidden.path != NULL))
         return cli_usage(CMD, o->out_hidden.path ? "--out-hidden with --hidden none"
                                                  : "--hidden needs --out-hidden FILE"), -1;
-    if (o->segments && !o->out_segments.path)
-        return cli_usage(CMD, "--segments needs --out-segments FILE"), -1;
+    if ((o->segments || o->segment_text) && !o->out_segments.path)
+        return cli_usage(CMD, "--segments and --segment-text need --out-segments FILE"), -1;
     /* no output may overwrite another output or an input while it is read */
     const char *names[] = {"--out-logits", "--out-hidden", "--out-state", "--out-surprisal",
                            "--out-segments", "--in-state", "INPUT", "--model", "--vocab"};
@@ -408,6 +416,7 @@ int cmd_eval(int argc, char **argv)
             status = CLI_USAGE;
             goto out;
         }
+        sc.text_cap = (uint16_t)o.segment_text;
         if (eval_segments_init(CMD, &r.segs, &sc, tok, &o.out_segments) != 0)
             goto out;
         r.use_segs = 1;

@@ -5,6 +5,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "core/utf8.h"
+
 int eval_segments_parse(const char *cmd, const char *arg, rwkv_seg_config *cfg)
 {
     rwkv_seg_config_lines(cfg);
@@ -75,6 +77,32 @@ static void num(char *buf, size_t len, bool have, double v, int digits)
         snprintf(buf, len, "null");
 }
 
+/* ,"text":<JSON string> for valid UTF-8, else ,"text":{"hex":"..."} (as
+ * rwkvd-sink renders bin); at most 6 output bytes per input byte. */
+static size_t put_text(char *o, const uint8_t *p, size_t n)
+{
+    static const char hex[] = "0123456789abcdef";
+    size_t k = 0;
+    bool utf8 = rwkvd_utf8_check(p, n) == n;
+    k += (size_t)sprintf(o + k, utf8 ? ",\"text\":\"" : ",\"text\":{\"hex\":\"");
+    for (size_t i = 0; i < n; i++) {
+        uint8_t c = p[i];
+        if (!utf8) {
+            o[k++] = hex[c >> 4];
+            o[k++] = hex[c & 15];
+        } else if (c == '"' || c == '\\') {
+            o[k++] = '\\';
+            o[k++] = (char)c;
+        } else if (c < 0x20 || c == 0x7f) {
+            k += (size_t)sprintf(o + k, "\\u%04x", c);
+        } else {
+            o[k++] = (char)c;
+        }
+    }
+    k += (size_t)sprintf(o + k, utf8 ? "\"" : "\"}");
+    return k;
+}
+
 typedef struct {
     const char *cmd;
     eval_segments *es;
@@ -83,7 +111,7 @@ typedef struct {
 static int write_segment(void *ctx, const rwkv_segment *g)
 {
     write_ctx *w = ctx;
-    char sum[40], max[40], pos[24], score[40], line[512];
+    char sum[40], max[40], pos[24], score[40], line[512 + 6 * RWKV_SEG_TEXT_MAX];
     bool scored = g->n_scored > 0;
     num(sum, sizeof sum, scored, g->surprisal_sum, 17);
     num(max, sizeof max, scored, g->surprisal_max, 17); /* the float exactly */
@@ -95,11 +123,15 @@ static int write_segment(void *ctx, const rwkv_segment *g)
     int n = snprintf(line, sizeof line,
                      "{\"seg\":%llu,\"byte_start\":%llu,\"byte_end\":%llu,\"tok_start\":%llu,"
                      "\"tok_end\":%llu,\"surprisal_sum\":%s,\"surprisal_max\":%s,"
-                     "\"surprisal_max_pos\":%s,\"score\":%s,\"anomalous\":%s}\n",
+                     "\"surprisal_max_pos\":%s,\"score\":%s,\"anomalous\":%s",
                      (unsigned long long)g->index, (unsigned long long)g->byte_start,
                      (unsigned long long)g->byte_end, (unsigned long long)g->tok_start,
                      (unsigned long long)g->tok_end, sum, max, pos, score,
                      g->anomalous ? "true" : "false");
+    if (w->es->seg.cfg.text_cap > 0)
+        n += (int)put_text(line + n, g->text, g->text_len);
+    line[n++] = '}';
+    line[n++] = '\n';
     w->es->written++;
     return cli_out_write(w->cmd, w->es->out, line, (size_t)n) != CLI_OK ? -1 : 0;
 }

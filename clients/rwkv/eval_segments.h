@@ -3,7 +3,9 @@
  * can be scored without the daemon.  One object per line with the keys
  * seg, byte_start, byte_end, tok_start, tok_end, surprisal_sum,
  * surprisal_max, surprisal_max_pos, score, anomalous (null for figures that
- * do not exist, as in the daemon's messages). */
+ * do not exist, as in the daemon's messages), and with --segment-text N
+ * "text": the segment's first N bytes as a JSON string, or {"hex": ...}
+ * when they are not valid UTF-8. */
 #ifndef RWKV_CLI_EVAL_SEGMENTS_H
 #define RWKV_CLI_EVAL_SEGMENTS_H
 

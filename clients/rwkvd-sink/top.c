@@ -12,7 +12,11 @@ typedef struct entry {
     uint64_t seg, byte_start, byte_end, tok_start, tok_end;
     uint8_t *doc;
     size_t doc_len;
+    const uint8_t *text;         /* while reading: into the message; kept: in doc's allocation */
+    size_t text_len;             /* at most TEXT_MAX kept */
 } entry;
+
+#define TEXT_MAX 256
 
 struct seg_top {
     entry *heap;                 /* min-heap by better() */
@@ -127,6 +131,10 @@ static bool read_segment(const msgpack_object *m, entry *e)
             got += as_f64(v, &e->score);
         else if (key_eq(k, "surprisal_sum"))
             has_sum = as_f64(v, &sum);
+        else if (key_eq(k, "text") && v->type == MSGPACK_OBJECT_BIN) {
+            e->text = (const uint8_t *)v->via.bin.ptr;
+            e->text_len = v->via.bin.size < TEXT_MAX ? v->via.bin.size : TEXT_MAX;
+        }
     }
     uint64_t n = e->tok_end > e->tok_start ? e->tok_end - e->tok_start : 0;
     if (n > 1 && e->tok_start == 0)
@@ -151,10 +159,14 @@ int seg_top_offer(seg_top *t, const uint8_t *doc, size_t doc_len, const msgpack_
         e.order = t->seen++;
         if (t->n == t->cap && !better(&e, &t->heap[0]))
             continue;
-        e.doc = malloc(doc_len ? doc_len : 1);
+        /* the doc id and the text in one allocation */
+        e.doc = malloc(doc_len + e.text_len + 1);
         if (!e.doc)
             return -1;
         memcpy(e.doc, doc, doc_len);
+        if (e.text_len)
+            memcpy(e.doc + doc_len, e.text, e.text_len);
+        e.text = e.doc + doc_len;
         e.doc_len = doc_len;
         if (t->n == t->cap) { /* replace the weakest */
             free(t->heap[0].doc);
@@ -189,11 +201,16 @@ void seg_top_print(const seg_top *t, FILE *f)
                  v[i].score, v[i].mean);
         tbuf_puts(&line, num);
         render_printable(&line, v[i].doc, v[i].doc_len, 80);
-        snprintf(num, sizeof num, "\" seg %llu bytes [%llu, %llu) tokens [%llu, %llu)\n",
+        snprintf(num, sizeof num, "\" seg %llu bytes [%llu, %llu) tokens [%llu, %llu)",
                  (unsigned long long)v[i].seg, (unsigned long long)v[i].byte_start,
                  (unsigned long long)v[i].byte_end, (unsigned long long)v[i].tok_start,
                  (unsigned long long)v[i].tok_end);
         tbuf_puts(&line, num);
+        if (v[i].text_len) {
+            tbuf_puts(&line, ": ");
+            render_printable(&line, v[i].text, v[i].text_len, 120);
+        }
+        tbuf_puts(&line, "\n");
         if (!line.oom)
             fputs(line.p, f);
     }

@@ -17,10 +17,11 @@ enum { F_V, F_DOC, F_SEQ, F_TEXT, F_BYTES, F_TOKENS, F_EOF, F_OPTS, F_COUNT };
 static const char *const ingest_names[F_COUNT] = {"v",      "doc", "seq",  "text",
                                                   "bytes",  "tokens", "eof", "opts"};
 
-enum { O_OUTPUTS, O_POOLING, O_NORMALIZE, O_TOPK, O_SEGMENT, O_QUANTILE, O_WARMUP, O_COUNT };
+enum { O_OUTPUTS, O_POOLING, O_NORMALIZE, O_TOPK, O_SEGMENT, O_QUANTILE, O_WARMUP, O_TEXT,
+       O_COUNT };
 static const char *const opts_names[O_COUNT] = {"outputs",          "pooling",        "normalize",
                                                 "topk",             "segment",
-                                                "anomaly_quantile", "anomaly_warmup"};
+                                                "anomaly_quantile", "anomaly_warmup", "segment_text"};
 
 /* Offset of the first data byte of the str/bin at off. */
 static size_t data_off(const rwkvd_dctx *c, size_t off)
@@ -156,17 +157,16 @@ static int decode_outputs(const rwkvd_dctx *c, const rwkvd_field *f, uint32_t *o
 }
 
 /* opts.segment ("line" or {"delimiter": str/bin of 1..16 bytes}),
- * opts.anomaly_quantile (float in (0, 1)), opts.anomaly_warmup (uint); the
- * last two only with segment. */
+ * opts.anomaly_quantile (float in (0, 1)), opts.anomaly_warmup (uint),
+ * opts.segment_text (0..256); the last three only with segment. */
 static int decode_segment_opts(const rwkvd_dctx *c, const rwkvd_field *of, rwkvd_doc_opts *opts)
 {
     const rwkvd_field *f = &of[O_SEGMENT];
     if (!f->val) {
-        const rwkvd_field *g = of[O_QUANTILE].val ? &of[O_QUANTILE] : &of[O_WARMUP];
-        if (g->val)
-            return rwkvd_dfail(c, RWKVD_R_BAD_OPTS, g->key_off,
-                               "opts.%s: only with opts.segment",
-                               g == &of[O_QUANTILE] ? "anomaly_quantile" : "anomaly_warmup");
+        for (int i = O_QUANTILE; i <= O_TEXT; i++)
+            if (of[i].val)
+                return rwkvd_dfail(c, RWKVD_R_BAD_OPTS, of[i].key_off,
+                                   "opts.%s: only with opts.segment", opts_names[i]);
         return 0;
     }
     rwkv_seg_config_lines(&opts->seg);
@@ -215,6 +215,13 @@ static int decode_segment_opts(const rwkvd_dctx *c, const rwkvd_field *of, rwkvd
             return -1;
         opts->seg.warmup = w;
     }
+    if (of[O_TEXT].val) {
+        uint64_t n;
+        if (rwkvd_duint(c, &of[O_TEXT], "opts.segment_text", RWKV_SEG_TEXT_MAX, RWKVD_R_BAD_OPTS,
+                        &n) != 0)
+            return -1;
+        opts->seg.text_cap = (uint16_t)n;
+    }
     opts->segment = true;
     return 0;
 }
@@ -227,7 +234,7 @@ static int decode_opts(const rwkvd_dctx *c, const rwkvd_field *f, uint64_t v,
     rwkvd_field of[O_COUNT];
     if (rwkvd_dfields(c, f->val, f->val_off, opts_names, O_COUNT, of, "opts") != 0)
         return -1;
-    for (int i = O_SEGMENT; i <= O_WARMUP && v < RWKVD_PROTOCOL_VERSION_SEGMENTS; i++)
+    for (int i = O_SEGMENT; i <= O_TEXT && v < RWKVD_PROTOCOL_VERSION_SEGMENTS; i++)
         if (of[i].val) /* what version 1 said of these keys */
             return rwkvd_dfail(c, RWKVD_R_UNKNOWN_FIELD, of[i].key_off,
                                "opts: unknown key \"%s\" (segment options need v 2)",

@@ -4,7 +4,8 @@
  * Each segment is a map with the keys of the CLI's JSON lines (rwkv eval
  * --out-segments), so one reader serves both.  Figures that do not exist are
  * nil: a segment without scored tokens has no sum/max, one without earlier
- * scored segments no score.  Field order is fixed (byte-identical
+ * scored segments no score.  "text" (bin: the first segment_text bytes, raw)
+ * comes last, only when the document asked for it.  Field order is fixed (byte-identical
  * re-emission). */
 #include "core/msg_segments.h"
 
@@ -20,10 +21,10 @@ static int kv_u64(msgpack_packer *pk, const char *k, uint64_t v)
     return key(pk, k) || msgpack_pack_uint64(pk, v) ? -1 : 0;
 }
 
-static int pack_segment(msgpack_packer *pk, const rwkv_segment *g)
+static int pack_segment(msgpack_packer *pk, const rwkv_segment *g, bool text)
 {
     bool scored = g->n_scored > 0;
-    if (msgpack_pack_map(pk, 10) || kv_u64(pk, "seg", g->index) ||
+    if (msgpack_pack_map(pk, text ? 11 : 10) || kv_u64(pk, "seg", g->index) ||
         kv_u64(pk, "byte_start", g->byte_start) || kv_u64(pk, "byte_end", g->byte_end) ||
         kv_u64(pk, "tok_start", g->tok_start) || kv_u64(pk, "tok_end", g->tok_end) ||
         key(pk, "surprisal_sum") ||
@@ -34,6 +35,9 @@ static int pack_segment(msgpack_packer *pk, const rwkv_segment *g)
         (scored ? msgpack_pack_uint64(pk, g->max_pos) : msgpack_pack_nil(pk)) ||
         key(pk, "score") || (g->has_score ? msgpack_pack_double(pk, g->score) : msgpack_pack_nil(pk)) ||
         key(pk, "anomalous") || (g->anomalous ? msgpack_pack_true(pk) : msgpack_pack_false(pk)))
+        return -1;
+    if (text && (key(pk, "text") || msgpack_pack_bin(pk, g->text_len) ||
+                 (g->text_len && msgpack_pack_bin_body(pk, g->text, g->text_len))))
         return -1;
     return 0;
 }
@@ -60,7 +64,7 @@ int rwkvd_encode_segments(msgpack_sbuffer *sb, const rwkvd_out_head *h,
         msgpack_pack_array(&pk, s->n))
         return rwkv_fail(err, "encoding segments message: out of memory");
     for (size_t i = 0; i < s->n; i++)
-        if (pack_segment(&pk, &s->segs[i]) != 0)
+        if (pack_segment(&pk, &s->segs[i], s->text) != 0)
             return rwkv_fail(err, "encoding segments message: out of memory");
     return 0;
 }

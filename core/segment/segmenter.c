@@ -9,12 +9,15 @@
  *     0 16 delimiter (bytes past its length 0)   64 8 tokens seen
  *    16  1 delimiter length (1..16)              72 8 open segment's first token
  *    17  1 matched delimiter bytes (< length)    80 8 scored tokens in it
- *    18  6 zero                                  88 8 surprisal sum (f64)
+ *    18  2 text cap (<= 256)                     88 8 surprisal sum (f64)
+ *    20  2 text bytes kept (= min(cap, bytes in the open segment))
+ *    22  2 zero
  *    24  8 anomaly quantile (f64, in (0,1))      96 4 surprisal max (f32)
  *    32  8 warm-up                              100 4 zero
  *    40  8 open segment's index                 104 8 max position
  *    48  8 bytes seen                           112 16 zero
- *    56  8 open segment's first byte            128 quantile sketch
+ *    56  8 open segment's first byte            128 256 the kept text (zero after it)
+ *                                               384 quantile sketch
  */
 #include "core/segments.h"
 
@@ -37,13 +40,16 @@ int rwkv_seg_config_check(const rwkv_seg_config *c, rwkv_error *err)
                          RWKV_SEG_DELIM_MAX);
     if (!(c->anomaly_quantile > 0 && c->anomaly_quantile < 1))
         return rwkv_fail(err, "anomaly_quantile %g is not in (0, 1)", c->anomaly_quantile);
+    if (c->text_cap > RWKV_SEG_TEXT_MAX)
+        return rwkv_fail(err, "segment_text %u is above %d", c->text_cap, RWKV_SEG_TEXT_MAX);
     return 0;
 }
 
 bool rwkv_seg_config_equal(const rwkv_seg_config *a, const rwkv_seg_config *b)
 {
     return a->delim_len == b->delim_len && memcmp(a->delim, b->delim, a->delim_len) == 0 &&
-           a->anomaly_quantile == b->anomaly_quantile && a->warmup == b->warmup;
+           a->anomaly_quantile == b->anomaly_quantile && a->warmup == b->warmup &&
+           a->text_cap == b->text_cap;
 }
 
 static void build_fail(rwkv_segmenter *s)
@@ -69,6 +75,7 @@ static void open_next(rwkv_segmenter *s)
     s->max = 0;
     s->max_pos = 0;
     s->match = 0;
+    s->text_len = 0;
 }
 
 int rwkv_segmenter_init(rwkv_segmenter *s, const rwkv_seg_config *cfg, rwkv_error *err)
@@ -94,7 +101,9 @@ static int close_segment(rwkv_segmenter *s, rwkv_segment_fn fn, void *ctx)
                       .n_scored = s->n_scored,
                       .surprisal_sum = s->sum,
                       .surprisal_max = s->max,
-                      .max_pos = s->max_pos};
+                      .max_pos = s->max_pos,
+                      .text_len = s->text_len};
+    memcpy(g.text, s->text, s->text_len);
     if (s->n_scored > 0) {
         double mean = s->sum / (double)s->n_scored;
         if (s->sketch.n > 0) {
@@ -106,6 +115,19 @@ static int close_segment(rwkv_segmenter *s, rwkv_segment_fn fn, void *ctx)
     }
     open_next(s);
     return fn(ctx, &g);
+}
+
+static int scan(rwkv_segmenter *s, const uint8_t *bytes, size_t len, rwkv_segment_fn fn,
+                void *ctx);
+
+/* Appends to the open segment's kept text what fits under the cap. */
+static void keep(rwkv_segmenter *s, const uint8_t *p, size_t n)
+{
+    size_t room = s->cfg.text_cap - s->text_len;
+    if (n > room)
+        n = room;
+    memcpy(s->text + s->text_len, p, n);
+    s->text_len = (uint16_t)(s->text_len + n);
 }
 
 int rwkv_segmenter_token(rwkv_segmenter *s, const uint8_t *bytes, size_t len, float surprisal,
@@ -121,6 +143,30 @@ int rwkv_segmenter_token(rwkv_segmenter *s, const uint8_t *bytes, size_t len, fl
         s->n_scored++;
     }
     s->tok_pos++;
+    if (s->cfg.text_cap == 0)
+        return scan(s, bytes, len, fn, ctx);
+    /* with text kept: the open segment's first bytes, piece by piece between
+     * the delimiters (scan closes segments; keep() sees each piece first) */
+    size_t i = 0;
+    while (i < len) {
+        size_t n = 1;
+        if (s->cfg.delim_len == 1) {
+            const uint8_t *hit = memchr(bytes + i, s->cfg.delim[0], len - i);
+            n = hit ? (size_t)(hit - (bytes + i)) + 1 : len - i;
+        }
+        keep(s, bytes + i, n);
+        int rc = scan(s, bytes + i, n, fn, ctx);
+        if (rc != 0)
+            return rc;
+        i += n;
+    }
+    return 0;
+}
+
+/* Delimiter search over token bytes; closes the segments they end. */
+static int scan(rwkv_segmenter *s, const uint8_t *bytes, size_t len, rwkv_segment_fn fn,
+                void *ctx)
+{
     const uint8_t *d = s->cfg.delim;
     size_t dl = s->cfg.delim_len;
     size_t i = 0;
@@ -198,6 +244,10 @@ void rwkv_segmenter_store(const rwkv_segmenter *s, uint8_t *out)
     memcpy(out, s->cfg.delim, s->cfg.delim_len);
     out[16] = s->cfg.delim_len;
     out[17] = (uint8_t)s->match;
+    out[18] = (uint8_t)s->cfg.text_cap;
+    out[19] = (uint8_t)(s->cfg.text_cap >> 8);
+    out[20] = (uint8_t)s->text_len;
+    out[21] = (uint8_t)(s->text_len >> 8);
     putf64(out + 24, s->cfg.anomaly_quantile);
     put64(out + 32, s->cfg.warmup);
     put64(out + 40, s->index);
@@ -212,7 +262,9 @@ void rwkv_segmenter_store(const rwkv_segmenter *s, uint8_t *out)
     for (int i = 0; i < 4; i++)
         out[96 + i] = (uint8_t)(mx >> (8 * i));
     put64(out + 104, s->max_pos);
-    rwkv_qsketch_store(&s->sketch, out + 128);
+    memset(out + 128, 0, RWKV_SEG_TEXT_MAX);
+    memcpy(out + 128, s->text, s->text_len);
+    rwkv_qsketch_store(&s->sketch, out + 128 + RWKV_SEG_TEXT_MAX);
 }
 
 static bool zeros(const uint8_t *p, size_t n)
@@ -240,13 +292,15 @@ int rwkv_segmenter_load(rwkv_segmenter *s, const uint8_t *in, size_t len, const 
     if (in[17] >= dl)
         return rwkv_fail(err, "%s: offset 17: %u delimiter bytes matched, but it has %u", label,
                          in[17], dl);
-    if (!zeros(in + 18, 6) || !zeros(in + 100, 4) || !zeros(in + 112, 16))
-        return rwkv_fail(err, "%s: offset 18: reserved segment state bytes are not zero", label);
+    if (!zeros(in + 22, 2) || !zeros(in + 100, 4) || !zeros(in + 112, 16))
+        return rwkv_fail(err, "%s: offset 22: reserved segment state bytes are not zero", label);
     memcpy(t.cfg.delim, in, dl);
     t.cfg.delim_len = (uint8_t)dl;
     t.match = in[17];
     t.cfg.anomaly_quantile = getf64(in + 24);
     t.cfg.warmup = get64(in + 32);
+    t.cfg.text_cap = (uint16_t)(in[18] | in[19] << 8);
+    t.text_len = (uint16_t)(in[20] | in[21] << 8);
     if (rwkv_seg_config_check(&t.cfg, err) != 0)
         return rwkv_fail_prefix(err, "%s: offset 24", label);
     t.index = get64(in + 40);
@@ -280,7 +334,15 @@ int rwkv_segmenter_load(rwkv_segmenter *s, const uint8_t *in, size_t len, const 
                         : (!isfinite(t.sum) || t.sum < 0 || !isfinite(t.max) || t.max < 0 ||
                            t.max_pos < t.tok_start || t.max_pos >= t.tok_pos))
         return rwkv_fail(err, "%s: offset 88: segment surprisal figures inconsistent", label);
-    if (rwkv_qsketch_load(&t.sketch, in + 128, len - 128, label, err) != 0)
+    uint64_t open_bytes = t.byte_pos - t.byte_start;
+    if (t.text_len != (open_bytes < t.cfg.text_cap ? open_bytes : t.cfg.text_cap) ||
+        !zeros(in + 128 + t.text_len, RWKV_SEG_TEXT_MAX - t.text_len))
+        return rwkv_fail(err, "%s: offset 20: %u text bytes kept, but the open segment has "
+                         "%llu bytes and the cap is %u (or stray bytes after them)", label,
+                         t.text_len, (unsigned long long)open_bytes, t.cfg.text_cap);
+    memcpy(t.text, in + 128, t.text_len);
+    if (rwkv_qsketch_load(&t.sketch, in + 128 + RWKV_SEG_TEXT_MAX,
+                          len - 128 - RWKV_SEG_TEXT_MAX, label, err) != 0)
         return -1;
     build_fail(&t);
     *s = t;

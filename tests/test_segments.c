@@ -288,6 +288,29 @@ static void test_hostile_states(void)
     CHECK(accepted > 0 && accepted < 3000);
 }
 
+/* A 100 MB line without a delimiter: counters move, nothing is kept but the
+ * capped text (the segmenter is a fixed-size value, so nothing can grow). */
+static void test_huge_line(void)
+{
+    static uint8_t chunk[4096];
+    memset(chunk, 'z', sizeof chunk);
+    rwkv_seg_config cfg;
+    rwkv_seg_config_lines(&cfg);
+    cfg.text_cap = 16;
+    rwkv_segmenter s;
+    CHECK(rwkv_segmenter_init(&s, &cfg, NULL) == 0);
+    static segs got;
+    got.n = 0;
+    const uint64_t total = 100u << 20;
+    for (uint64_t at = 0; at < total; at += sizeof chunk)
+        CHECK(rwkv_segmenter_token(&s, chunk, sizeof chunk, 2.0f, collect, &got) == 0);
+    CHECK(got.n == 0 && s.byte_pos == total && s.text_len == 16 && s.n_scored == total / 4096);
+    const uint8_t nl = '\n';
+    CHECK(rwkv_segmenter_token(&s, &nl, 1, 1.0f, collect, &got) == 0);
+    CHECK(got.n == 1 && got.v[0].byte_end == total + 1 && got.v[0].tok_end == total / 4096 + 1 &&
+          got.v[0].text_len == 16 && got.v[0].surprisal_max == 2.0f && got.v[0].max_pos == 0);
+}
+
 static void test_config_rules(void)
 {
     rwkv_seg_config c;
@@ -316,6 +339,7 @@ int main(int argc, char **argv)
     RUN(test_scores_and_warmup);
     RUN(test_sketch_ranks_equal_counting);
     RUN(test_hostile_states);
+    RUN(test_huge_line);
     RUN(test_config_rules);
     return test_summary();
 }

@@ -340,6 +340,34 @@ def test_bpe_refused():
         d.stop()
 
 
+def test_eviction():
+    """Documents evicted to disk mid-line (max 2 in memory, 6 interleaved)
+    give the same segments messages as one document alone."""
+    text = log_text()[:3000]
+    opts = opts_lines(segment_text=20)
+    rng = random.Random(9)
+    with Work() as w:
+        d = Daemon(w, args=["--block-size", "32", "--max-active-docs", "2"]).start()
+        alone, _ = run_segments(d, "alone", [text], opts)
+        docs = ["e%d" % i for i in range(6)]
+        parts = {doc: random_split(text, rng, 8) for doc in docs}
+        push, pull = d.push(), d.emit_pull()
+        for k in range(max(len(p) for p in parts.values())):
+            for doc in docs:
+                p = parts[doc]
+                if k < len(p):
+                    push.send(ingest(doc, k, p[k], eof=k == len(p) - 1,
+                                     opts=opts if k == 0 else None, v=2))
+        res = collect_docs(pull, docs, timeout=120, daemon=d)
+        push.close(0)
+        d.stop()
+        want = [dict(unpack(r), doc=None) for r in alone]
+        for doc in docs:
+            got = [dict(unpack(res[doc]["raw"][k]), doc=None)
+                   for k in sorted(k for k in res[doc]["raw"] if isinstance(k, tuple))]
+            check(got == want, "%s: segments differ from the document alone" % doc)
+
+
 def run_segments(d, doc, parts, opts):
     res = run_doc(d, doc, parts, opts=opts, v=2)
     return [res["raw"][k] for k in sorted(k for k in res["raw"] if isinstance(k, tuple))], res
@@ -496,6 +524,7 @@ if __name__ == "__main__":
         ("edge cases: empty lines, no final newline, CRLF, a line longer than block and message",
          test_edges),
         ("kill -9 mid-line and resume: outputs identical", test_kill9_mid_line),
+        ("eviction mid-line: 6 documents, 2 in memory", test_eviction),
         ("World tokenizer: multi-byte tokens, ranges by first byte, splits", test_world_tokenizer),
         ("20B BPE tokenizer: segments refused", test_bpe_refused),
         ("rwkv eval --out-segments equals the daemon's segments", test_cli_equals_daemon),

@@ -196,7 +196,7 @@ $(foreach f,$(FLAVOURS),$(foreach t,$(TEST_SRC) $(BENCH_SRC),\
 # A fuzz target of a client's parsers links that client's sources (all but
 # its main.c): FUZZ_LINK_<name> lists them.
 FUZZ_LINK_sink := clients/rwkvd-sink/keyset.c clients/rwkvd-sink/reload.c \
-                  clients/rwkvd-sink/render.c
+                  clients/rwkvd-sink/render.c clients/rwkvd-sink/top.c
 fuzz_link = $(FUZZ_LINK_$(patsubst tests/fuzz/fuzz_%.c,%,$(1)))
 $(foreach f,$(FLAVOURS),$(foreach z,$(FUZZ_SRC),\
   $(eval $(call program,$(f),$(patsubst tests/fuzz/fuzz_%.c,$(B)/$(f)/tests/fuzz/replay_%,$(z)),\

@@ -40,12 +40,16 @@
 
 #include "core/error.h"
 #include "core/reason.h"
+#include "core/segments.h"
 
 #define RWKVD_PROTOCOL_VERSION 1
-/* v 2 (PROTOCOL.md §3.2, §4.3): opts.task for EmbeddingRWKV models; a
- * daemon serving one writes v 2 on its block and final outputs.  Every v 1
- * message means what it meant. */
+/* v 2 (PROTOCOL.md §3.2, §4.3, §4.6): opts.task and opts.eos_every for
+ * EmbeddingRWKV models (a daemon serving one writes v 2 on its block and
+ * final outputs), and the segment options with the "segments" output
+ * (written as v 2).  Every v 1 message means what it meant: the v 2 keys
+ * are unknown fields there. */
 #define RWKVD_PROTOCOL_VERSION_MAX 2
+#define RWKVD_PROTOCOL_VERSION_SEGMENTS 2
 #define RWKVD_EOS_EVERY_MAX (UINT32_C(1) << 30)
 #define RWKVD_DOC_MAX 256                           /* bytes in a document id */
 #define RWKVD_SEQ_MAX ((UINT64_C(1) << 53) - 1)     /* exact in a double */
@@ -86,9 +90,12 @@ typedef struct rwkvd_doc_opts {
     uint8_t task;
     uint32_t eos_every;    /* v2: EOS after every k tokens (0: none), 1..RWKVD_EOS_EVERY_MAX */
     bool outputs_given;    /* opts.outputs was given (else the model's default) */
+    bool segment;          /* segments output (opts.segment given) */
+    rwkv_seg_config seg;   /* its delimiter and anomaly settings */
 } rwkvd_doc_opts;
 
-/* Defaults: outputs {embedding, surprisal}, pooling last, normalize true, topk 5. */
+/* Defaults: outputs {embedding, surprisal}, pooling last, normalize true, topk 5,
+ * no segments (seg: lines, quantile 0.99, warm-up 100, used once segment is set). */
 void rwkvd_doc_opts_default(rwkvd_doc_opts *o);
 /* 0 when o is within every range above, else -1 with err saying which. */
 int rwkvd_doc_opts_check(const rwkvd_doc_opts *o, rwkv_error *err);

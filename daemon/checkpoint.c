@@ -28,6 +28,7 @@ void rwkvd_ckpt_release(rwkvd_ckpt *ck)
     ck->mean_sum = NULL;
     ck->last_emb = NULL;
     ck->state = NULL;
+    ck->segment_state = NULL;
 }
 
 uint32_t rwkvd_ckpt_version(const rwkvd_ckpt *ck)
@@ -49,7 +50,8 @@ uint32_t rwkvd_ckpt_flags(const rwkvd_ckpt *ck)
 {
     return (ck->finished ? RWKVD_CKPT_FL_FINISHED : 0) | (ck->state ? RWKVD_CKPT_FL_STATE : 0) |
            (ck->last_emb ? RWKVD_CKPT_FL_LAST_EMB : 0) | (ck->has_carry ? RWKVD_CKPT_FL_CARRY : 0) |
-           (ck->eof ? RWKVD_CKPT_FL_EOF : 0);
+           (ck->eof ? RWKVD_CKPT_FL_EOF : 0) |
+           (ck->segment_state ? RWKVD_CKPT_FL_SEGMENTS : 0);
 }
 
 uint64_t rwkvd_ckpt_raw_size(const rwkvd_ckpt *ck, uint32_t flags)
@@ -61,6 +63,8 @@ uint64_t rwkvd_ckpt_raw_size(const rwkvd_ckpt *ck, uint32_t flags)
         n += 4 * ck->model.state_floats;
     if (flags & RWKVD_CKPT_FL_LAST_EMB)
         n += 4 * c;
+    if (flags & RWKVD_CKPT_FL_SEGMENTS)
+        n += RWKV_SEGMENTER_BYTES;
     return n + 4 * (uint64_t)ck->n_pending_tokens + ck->n_pending_bytes;
 }
 
@@ -89,6 +93,8 @@ int rwkvd_ckpt_check_scalars(const rwkvd_ckpt *ck, uint32_t flags, rwkv_error *w
     if (ck->since_eos > ck->tokens_done + ck->n_pending_tokens)
         return rwkv_fail(why, "%u tokens since the last EOS, more than the document has",
                          ck->since_eos);
+    if ((flags & RWKVD_CKPT_FL_SEGMENTS) && ck->input == RWKVD_INPUT_TOKENS)
+        return rwkv_fail(why, "segment state in a document fed token ids");
     if ((unsigned)ck->input > RWKVD_INPUT_TOKENS)
         return rwkv_fail(why, "input kind %d unknown", (int)ck->input);
     if (ck->next_seq > RWKVD_SEQ_MAX + 1)
@@ -164,5 +170,18 @@ int rwkvd_ckpt_check_arrays(const rwkvd_ckpt *ck, rwkv_error *why)
     if ((ck->last_emb && check_f32(ck->last_emb, c, "last embedding", why)) ||
         (ck->state && check_f32(ck->state, ck->model.state_floats, "state", why)))
         return -1;
+    if (ck->opts.segment != (ck->segment_state != NULL))
+        return rwkv_fail(why, "segment state given iff opts.segment");
+    if (ck->segment_state) {
+        rwkv_segmenter sg;
+        if (rwkv_segmenter_load(&sg, ck->segment_state, RWKV_SEGMENTER_BYTES, "segment state",
+                                why) != 0)
+            return -1;
+        if (!rwkv_seg_config_equal(&sg.cfg, &ck->opts.seg))
+            return rwkv_fail(why, "segment state: options differ from the document's");
+        if (sg.tok_pos != ck->tokens_done)
+            return rwkv_fail(why, "segment state: %llu tokens segmented, %llu in blocks",
+                             (unsigned long long)sg.tok_pos, (unsigned long long)ck->tokens_done);
+    }
     return 0;
 }

@@ -11,7 +11,8 @@
  *              2 has state, 4 has last    103  1  reserved, 0
  *              embedding, 8 has carried   104  4  topk
  *              surprisal, 16 eof received 108  4  pending tokenizer bytes
- *              (final still due); others 0
+ *              (final still due), 32 segment
+ *              state; others 0
  *    20   4  generation (rwkv_generation) 112  4  pending tokens
  *    24   4  n_layer                      116  4  doc_len (1..256)
  *    28   4  n_embd (C)                   120  8  compressed payload size
@@ -29,7 +30,8 @@
  *
  *   payload: ONE zstd frame (content size and XXH64 checksum flags set) of
  *     f64[C] mean sum (pooling mean only), f32[S] state (flag 2),
- *     f32[C] last ln_out (flag 4), u32[pending tokens], u8[pending bytes]
+ *     f32[C] last ln_out (flag 4), u32[pending tokens], u8[pending bytes],
+ *     u8[RWKV_SEGMENTER_BYTES] segmenter state (flag 32, core/segments.h)
  *   in that order, so every array is naturally aligned in the decompressed
  *   buffer and the reader hands out pointers into it (no second copy of a
  *   state of tens of MB).  Nothing follows the frame.
@@ -40,6 +42,11 @@
  * the payload size is COMPUTED, capped and checked against the frame's
  * content size before a byte is allocated; the payload CRC is checked before
  * decompressing, and zstd's own checksum after.
+ *
+ * Versions: flag 32 (opts.segment) was added without a version bump: files
+ * without segments are byte-identical to before, and a reader that predates
+ * the flag refuses files that have it (unknown flag bits are corrupt), so no
+ * reader ever drops segment state silently.
  *
  * Both directions apply the same consistency rules (checkpoint.c; encoder in
  * ckpt_encode.c, decoder in ckpt_decode.c), so the writer can never produce
@@ -167,6 +174,10 @@ typedef struct rwkvd_ckpt {
     const float *state;            /* [state_floats]; NULL only when finished */
     uint64_t fence;                /* lease revision it was written under (cluster
                                       mode), 0 = none: format v2/v4 iff not 0 */
+    /* The segmenter (core/segments.h), serialised: [RWKV_SEGMENTER_BYTES]
+     * iff opts.segment.  The decoder sets opts.segment and opts.seg from it;
+     * its token count must equal tokens_done. */
+    const uint8_t *segment_state;
     void *owned;                   /* set by the decoder only */
 } rwkvd_ckpt;
 

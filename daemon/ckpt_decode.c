@@ -100,6 +100,7 @@ static int parse_header(const char *label, const uint8_t *p, size_t len,
     ck->opts.normalize = p[101];
     ck->input = (rwkvd_input_kind)p[102];
     ck->opts.topk = rwkvd_get32(p + 104);
+    rwkv_seg_config_lines(&ck->opts.seg); /* set from the payload when flag 32 is */
     ck->n_pending_bytes = rwkvd_get32(p + 108);
     ck->n_pending_tokens = rwkvd_get32(p + 112);
     ck->has_carry = (fl & RWKVD_CKPT_FL_CARRY) != 0;
@@ -284,7 +285,21 @@ int rwkvd_ckpt_decode(const char *label, const void *buf, size_t len,
 #undef TAKE
     if (out->n_pending_bytes)
         out->pending_bytes = r + at;
+    at += out->n_pending_bytes;
     out->owned = r;
+    if (flags & RWKVD_CKPT_FL_SEGMENTS) {
+        rwkv_error why;
+        rwkv_segmenter sg;
+        out->segment_state = r + at;
+        if (rwkv_segmenter_load(&sg, out->segment_state, RWKV_SEGMENTER_BYTES, "segment state",
+                                &why) != 0) {
+            rwkvd_ckpt_release(out);
+            return dfail(status, RWKVD_CKPT_CORRUPT, err, label, "offset %zu (payload %llu): %s",
+                         hs, (unsigned long long)at, why.msg);
+        }
+        out->opts.segment = true;
+        out->opts.seg = sg.cfg;
+    }
     rwkv_error why;
     if (rwkvd_ckpt_check_arrays(out, &why) != 0) {
         rwkvd_ckpt_release(out);

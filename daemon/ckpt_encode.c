@@ -148,6 +148,8 @@ int rwkvd_ckpt_encode(const rwkvd_ckpt *ck, int level, uint8_t **out, size_t *ou
         bad = feed(cc, &o, ck->pending_tokens, ck->n_pending_tokens, 4);
     if (!bad && ck->n_pending_bytes)
         bad = feed(cc, &o, ck->pending_bytes, ck->n_pending_bytes, 1);
+    if (!bad && ck->segment_state)
+        bad = feed(cc, &o, ck->segment_state, RWKV_SEGMENTER_BYTES, 1);
     while (!bad) {
         ZSTD_inBuffer none = {NULL, 0, 0};
         size_t r = ZSTD_compressStream2(cc, &o, &none, ZSTD_e_end);

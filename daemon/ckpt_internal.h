@@ -15,7 +15,8 @@ enum {
     RWKVD_CKPT_FL_LAST_EMB = 4,
     RWKVD_CKPT_FL_CARRY = 8, /* header offset 132 holds the carried surprisal */
     RWKVD_CKPT_FL_EOF = 16,  /* eof was received; the final message is still due */
-    RWKVD_CKPT_FL_ALL = 31,
+    RWKVD_CKPT_FL_SEGMENTS = 32, /* the payload ends with the segmenter state (segments.h) */
+    RWKVD_CKPT_FL_ALL = 63,
 };
 
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__

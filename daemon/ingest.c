@@ -27,6 +27,43 @@ static void mark_dirty(rwkvd_server *srv, rwkvd_session *s)
     (void)srv;
 }
 
+/* Segments (opts.segment, o: the document's options resolved against the
+ * model) need byte offsets: text/bytes through a tokenizer whose tokens
+ * spell their input, and no inserted tokens.  The segmenter is made with
+ * seq 0, before anything else changes.  0, or -1 with *reason and msg set. */
+static int segment_check(rwkvd_server *srv, rwkvd_session *s, const rwkvd_ingest *m,
+                         const rwkvd_doc_opts *o, rwkvd_input_kind kind, rwkvd_reason *reason,
+                         char *msg, size_t msg_len)
+{
+    if (!o->segment)
+        return 0;
+    if (o->pooling == RWKVD_POOL_EOS) {
+        *reason = RWKVD_R_BAD_OPTS;
+        snprintf(msg, msg_len, "opts.segment: not with an EmbeddingRWKV model (the EOS tokens "
+                               "it inserts have no bytes in the input)");
+        return -1;
+    }
+    if (kind == RWKVD_INPUT_TOKENS) {
+        *reason = RWKVD_R_PAYLOAD_KIND;
+        snprintf(msg, msg_len, "opts.segment needs text/bytes (segments are byte ranges); "
+                               "this message sends token ids");
+        return -1;
+    }
+    if (!rwkv_tokenizer_spells_input(srv->tok)) {
+        *reason = RWKVD_R_BAD_OPTS;
+        snprintf(msg, msg_len, "opts.segment: the %s tokenizer normalises text, so its tokens "
+                               "have no exact byte offsets", rwkv_tokenizer_kind_name(srv->tok));
+        return -1;
+    }
+    rwkv_error err;
+    if (m->seq == 0 && rwkvd_session_start_segments(s, o, &err) != 0) {
+        *reason = RWKVD_R_OVERLOADED;
+        snprintf(msg, msg_len, "%s", err.msg);
+        return -1;
+    }
+    return 0;
+}
+
 /* Applies an in-sequence message.  Returns 0, or -1 with *reason and msg
  * set and the session unchanged. */
 static int apply(rwkvd_server *srv, rwkvd_session *s, const rwkvd_ingest *m, rwkvd_reason *reason,
@@ -49,6 +86,8 @@ static int apply(rwkvd_server *srv, rwkvd_session *s, const rwkvd_ingest *m, rwk
         *reason = RWKVD_R_BAD_OPTS;
         return -1;
     }
+    if (segment_check(srv, s, m, &opts, kind, reason, msg, msg_len) != 0)
+        return -1;
     /* everything that can fail happens on copies first */
     rwkv_ids add = {0};
     rwkv_error err;

@@ -67,7 +67,7 @@ int rwkvd_block_job_prepare(const rwkvd_doc_opts *opts, size_t C, size_t V, rwkv
         q->logits_out = job->logits;
     }
     q->next_token = -1;
-    if (out & RWKVD_OUT_SURPRISAL) {
+    if ((out & RWKVD_OUT_SURPRISAL) || opts->segment) { /* segments score by surprisal */
         job->sur = malloc((size_t)n * sizeof(float));
         q->surprisal_out = job->sur;
         q->next_token = next_token;
@@ -125,10 +125,12 @@ void rwkvd_stage_block(const rwkvd_doc_opts *opts, size_t C, size_t V, const rwk
     }
     /* surprisal of the block's tokens: the first comes from the block
      * before (carried), the others from this block's predictions */
-    if (out & RWKVD_OUT_SURPRISAL) {
+    if (job->sur) {
         sur[0] = (tokens_done > 0 && run->has_carry) ? run->carry_surprisal : NAN;
         for (int t = 1; t < job->n; t++)
             sur[t] = job->sur[t - 1];
+    }
+    if (out & RWKVD_OUT_SURPRISAL) {
         for (int t = 0; t < job->n; t++)
             if (!isnan(sur[t]))
                 *add_sum += sur[t], (*add_cnt)++;
@@ -148,7 +150,7 @@ void rwkvd_stage_advance(const rwkvd_doc_opts *opts, size_t C, const rwkvd_block
     run->has_last_emb = true;
     run->surprisal_sum += add_sum;
     run->surprisal_count += add_cnt;
-    run->has_carry = (out & RWKVD_OUT_SURPRISAL) && !job->last && !isnan(job->sur[job->n - 1]);
+    run->has_carry = job->sur && !job->last && !isnan(job->sur[job->n - 1]);
     run->carry_surprisal = run->has_carry ? job->sur[job->n - 1] : 0;
 }
 

@@ -58,7 +58,8 @@ int rwkvd_block_job_prepare(const rwkvd_doc_opts *opts, size_t C, size_t V, rwkv
 void rwkvd_block_job_free(rwkvd_block_job *job);
 
 /* The block message of a finished job: b (whose block/tok_start/tok_end the
- * caller sets) points into job, emb [C] and sur [n], which this fills.  The
+ * caller sets) points into job, emb [C] and sur [n], which this fills
+ * (sur also when only opts.segment asked for surprisal: segments.c uses it).  The
  * block's surprisal figures to add once it is out go to add_sum and
  * add_cnt.  m: the model (its task heads for pooling eos, where a block
  * carries the running embedding once the document has had an EOS). */

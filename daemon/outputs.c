@@ -39,6 +39,19 @@ int rwkvd_queue_block(rwkvd_server *srv, const rwkvd_session *s, const rwkvd_blo
     return queue(srv, &sb, true, err);
 }
 
+int rwkvd_queue_segments(rwkvd_server *srv, const rwkvd_session *s,
+                         const rwkvd_segments_out *o, rwkv_error *err)
+{
+    rwkvd_out_head h = head_for(srv, s);
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    if (rwkvd_encode_segments(&sb, &h, o, err) != 0) {
+        msgpack_sbuffer_destroy(&sb);
+        return -1;
+    }
+    return queue(srv, &sb, true, err);
+}
+
 int rwkvd_queue_final(rwkvd_server *srv, const rwkvd_session *s, const rwkvd_final_out *f,
                       rwkv_error *err)
 {

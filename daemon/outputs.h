@@ -7,10 +7,14 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/msg_segments.h"
 #include "daemon/server.h"
 
 /* Encodes and queues one block or final output of session s (journaled).
  * -1 with err when memory or the journal fails. */
+/* The segments message (core/msg_segments.h), journaled like a block. */
+int rwkvd_queue_segments(rwkvd_server *srv, const rwkvd_session *s,
+                         const rwkvd_segments_out *o, rwkv_error *err);
 int rwkvd_queue_block(rwkvd_server *srv, const rwkvd_session *s, const rwkvd_block_out *b,
                       rwkv_error *err);
 int rwkvd_queue_final(rwkvd_server *srv, const rwkvd_session *s, const rwkvd_final_out *f,

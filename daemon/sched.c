@@ -12,6 +12,7 @@
 #include "daemon/log.h"
 #include "daemon/output_stage.h"
 #include "daemon/outputs.h"
+#include "daemon/segments.h"
 #include "daemon/server.h"
 
 typedef struct {
@@ -57,6 +58,8 @@ static void finish_block(rwkvd_server *srv, job *j)
     } else {
         rc = rwkv_fail(&err, "out of memory assembling a block");
     }
+    if (rc == 0 && s->seg)
+        rc = rwkvd_segments_block(srv, s, s->pending.v, o->n, sur, o->last, b.block, &err);
     free(emb);
     free(sur);
     if (rc != 0) {

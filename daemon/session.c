@@ -74,6 +74,12 @@ rwkvd_session *rwkvd_session_from_ckpt(rwkvd_server *srv, const rwkvd_ckpt *ck, 
     s->run.surprisal_count = ck->surprisal_count;
     s->run.has_carry = ck->has_carry;
     s->run.carry_surprisal = ck->carry_surprisal;
+    if (ck->segment_state) {
+        if (rwkvd_session_start_segments(s, &ck->opts, err) != 0 ||
+            rwkv_segmenter_load(s->seg, ck->segment_state, RWKV_SEGMENTER_BYTES, "segment state",
+                                err) != 0)
+            goto fail;
+    }
     s->on_disk = true;
     s->blocks_at_ckpt = ck->blocks_done;
     return s;
@@ -113,6 +119,10 @@ int rwkvd_session_to_ckpt(rwkvd_server *srv, rwkvd_session *s, rwkvd_ckpt *ck, f
     ck->surprisal_count = s->run.surprisal_count;
     ck->has_carry = s->run.has_carry;
     ck->carry_surprisal = s->run.carry_surprisal;
+    if (s->seg) {
+        rwkv_segmenter_store(s->seg, s->seg_ckpt);
+        ck->segment_state = s->seg_ckpt;
+    }
     if (!s->finished) {
         *state_buf = malloc(srv->mi->state_floats * sizeof(float));
         if (!*state_buf)
@@ -139,7 +149,20 @@ void rwkvd_session_free(rwkvd_session *s)
     rwkv_state_free(s->state);
     free(s->run.mean_sum);
     free(s->run.last_emb);
+    free(s->seg);
+    free(s->seg_ckpt);
     free(s);
+}
+
+int rwkvd_session_start_segments(rwkvd_session *s, const rwkvd_doc_opts *opts, rwkv_error *err)
+{
+    if (!s->seg)
+        s->seg = malloc(sizeof *s->seg);
+    if (!s->seg_ckpt)
+        s->seg_ckpt = malloc(RWKV_SEGMENTER_BYTES);
+    if (!s->seg || !s->seg_ckpt)
+        return rwkv_fail(err, "out of memory for the segment state");
+    return rwkv_segmenter_init(s->seg, &opts->seg, err);
 }
 
 uint64_t rwkvd_session_tokens(const rwkvd_session *s)

@@ -52,6 +52,8 @@ typedef struct rwkvd_session {
     rwkv_state *state;
     rwkvd_running run;             /* the outputs' running figures */
     uint32_t since_eos;            /* pooling eos: tokens since the last EOS (embed_doc.h) */
+    rwkv_segmenter *seg;           /* opts.segment: segments so far (segments.h), else NULL */
+    uint8_t *seg_ckpt;             /* [RWKV_SEGMENTER_BYTES] its serialised form, for to_ckpt */
 
     rwkvd_held *held;
     size_t n_held;
@@ -85,6 +87,10 @@ int rwkvd_session_to_ckpt(struct rwkvd_server *srv, rwkvd_session *s, rwkvd_ckpt
                           float **state_buf, rwkv_error *err);
 
 void rwkvd_session_free(rwkvd_session *s); /* accepts NULL; frees held messages */
+
+/* Starts the document's segmenter for opts->seg (on seq 0 with opts.segment).
+ * -1 with err on OOM or options out of range. */
+int rwkvd_session_start_segments(rwkvd_session *s, const rwkvd_doc_opts *opts, rwkv_error *err);
 
 /* Tokens received so far, the partial block included. */
 uint64_t rwkvd_session_tokens(const rwkvd_session *s);

@@ -627,6 +627,86 @@ static void test_writer_refuses_bad_snapshots(void)
     CHECKF(strstr(err.msg, "zstd level"), "%s", err.msg);
 }
 
+static int no_segment(void *ctx, const rwkv_segment *g)
+{
+    (void)ctx;
+    (void)g;
+    return 0;
+}
+
+/* A segmenter that has seen n one-byte tokens, serialised into buf. */
+static void segment_state(rwkv_seg_config *cfg, int n, uint8_t *buf)
+{
+    rwkv_segmenter s;
+    rwkv_seg_config_lines(cfg);
+    cfg->text_cap = 7;
+    cfg->warmup = 3;
+    rwkv_segmenter_init(&s, cfg, NULL);
+    for (int i = 0; i < n; i++)
+        rwkv_segmenter_token(&s, (const uint8_t *)(i % 6 == 5 ? "\n" : "x"), 1,
+                             i ? 0.25f * (float)(i % 5) : NAN, no_segment, NULL);
+    rwkv_segmenter_store(&s, buf);
+}
+
+/* Flag 32: the segment state round-trips, sets opts.segment, and must agree
+ * with the options and the token count. */
+static void test_segment_state(void)
+{
+    static uint8_t seg[RWKV_SEGMENTER_BYTES], seg19[RWKV_SEGMENTER_BYTES];
+    rwkv_seg_config cfg;
+    segment_state(&cfg, 20, seg);
+    rwkvd_ckpt ck, back;
+    full_ckpt(&ck);
+    ck.opts.segment = true;
+    ck.opts.seg = cfg;
+    ck.segment_state = seg;
+    size_t n;
+    uint8_t *b = enc(&ck, &n);
+    CHECK(b);
+    rwkv_error err;
+    rwkvd_ckpt_status st;
+    int rc = rwkvd_ckpt_decode("mem", b, n, &model, 0, &back, &st, &err);
+    free(b);
+    CHECKF(rc == 0, "%s", err.msg);
+    int same = same_ckpt(&ck, &back) && back.opts.segment &&
+               rwkv_seg_config_equal(&back.opts.seg, &cfg) && back.segment_state &&
+               memcmp(back.segment_state, seg, sizeof seg) == 0;
+    rwkvd_ckpt_release(&back);
+    CHECK(same && back.segment_state == NULL);
+    /* without segments the file has no flag 32 and decodes without segment state */
+    full_ckpt(&ck);
+    b = enc(&ck, &n);
+    CHECK(b);
+    rc = rwkvd_ckpt_decode("mem", b, n, &model, 0, &back, &st, &err);
+    free(b);
+    CHECK(rc == 0 && !back.opts.segment && !back.segment_state);
+    rwkvd_ckpt_release(&back);
+    /* the writer refuses what the reader would */
+    segment_state(&cfg, 19, seg19);
+#define SEG_REFUSED(mutate, what)                                                                \
+    do {                                                                                         \
+        full_ckpt(&ck);                                                                          \
+        ck.opts.segment = true;                                                                  \
+        ck.opts.seg = cfg;                                                                       \
+        ck.segment_state = seg;                                                                  \
+        mutate;                                                                                  \
+        b = NULL;                                                                                \
+        CHECKF(rwkvd_ckpt_encode(&ck, 3, &b, &n, &err) == -1 && !b && strstr(err.msg, what),    \
+               "%s", err.msg);                                                                   \
+    } while (0)
+    SEG_REFUSED(ck.segment_state = seg19, "19 tokens segmented, 20 in blocks");
+    SEG_REFUSED(ck.opts.segment = false, "segment state given iff");
+    SEG_REFUSED(ck.segment_state = NULL, "segment state given iff");
+    SEG_REFUSED(ck.opts.seg.warmup = 4, "options differ");
+    SEG_REFUSED(ck.opts.seg.text_cap = 8, "options differ");
+    SEG_REFUSED((ck.input = RWKVD_INPUT_TOKENS, ck.n_pending_bytes = 0), "fed token ids");
+    uint8_t bad[RWKV_SEGMENTER_BYTES];
+    memcpy(bad, seg, sizeof bad);
+    bad[17] = 1; /* a delimiter of one byte cannot have one byte matched */
+    SEG_REFUSED(ck.segment_state = bad, "matched");
+#undef SEG_REFUSED
+}
+
 static void test_levels_and_determinism(void)
 {
     rwkvd_ckpt ck, back;
@@ -663,5 +743,6 @@ int main(int argc, char **argv)
     RUN(test_raw_cap_checked_before_allocating);
     RUN(test_writer_refuses_bad_snapshots);
     RUN(test_levels_and_determinism);
+    RUN(test_segment_state);
     return test_summary();
 }

@@ -60,6 +60,26 @@ static void test_request_follows_options(void)
     CHECK(!q.hidden_sum && q.topk == 0 && q.logits == RWKV_LOGITS_NONE && q.surprisal_out &&
           q.next_token == -1);
     rwkvd_block_job_free(&j);
+    /* segments score by surprisal: asked for even when the blocks do not carry it */
+    o.outputs = RWKVD_OUT_EMBEDDING;
+    o.segment = true;
+    CHECK(rwkvd_block_job_prepare(&o, C, V, NULL, tok, 3, 4, &run, &j, &q) == 0);
+    CHECK(q.surprisal_out && j.sur && q.next_token == 4);
+    for (int t = 0; t < 3; t++)
+        j.sur[t] = pred(t);
+    float emb[C], sur[3];
+    rwkvd_block_out b = {0};
+    double add_sum;
+    uint64_t add_cnt;
+    run.has_carry = true;
+    run.carry_surprisal = 7.5f;
+    rwkvd_stage_block(&o, C, V, &run, 9, &j, emb, sur, &b, &add_sum, &add_cnt);
+    /* the per-token row is filled for segments.c, but the block carries none */
+    CHECK(sur[0] == 7.5f && sur[1] == pred(0) && sur[2] == pred(1));
+    CHECK(!b.surprisal && add_cnt == 0 && add_sum == 0);
+    rwkvd_stage_advance(&o, C, &j, add_sum, add_cnt, &run);
+    CHECK(run.has_carry && run.carry_surprisal == pred(2) && run.surprisal_count == 0);
+    rwkvd_block_job_free(&j);
 }
 
 /* Runs the document in blocks of bs tokens through the stage with the

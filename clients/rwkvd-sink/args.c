@@ -17,9 +17,10 @@ static void help(void)
         "\n"
         "Receives rwkvd's outputs (a PULL socket connected to the emit endpoint) and writes\n"
         "each one ONCE: outputs are at-least-once (a daemon restart re-emits the blocks after\n"
-        "its last checkpoint), so block outputs are deduplicated by (doc, inc, block) and\n"
-        "final outputs by (doc, inc, \"final\"); inc is the document id's incarnation (0 until\n"
-        "it is dropped and reused).  Connect exactly one sink to an emit endpoint.\n"
+        "its last checkpoint), so block outputs are deduplicated by (doc, inc, block),\n"
+        "final outputs by (doc, inc, \"final\") and segments outputs by (doc, inc,\n"
+        "\"segments\", block); inc is the document id's incarnation (0 until it is dropped\n"
+        "and reused).  Connect exactly one sink to an emit endpoint.\n"
         "\n"
         "options:\n"
         "  --emit EP            emit endpoint (default " SINK_DEFAULT_EMIT ")\n"
@@ -52,6 +53,9 @@ static void help(void)
         "                       --append)\n"
         "  --idle-timeout S     exit after S seconds without any output (status 1 when\n"
         "                       --until-final was not reached)\n"
+        "  --segments-top N     at exit, print on stderr the N most anomalous segments seen\n"
+        "                       in segments outputs (highest score, then mean surprisal),\n"
+        "                       with their document, byte and token ranges\n"
         "  -q, --quiet          no acks or notes on stderr (errors still go there)\n"
         "  -h, --help           this text\n"
         "\n"
@@ -73,7 +77,8 @@ static int usage(const char *fmt, const char *arg)
 }
 
 enum { OPT_EMIT = 256, OPT_OUT, OPT_RAW, OPT_APPEND, OPT_VERIFY, OPT_UNTIL, OPT_IDLE,
-       OPT_CURVE_SERVER, OPT_CURVE_KEY, OPT_NATS, OPT_DURABLE, OPT_NATS_CREDS, OPT_NATS_CA };
+       OPT_CURVE_SERVER, OPT_CURVE_KEY, OPT_NATS, OPT_DURABLE, OPT_NATS_CREDS, OPT_NATS_CA,
+       OPT_TOP };
 
 int sink_parse_args(int argc, char **argv, sink_config *cfg)
 {
@@ -91,6 +96,7 @@ int sink_parse_args(int argc, char **argv, sink_config *cfg)
         {"durable", required_argument, NULL, OPT_DURABLE},
         {"nats-creds", required_argument, NULL, OPT_NATS_CREDS},
         {"nats-ca", required_argument, NULL, OPT_NATS_CA},
+        {"segments-top", required_argument, NULL, OPT_TOP},
         {"quiet", no_argument, NULL, 'q'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
@@ -145,6 +151,15 @@ int sink_parse_args(int argc, char **argv, sink_config *cfg)
             if (errno || end == optarg || *end || *optarg == '-' || n == 0)
                 return usage("--until-final: '%s' is not a positive integer", optarg);
             cfg->until_final = n;
+            break;
+        }
+        case OPT_TOP: {
+            char *end;
+            errno = 0;
+            unsigned long long n = strtoull(optarg, &end, 10);
+            if (errno || end == optarg || *end || *optarg == '-' || n == 0 || n > 1000000)
+                return usage("--segments-top: '%s' is not an integer in 1..1000000", optarg);
+            cfg->segments_top = n;
             break;
         }
         case OPT_IDLE: {

@@ -18,6 +18,9 @@
 #include <stdint.h>
 
 #define KEYSET_FINAL UINT64_MAX
+/* A segments output (PROTOCOL.md §4.6) after block b is keyed b | this bit
+ * (block numbers stay below 2^63). */
+#define KEYSET_SEGMENTS_BIT (UINT64_C(1) << 63)
 
 typedef struct keyset keyset;
 

@@ -28,6 +28,7 @@
 #include "clients/rwkvd-sink/reload.h"
 #include "clients/rwkvd-sink/render.h"
 #include "clients/rwkvd-sink/sink.h"
+#include "clients/rwkvd-sink/top.h"
 #include "core/mp_scan.h"
 #include "daemon/wire/curve_client.h"
 
@@ -37,6 +38,7 @@ typedef struct sink {
     const sink_config *cfg;
     FILE *out;             /* JSONL destination (NULL in raw mode) */
     keyset *keys;
+    seg_top *top;          /* --segments-top, else NULL */
     tbuf line;
     tbuf note;             /* stderr lines */
     uint64_t finals;       /* distinct final outputs written (or reloaded) */
@@ -148,6 +150,8 @@ static int write_record(sink *s, const msgpack_object *root, const out_info *inf
             snprintf(inc, sizeof inc, "i%llu.", (unsigned long long)info->inc);
         if (info->type == OUT_FINAL)
             snprintf(stem, sizeof stem, "%sfinal", inc);
+        else if (info->type == OUT_SEGMENTS)
+            snprintf(stem, sizeof stem, "%ssegments.%llu", inc, (unsigned long long)info->block);
         else
             snprintf(stem, sizeof stem, "%s%llu", inc, (unsigned long long)info->block);
     }
@@ -206,10 +210,12 @@ static int handle(sink *s, const uint8_t *p, size_t len)
              (unsigned long long)s->messages, len, err.msg);
         goto out;
     }
-    bool keyed = info.type == OUT_BLOCK || info.type == OUT_FINAL;
+    bool keyed = info.type == OUT_BLOCK || info.type == OUT_FINAL || info.type == OUT_SEGMENTS;
     uint64_t h = hash64(p, len, 0);
     if (keyed) {
-        uint64_t key_block = info.type == OUT_FINAL ? KEYSET_FINAL : info.block;
+        uint64_t key_block = info.type == OUT_FINAL      ? KEYSET_FINAL
+                             : info.type == OUT_SEGMENTS ? info.block | KEYSET_SEGMENTS_BIT
+                                                         : info.block;
         uint64_t first;
         bool has_first;
         if (keyset_find(s->keys, info.doc, info.doc_len, info.inc, key_block, &first,
@@ -222,6 +228,9 @@ static int handle(sink *s, const uint8_t *p, size_t len)
                 char what[96];
                 if (info.type == OUT_FINAL)
                     snprintf(what, sizeof what, " final");
+                else if (info.type == OUT_SEGMENTS)
+                    snprintf(what, sizeof what, " segments after block %llu",
+                             (unsigned long long)info.block);
                 else
                     snprintf(what, sizeof what, " block %llu", (unsigned long long)info.block);
                 tbuf_puts(&s->note, what);
@@ -245,6 +254,12 @@ static int handle(sink *s, const uint8_t *p, size_t len)
         s->written++;
         if (info.type == OUT_FINAL)
             s->finals++;
+        if (info.type == OUT_SEGMENTS && s->top &&
+            seg_top_offer(s->top, info.doc, info.doc_len, &u.data) != 0) {
+            fail("out of memory for --segments-top");
+            rc = -1;
+            goto out;
+        }
     } else {
         if (write_record(s, &u.data, &info, false, h) != 0) {
             rc = -1;
@@ -428,8 +443,11 @@ int main(int argc, char **argv)
     sink s;
     memset(&s, 0, sizeof s);
     s.cfg = &cfg;
-    if (!(s.keys = keyset_new()))
+    if (!(s.keys = keyset_new()) ||
+        (cfg.segments_top && !(s.top = seg_top_new((size_t)cfg.segments_top)))) {
+        keyset_free(s.keys);
         return fail("out of memory");
+    }
     rc = open_output(&s) == 0 ? run(&s) : SINK_FAIL;
     if (s.out && s.out != stdout && fclose(s.out) != 0 && rc == SINK_OK)
         rc = fail("%s: close: %s", cfg.out, strerror(errno));
@@ -441,6 +459,9 @@ int main(int argc, char **argv)
                 (unsigned long long)s.written, (unsigned long long)s.duplicates,
                 s.differing ? ", SOME DIFFERED from the first copy" : "",
                 s.undecodable ? ", some could not be decoded" : "");
+    if (s.top && !fatal)
+        seg_top_print(s.top, stderr);
+    seg_top_free(s.top);
     keyset_free(s.keys);
     tbuf_free(&s.line);
     tbuf_free(&s.note);

@@ -114,7 +114,8 @@ int record_parse(const char *line, size_t len, record_key *k, rwkv_error *err)
     }
     bool block = type_len == 5 && memcmp(type, "block", 5) == 0;
     bool final = type_len == 5 && memcmp(type, "final", 5) == 0;
-    if (!block && !final)
+    bool segs = type_len == 8 && memcmp(type, "segments", 8) == 0;
+    if (!block && !final && !segs)
         return 0;
     if (!lit(&c, ",\"doc\":"))
         return rwkv_fail(err, "\"doc\" does not follow \"type\"");
@@ -125,11 +126,15 @@ int record_parse(const char *line, size_t len, record_key *k, rwkv_error *err)
     k->block = KEYSET_FINAL;
     if (lit(&c, ",\"inc\":") && parse_count(&c, "inc", &k->inc, err) != 0)
         return -1;
-    if (block) {
+    if (block || segs) {
         if (!lit(&c, ",\"block\":"))
             return rwkv_fail(err, "\"block\" does not follow \"doc\"");
-        if (parse_count(&c, "block", &k->block, err) != 0)
+        uint64_t v;
+        if (parse_count(&c, "block", &v, err) != 0)
             return -1;
+        if (segs && v >= KEYSET_SEGMENTS_BIT)
+            return rwkv_fail(err, "segments \"block\" number too large");
+        k->block = segs ? v | KEYSET_SEGMENTS_BIT : v;
     }
     k->keyed = true;
     /* ,"msg_hash":"<16 hex>"} at the very end (absent in older records). */

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "clients/rwkvd-sink/keyset.h"
 #include "core/msg_decode.h"
 #include "core/utf8.h"
 
@@ -392,6 +393,8 @@ int render_classify(const msgpack_object *root, out_info *info, rwkv_error *err)
         info->type = OUT_ERROR;
     else if (key_is(type, "ack"))
         info->type = OUT_ACK;
+    else if (key_is(type, "segments"))
+        info->type = OUT_SEGMENTS;
     else
         info->type = OUT_OTHER;
     if ((info->type == OUT_BLOCK || info->type == OUT_FINAL) &&
@@ -402,6 +405,11 @@ int render_classify(const msgpack_object *root, out_info *info, rwkv_error *err)
         return rwkv_fail(err, "block output without an integer \"block\"");
     if (info->type == OUT_BLOCK && info->block == UINT64_MAX)
         return rwkv_fail(err, "block output with block number 2^64-1");
+    if (info->type == OUT_SEGMENTS &&
+        (!info->has_doc || info->doc_len < 1 || info->doc_len > RWKVD_DOC_MAX || !has_block ||
+         info->block >= KEYSET_SEGMENTS_BIT))
+        return rwkv_fail(err, "segments output without a str or bin \"doc\" of 1..%d bytes "
+                         "and an integer \"block\" below 2^63", RWKVD_DOC_MAX);
     return 0;
 }
 
@@ -428,7 +436,7 @@ void render_record(tbuf *b, const msgpack_object *root, const out_info *info,
     if (info->inc > 0)
         putf(b, ",\"inc\":%llu", (unsigned long long)info->inc);
     size_t n_skip = 3;
-    if (info->type == OUT_BLOCK) {
+    if (info->type == OUT_BLOCK || info->type == OUT_SEGMENTS) {
         putf(b, ",\"block\":%llu", (unsigned long long)info->block);
         n_skip = 4;
     }

@@ -37,6 +37,7 @@ typedef struct sink_config {
     const char *nats;          /* NULL: ZeroMQ; else NATS URL(s) (nats_in.c) */
     const char *durable;       /* the durable consumer's name, with nats */
     const char *nats_creds, *nats_ca; /* NULL: none */
+    uint64_t segments_top;     /* --segments-top N; 0 = off */
 } sink_config;
 
 /* The NATS source (nats_in.c): fetches from the durable consumer on

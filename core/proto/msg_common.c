@@ -145,6 +145,8 @@ void rwkvd_doc_opts_default(rwkvd_doc_opts *o)
     o->pooling = RWKVD_POOL_LAST;
     o->normalize = true;
     o->topk = RWKVD_TOPK_DEFAULT;
+    o->segment = false;
+    rwkv_seg_config_lines(&o->seg);
 }
 
 int rwkvd_doc_opts_check(const rwkvd_doc_opts *o, rwkv_error *err)
@@ -164,6 +166,8 @@ int rwkvd_doc_opts_check(const rwkvd_doc_opts *o, rwkv_error *err)
                          o->has_task ? " out of range" : " without a task (eos pooling needs one)");
     if (o->topk < 1 || o->topk > RWKVD_TOPK_MAX)
         return rwkv_fail(err, "topk: %u is not in 1..%d", o->topk, RWKVD_TOPK_MAX);
+    if (o->segment && rwkv_seg_config_check(&o->seg, err) != 0)
+        return -1;
     return 0;
 }
 

@@ -112,7 +112,9 @@ static int publish_one(void *ctx, const void *data, size_t len, rwkv_error *err)
     }
     natsMsg *m = NULL;
     natsStatus s = natsMsg_Create(&m, subject, NULL, data, (int)len);
-    if (s == NATS_OK && k.have_doc && (k.type == RWKVD_OUTK_BLOCK || k.type == RWKVD_OUTK_FINAL)) {
+    if (s == NATS_OK && k.have_doc &&
+        (k.type == RWKVD_OUTK_BLOCK || k.type == RWKVD_OUTK_FINAL ||
+         k.type == RWKVD_OUTK_SEGMENTS)) {
         /* a reused doc id (after drop) is another incarnation: its outputs
          * must not be taken for duplicates of the first one's */
         char inc[32] = "";
@@ -120,6 +122,8 @@ static int publish_one(void *ctx, const void *data, size_t len, rwkv_error *err)
             snprintf(inc, sizeof inc, ":i%llu", (unsigned long long)k.inc);
         if (k.type == RWKVD_OUTK_BLOCK)
             snprintf(id, sizeof id, "%s%s:b%llu", hex, inc, (unsigned long long)k.block);
+        else if (k.type == RWKVD_OUTK_SEGMENTS)
+            snprintf(id, sizeof id, "%s%s:s%llu", hex, inc, (unsigned long long)k.block);
         else
             snprintf(id, sizeof id, "%s%s:final", hex, inc);
         s = natsMsgHeader_Set(m, "Nats-Msg-Id", id);

@@ -32,8 +32,8 @@ int rwkvd_out_key_read(const void *data, size_t len, rwkvd_out_key *k)
             rwkvd_mp_read_head(p, len, voff, &vh) != 0 || rwkvd_mp_skip(p, len, voff, &next) != 0)
             return -1;
         if (str_is(p, &kh, off, "type")) {
-            static const char *names[] = {"", "block", "final", "error", "ack"};
-            for (int t = 1; t < 5; t++)
+            static const char *names[] = {"", "block", "final", "error", "ack", "segments"};
+            for (int t = 1; t < 6; t++)
                 if (str_is(p, &vh, voff, names[t]))
                     k->type = (rwkvd_outk_type)t;
         } else if (str_is(p, &kh, off, "doc") &&

@@ -11,7 +11,7 @@
 #include <stdint.h>
 
 typedef enum { RWKVD_OUTK_OTHER = 0, RWKVD_OUTK_BLOCK, RWKVD_OUTK_FINAL, RWKVD_OUTK_ERROR,
-               RWKVD_OUTK_ACK } rwkvd_outk_type;
+               RWKVD_OUTK_ACK, RWKVD_OUTK_SEGMENTS } rwkvd_outk_type;
 
 typedef struct rwkvd_out_key {
     rwkvd_outk_type type;

@@ -351,8 +351,8 @@ def pack(obj):
     return msgpack.packb(obj, use_bin_type=True)
 
 
-def ingest(doc, seq, payload=None, kind="bytes", eof=False, opts=None):
-    m = {"v": 1, "doc": doc, "seq": seq}
+def ingest(doc, seq, payload=None, kind="bytes", eof=False, opts=None, v=1):
+    m = {"v": v, "doc": doc, "seq": seq}
     if payload is not None:
         m[kind] = payload
     if eof:
@@ -387,10 +387,12 @@ def recv_until(pull, pred, timeout=60.0, daemon=None, keep=None):
 
 def collect_docs(pull, docs, timeout=60.0, daemon=None):
     """Receives until every doc in `docs` has its final message.  Returns
-    {doc: {"blocks": {n: out}, "final": out, "raw": {n|"final": bytes},
-    "errors": [...]}}; a duplicate block must be byte-identical."""
+    {doc: {"blocks": {n: out}, "final": out, "raw": {n|"final"|("segments", n): bytes},
+    "segments": {n: out}, "errors": [...]}}; a duplicate block or segments
+    message must be byte-identical."""
     want = set(docs)
-    res = {d: {"blocks": {}, "final": None, "raw": {}, "errors": []} for d in docs}
+    res = {d: {"blocks": {}, "final": None, "raw": {}, "segments": {}, "errors": []}
+           for d in docs}
     deadline = time.time() + timeout
     while want:
         left = deadline - time.time()
@@ -413,6 +415,13 @@ def collect_docs(pull, docs, timeout=60.0, daemon=None):
             if k in r["raw"]:
                 check(r["raw"][k] == raw, "doc %r block %d sent twice with different bytes" % (d, k))
             r["blocks"][k] = out
+            r["raw"][k] = raw
+        elif t == "segments":
+            k = ("segments", out["block"])
+            if k in r["raw"]:
+                check(r["raw"][k] == raw, "doc %r segments after block %d sent twice with "
+                      "different bytes" % (d, k[1]))
+            r["segments"][out["block"]] = out
             r["raw"][k] = raw
         elif t == "final":
             r["final"] = out
@@ -518,24 +527,24 @@ def random_split(data, rng, n):
     return chunks_at(data, cuts)
 
 
-def send_doc(push, doc, parts, kind="bytes", opts=None, start_seq=0):
+def send_doc(push, doc, parts, kind="bytes", opts=None, start_seq=0, v=1):
     """Sends parts as seq start_seq.. with eof on the last (an extra empty
-    eof message when parts is empty)."""
+    eof message when parts is empty); v is the protocol version named."""
     if not parts:
-        push.send(ingest(doc, start_seq, None, eof=True, opts=opts))
+        push.send(ingest(doc, start_seq, None, eof=True, opts=opts, v=v))
         return
     for i, p in enumerate(parts):
         seq = start_seq + i
         push.send(ingest(doc, seq, p, kind=kind, eof=(i == len(parts) - 1),
-                         opts=opts if seq == 0 else None))
+                         opts=opts if seq == 0 else None, v=v))
 
 
-def run_doc(d, doc, parts, opts=None, kind="bytes", timeout=120.0):
+def run_doc(d, doc, parts, opts=None, kind="bytes", timeout=120.0, v=1):
     """Sends one whole document (send_doc) to daemon d and returns its
     collect_docs entry."""
     push, pull = d.push(), d.emit_pull()
     try:
-        send_doc(push, doc, parts, kind=kind, opts=opts)
+        send_doc(push, doc, parts, kind=kind, opts=opts, v=v)
         return collect_docs(pull, [doc], timeout=timeout, daemon=d)[doc]
     finally:
         push.close(0)

@@ -67,13 +67,15 @@ static void test_request_follows_options(void)
     CHECK(q.surprisal_out && j.sur && q.next_token == 4);
     for (int t = 0; t < 3; t++)
         j.sur[t] = pred(t);
+    for (int c = 0; c < C; c++)
+        j.emb[c] = hid(2, c);
     float emb[C], sur[3];
     rwkvd_block_out b = {0};
     double add_sum;
     uint64_t add_cnt;
     run.has_carry = true;
     run.carry_surprisal = 7.5f;
-    rwkvd_stage_block(&o, C, V, &run, 9, &j, emb, sur, &b, &add_sum, &add_cnt);
+    rwkvd_stage_block(&o, C, V, &run, 9, &j, emb, sur, &b, &add_sum, &add_cnt, NULL);
     /* the per-token row is filled for segments.c, but the block carries none */
     CHECK(sur[0] == 7.5f && sur[1] == pred(0) && sur[2] == pred(1));
     CHECK(!b.surprisal && add_cnt == 0 && add_sum == 0);

@@ -119,6 +119,11 @@ def check_document(backend):
 def check_resume(backend):
     eps, logp = backend()
     c = client(eps)
+    # The consumer connects before anything is sent: rwkvd reads no ingest
+    # while an output waits for a consumer (PROTOCOL.md backpressure), so
+    # without one the daemon may stop after seq 0's first block and never
+    # reach next_seq 3 (it did when the first batch ran before seq 1 was read).
+    c._pull_socket()
     data = text()
     for seq in range(3):
         c.send({"doc": "half", "seq": seq, "bytes": data[seq * 512:(seq + 1) * 512]})

@@ -28,6 +28,7 @@ struct rwkv_engine {
     rwkv_pool *pool;
     rwkv_matmul_scratch *mm;
     int n_threads;
+    rwkv_precision precision; /* FP32 unless set by rwkv_engine_new_opts */
     /* grown on demand, kept between calls */
     float *x;          size_t x_cap;        /* residual stream [M][C] */
     float *scratch;    size_t scratch_cap;  /* the arch's layer scratch */

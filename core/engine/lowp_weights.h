@@ -1,0 +1,51 @@
+/* lowp_weights.h — a model's large matrices in a low precision, made once
+ * per (model, precision) and shared by every engine of that model and
+ * precision (reference counted).
+ *
+ * A matrix is converted the first time a product uses it (on the thread
+ * that calls rwkv_matmul_many, under the set's lock), so only the matrices
+ * actually used cost memory and a model's first pass pays the conversion.
+ * "Large" means both sides at least n_embd: the r/k/v/o/gate/FFN/head
+ * matrices; LoRA factors (one side the low rank) stay float32, where their
+ * share of the work is small and their rounding would feed the decay.
+ */
+#ifndef RWKV_LOWP_WEIGHTS_H
+#define RWKV_LOWP_WEIGHTS_H
+
+#include <stdint.h>
+
+#include "core/engine/matmul.h"
+#include "core/model.h"
+#include "core/precision.h"
+
+typedef struct rwkv_lowp_matrix {
+    rwkv_precision precision; /* BF16 or INT8 */
+    int rows, cols;
+    const uint16_t *bf16;     /* BF16: [rows][cols] */
+    const int8_t *q;          /* INT8: [rows][cols], w ≈ q * scale[row] */
+    const float *scale;       /* INT8: [rows] */
+    const int32_t *qsum;      /* INT8: [rows], Σ q over the row (the u8 offset's correction) */
+} rwkv_lowp_matrix;
+
+typedef struct rwkv_lowp_weights rwkv_lowp_weights;
+
+/* The set for (m, p), p BF16 or INT8; NULL on out of memory. */
+rwkv_lowp_weights *rwkv_lowp_weights_acquire(const rwkv_model *m, rwkv_precision p);
+void rwkv_lowp_weights_release(rwkv_lowp_weights *w); /* accepts NULL */
+
+rwkv_precision rwkv_lowp_weights_precision(const rwkv_lowp_weights *w);
+
+/* The low-precision form of w, converted on first use; NULL when w stays
+ * float32 (not large, or out of memory: the fp32 path then serves it). */
+const rwkv_lowp_matrix *rwkv_lowp_weights_get(rwkv_lowp_weights *w, const rwkv_matrix *mat);
+
+/* How many conversions ran out of memory (those matrices stay fp32). */
+int rwkv_lowp_weights_failed(rwkv_lowp_weights *w);
+
+/* Bytes held by the set's conversions (for benchmarks and logs). */
+size_t rwkv_lowp_weights_bytes(rwkv_lowp_weights *w);
+
+/* bf16 rounding (nearest even, simd.h's rwkv_f32_to_bf16) of n floats. */
+void rwkv_round_bf16(const float *src, uint16_t *dst, size_t n);
+
+#endif

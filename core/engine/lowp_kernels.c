@@ -55,37 +55,29 @@ void rwkv_gemv_bf16(const uint16_t *w, int nr, int k, const uint16_t *x, int m, 
 }
 
 VNNI_TARGET
-void rwkv_gemv_u8s8(const int8_t *w, int nr, int k, const uint8_t *x, int m, int32_t *out)
+void rwkv_gemv_w8a16(const int8_t *w, const float *ws, int nr, int kp, const int16_t *x,
+                     const float *xs, int m, float *y, int ldy, int acc)
 {
-    int full = k / 64 * 64, rem = k - full;
-    __mmask64 tail = rem ? (((__mmask64)1 << rem) - 1) : 0;
+    const int ng = kp / 32;
     for (int j = 0; j < nr; j++) {
-        const int8_t *wr = w + (long)j * k;
-        __m512i a0[4], a1[4];
+        const int8_t *wr = w + (long)j * kp;
+        const float *wsr = ws + (long)j * ng;
+        __m512 a[4];
         for (int i = 0; i < 4; i++)
-            a0[i] = a1[i] = _mm512_setzero_si512();
-        int c = 0;
-        for (; c + 128 <= full; c += 128) {
-            __m512i w0 = _mm512_loadu_si512(wr + c), w1 = _mm512_loadu_si512(wr + c + 64);
+            a[i] = _mm512_setzero_ps();
+        for (int g = 0; g < ng; g++) {
+            __m512i wv = _mm512_cvtepi8_epi16(_mm256_loadu_si256((const void *)(wr + g * 32)));
             for (int i = 0; i < m; i++) {
-                const uint8_t *xi = x + (long)i * k;
-                a0[i] = _mm512_dpbusd_epi32(a0[i], _mm512_loadu_si512(xi + c), w0);
-                a1[i] = _mm512_dpbusd_epi32(a1[i], _mm512_loadu_si512(xi + c + 64), w1);
+                __m512i d = _mm512_dpwssd_epi32(_mm512_setzero_si512(),
+                                                _mm512_loadu_si512(x + (long)i * kp + g * 32), wv);
+                __m512 sc = _mm512_set1_ps(wsr[g] * xs[(long)i * ng + g]);
+                a[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(d), sc, a[i]);
             }
         }
-        if (c < full) {
-            __m512i w0 = _mm512_loadu_si512(wr + c);
-            for (int i = 0; i < m; i++)
-                a0[i] = _mm512_dpbusd_epi32(a0[i], _mm512_loadu_si512(x + (long)i * k + c), w0);
-            c += 64;
+        for (int i = 0; i < m; i++) {
+            float s = _mm512_reduce_add_ps(a[i]);
+            float *yo = y + (long)i * ldy + j;
+            *yo = acc ? *yo + s : s;
         }
-        if (rem) {
-            __m512i w0 = _mm512_maskz_loadu_epi8(tail, wr + c);
-            for (int i = 0; i < m; i++)
-                a1[i] = _mm512_dpbusd_epi32(a1[i],
-                                            _mm512_maskz_loadu_epi8(tail, x + (long)i * k + c), w0);
-        }
-        for (int i = 0; i < m; i++)
-            out[(long)i * nr + j] = _mm512_reduce_add_epi32(_mm512_add_epi32(a0[i], a1[i]));
     }
 }

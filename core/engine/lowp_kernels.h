@@ -14,8 +14,12 @@
 void rwkv_gemv_bf16(const uint16_t *w, int nr, int k, const uint16_t *x, int m, float *y,
                     int ldy, int acc);
 
-/* out[i][j] = Σ_k x[i][k] w[j][k] exactly (int32), x unsigned bytes, w
- * signed; out is [m][nr]. */
-void rwkv_gemv_u8s8(const int8_t *w, int nr, int k, const uint8_t *x, int m, int32_t *out);
+/* int8 weights in groups of 32 (lowp_weights.h) against int16
+ * activations in groups of 32: y[i][j] (=|+=) Σ_g xs[i][g] ws[j][g]
+ * Σ_{k in g} x[i][k] w[j][k].  Rows are kp wide (a multiple of 32), scale
+ * rows kp/32.  Each group's sum is exact in int32 (vpdpwssd); groups are
+ * scaled and summed in float, in order. */
+void rwkv_gemv_w8a16(const int8_t *w, const float *ws, int nr, int kp, const int16_t *x,
+                     const float *xs, int m, float *y, int ldy, int acc);
 
 #endif

@@ -60,7 +60,6 @@ static void free_matrix(rwkv_lowp_matrix *lm, const void *source)
         free((void *)lm->bf16);
     free((void *)lm->q);
     free((void *)lm->scale);
-    free((void *)lm->qsum);
     free(lm);
 }
 
@@ -116,23 +115,22 @@ void rwkv_round_bf16(const float *src, uint16_t *dst, size_t n)
         dst[i] = rwkv_f32_to_bf16(src[i]);
 }
 
-/* One row of int8: scale = max|w| / 127 (0 rows get scale 0 and q 0). */
-RWKV_CLONES
-static void quantize_row(const float *w, int n, int8_t *q, float *scale, int32_t *qsum)
+/* One row of int8 in groups of RWKV_Q8_GROUP: scale = max|w| / 127 per
+ * group (an all-zero group gets scale 0); inputs n..kp-1 are zero. */
+static void quantize_row(const float *w, int n, int kp, int8_t *q, float *scale)
 {
-    float amax = 0.0f;
-    for (int i = 0; i < n; i++)
-        amax = fmaxf(amax, fabsf(w[i]));
-    float s = amax / 127.0f, inv = amax > 0.0f ? 127.0f / amax : 0.0f;
-    int32_t sum = 0;
-    for (int i = 0; i < n; i++) {
-        int v = (int)lrintf(w[i] * inv);
-        v = v > 127 ? 127 : v < -127 ? -127 : v;
-        q[i] = (int8_t)v;
-        sum += v;
+    for (int g = 0; g < kp; g += RWKV_Q8_GROUP) {
+        int end = g + RWKV_Q8_GROUP < n ? g + RWKV_Q8_GROUP : n;
+        float amax = 0.0f;
+        for (int i = g; i < end; i++)
+            amax = fmaxf(amax, fabsf(w[i]));
+        float inv = amax > 0.0f ? 127.0f / amax : 0.0f;
+        for (int i = g; i < g + RWKV_Q8_GROUP; i++) {
+            float v = i < end ? nearbyintf(w[i] * inv) : 0.0f;
+            q[i] = (int8_t)(v > 127.0f ? 127 : v < -127.0f ? -127 : (int)v);
+        }
+        scale[g / RWKV_Q8_GROUP] = amax / 127.0f;
     }
-    *scale = s;
-    *qsum = sum;
 }
 
 static rwkv_lowp_matrix *convert(rwkv_lowp_weights *w, const rwkv_matrix *mat)
@@ -144,7 +142,10 @@ static rwkv_lowp_matrix *convert(rwkv_lowp_weights *w, const rwkv_matrix *mat)
     if (!lm || !row)
         goto fail;
     *lm = (rwkv_lowp_matrix){.precision = w->precision, .rows = mat->rows, .cols = mat->cols};
-    if (w->precision == RWKV_PRECISION_BF16) {
+    if (w->precision == RWKV_PRECISION_INT8 && mat->rows == mat->cols &&
+        mat->rows == w->model->info.n_embd)
+        lm->precision = RWKV_PRECISION_BF16; /* the square attention projections: header */
+    if (lm->precision == RWKV_PRECISION_BF16) {
         if (mat->dtype == RWKV_BF16) {
             lm->bf16 = mat->data; /* already bf16: used in place, no copy */
         } else {
@@ -159,17 +160,18 @@ static rwkv_lowp_matrix *convert(rwkv_lowp_weights *w, const rwkv_matrix *mat)
             w->bytes += n * sizeof *b;
         }
     } else {
-        int8_t *q = malloc(n);
-        float *scale = malloc(rows * sizeof *scale);
-        int32_t *qsum = malloc(rows * sizeof *qsum);
-        lm->q = q, lm->scale = scale, lm->qsum = qsum;
-        if (!q || !scale || !qsum)
+        size_t kp = (cols + RWKV_Q8_PAD - 1) / RWKV_Q8_PAD * RWKV_Q8_PAD;
+        size_t ng = kp / RWKV_Q8_GROUP;
+        int8_t *q = malloc(rows * kp);
+        float *scale = malloc(rows * ng * sizeof *scale);
+        lm->kp = (int)kp, lm->q = q, lm->scale = scale;
+        if (!q || !scale)
             goto fail;
         for (size_t r = 0; r < rows; r++) {
             rwkv_widen(mat->dtype, (const char *)mat->data + r * cols * esz, row, cols);
-            quantize_row(row, (int)cols, q + r * cols, &scale[r], &qsum[r]);
+            quantize_row(row, (int)cols, (int)kp, q + r * kp, scale + r * ng);
         }
-        w->bytes += n + rows * (sizeof *scale + sizeof *qsum);
+        w->bytes += rows * kp + rows * ng * sizeof *scale;
     }
     free(row);
     return lm;

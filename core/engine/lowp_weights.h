@@ -8,6 +8,13 @@
  * "Large" means both sides at least n_embd: the r/k/v/o/gate/FFN/head
  * matrices; LoRA factors (one side the low rank) stay float32, where their
  * share of the work is small and their rounding would feed the decay.
+ *
+ * The int8 set keeps the square n_embd x n_embd matrices (the attention's
+ * r/k/v/o/gate projections) in bf16: with them in int8, RWKV-7's first
+ * token (zero state, where each head's output is v times the scalar r·k,
+ * and ln_x keeps only that scalar's sign) flipped a head on the random 0.1B
+ * model, max |Δlogit| 0.32 std against the 0.20 bound; in bf16 it is 0.07.
+ * The FFN and head matrices, most of the bytes, are int8.
  */
 #ifndef RWKV_LOWP_WEIGHTS_H
 #define RWKV_LOWP_WEIGHTS_H
@@ -18,13 +25,25 @@
 #include "core/model.h"
 #include "core/precision.h"
 
+/* int8 weights: RWKV_Q8_GROUP consecutive inputs share one scale (as
+ * rwkv.cpp's Q8_0); the activations are int16 in groups of the same size.
+ * Measured on the fixtures (docs/precision.md): one scale per row with
+ * int8 activations broke the max |Δlogit| bound (0.53 std on the RWKV-6
+ * fixture, 0.25 on the random 0.1B); groups of 32 on both sides still gave
+ * 0.25 on RWKV-6: RWKV's activations (relu² in the FFN above all) carry
+ * outliers, and int16 activations remove their share of the error while
+ * decode still streams one byte per weight.  Rows are padded with zeros to
+ * a whole group so the kernel has no tail. */
+#define RWKV_Q8_GROUP 32
+#define RWKV_Q8_PAD 32
+
 typedef struct rwkv_lowp_matrix {
     rwkv_precision precision; /* BF16 or INT8 */
     int rows, cols;
     const uint16_t *bf16;     /* BF16: [rows][cols] */
-    const int8_t *q;          /* INT8: [rows][cols], w ≈ q * scale[row] */
-    const float *scale;       /* INT8: [rows] */
-    const int32_t *qsum;      /* INT8: [rows], Σ q over the row (the u8 offset's correction) */
+    int kp;                   /* INT8: cols rounded up to RWKV_Q8_PAD */
+    const int8_t *q;          /* INT8: [rows][kp], w ≈ q * scale[row][k / 32] */
+    const float *scale;       /* INT8: [rows][kp / 32] */
 } rwkv_lowp_matrix;
 
 typedef struct rwkv_lowp_weights rwkv_lowp_weights;

@@ -59,6 +59,8 @@ int rwkvd_ckpt_check_scalars(const rwkvd_ckpt *ck, uint32_t flags, rwkv_error *w
         m->state_floats < 1 || m->state_floats > RWKVD_CKPT_STATE_MAX)
         return rwkv_fail(why, "model shape out of range (n_layer %u, n_embd %u, vocab %u, state %llu)",
                          m->n_layer, m->n_embd, m->vocab, (unsigned long long)m->state_floats);
+    if (m->precision > RWKVD_CKPT_PRECISION_MAX)
+        return rwkv_fail(why, "precision %u unknown (0 fp32, 1 bf16, 2 int8)", m->precision);
     if (ck->block_size < 1 || ck->block_size > RWKVD_BLOCK_MAX)
         return rwkv_fail(why, "block size %u not in 1..%d", ck->block_size, RWKVD_BLOCK_MAX);
     rwkv_error e;

@@ -68,7 +68,8 @@ static int parse_header(const char *label, const uint8_t *p, size_t len,
                      "offset %zu: header checksum mismatch (stored %08x, computed %08x)", hs - 4,
                      want, got);
     uint32_t fl = rwkvd_get32(p + 16);
-    if (rwkvd_get32(p + 12) != hs || p[103] || (fl & ~(uint32_t)RWKVD_CKPT_FL_ALL) ||
+    if (rwkvd_get32(p + 12) != hs || p[103] > RWKVD_CKPT_PRECISION_MAX ||
+        (fl & ~(uint32_t)RWKVD_CKPT_FL_ALL) ||
         (!(fl & RWKVD_CKPT_FL_CARRY) && rwkvd_get32(p + 132)) || p[100] > 1 || p[101] > 1)
         return dfail(st, RWKVD_CKPT_CORRUPT, err, label,
                      "offset 12: header fields out of range (size, reserved bytes or flags)");
@@ -91,6 +92,7 @@ static int parse_header(const char *label, const uint8_t *p, size_t len,
     ck->opts.pooling = (rwkvd_pooling)p[100];
     ck->opts.normalize = p[101];
     ck->input = (rwkvd_input_kind)p[102];
+    ck->model.precision = p[103];
     ck->opts.topk = rwkvd_get32(p + 104);
     ck->n_pending_bytes = rwkvd_get32(p + 108);
     ck->n_pending_tokens = rwkvd_get32(p + 112);
@@ -121,6 +123,15 @@ static int parse_header(const char *label, const uint8_t *p, size_t len,
             rwkvd_sha256_hex(expect->tokenizer_sha256, b);
             return dfail(st, RWKVD_CKPT_OTHER_MODEL, err, label,
                          "made with tokenizer sha256 %.16s..., the running one is %.16s...", a, b);
+        }
+        if (expect->precision != ck->model.precision) {
+            static const char *const names[] = {"fp32", "bf16", "int8"};
+            return dfail(st, RWKVD_CKPT_OTHER_MODEL, err, label,
+                         "its state was computed in %s, the daemon runs %s: a document never "
+                         "mixes precisions (restart with --precision %s to continue it, or "
+                         "drop it)",
+                         names[ck->model.precision], names[expect->precision % 3],
+                         names[ck->model.precision]);
         }
         if (expect->generation != ck->model.generation || expect->n_layer != ck->model.n_layer ||
             expect->n_embd != ck->model.n_embd || expect->vocab != ck->model.vocab ||

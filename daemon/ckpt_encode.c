@@ -71,6 +71,7 @@ static void write_header(uint8_t *h, const rwkvd_ckpt *ck, uint32_t flags, uint6
     h[100] = (uint8_t)ck->opts.pooling;
     h[101] = ck->opts.normalize ? 1 : 0;
     h[102] = (uint8_t)ck->input;
+    h[103] = ck->model.precision;
     rwkvd_put32(h + 104, ck->opts.topk);
     rwkvd_put32(h + 108, (uint32_t)ck->n_pending_bytes);
     rwkvd_put32(h + 112, (uint32_t)ck->n_pending_tokens);

@@ -89,7 +89,7 @@ static void gemm_task(void *arg, int task, int thread)
  * slice of the weights, as the engine runs: M=256 rows, 2048 x 1024. */
 static double gemm_rate(rwkv_pool *pool, int kind)
 {
-    gemm_job g = {256, 2048, 1024, rwkv_pool_size(pool), kind};
+    gemm_job g = {.M = 256, .N = 2048, .K = 1024, .nt = rwkv_pool_size(pool), .kind = kind};
     size_t a = (size_t)g.M * g.K, b = (size_t)g.N * g.K;
     g.A = malloc(sizeof(float) * a);
     g.B = malloc(sizeof(float) * b);
@@ -424,8 +424,7 @@ int main(int argc, char **argv)
     double C = mi->n_embd, V = mi->vocab_size, L = mi->n_layer, F = mi->ffn_dim;
     double head = V * C, layer_params = (double)mi->n_params - 2 * head;
     double flops_tok = 2 * layer_params, head_flops = 2 * head;
-    double sq = L * 5 * C * C; /* square projections per model: r k v o (+ v7 has 4) */
-    sq = L * 4 * C * C;
+    double sq = L * 4 * C * C; /* the square projections r k v o */
     double ffn = L * 2 * C * F;
     double lora = layer_params - sq - ffn;
     rwkv_model_free(m);

@@ -5,10 +5,11 @@
  *        tested against.
  *  bf16  the large products (r/k/v/o/gate, FFN, head) with bfloat16 operands
  *        and float32 accumulation (AVX512-BF16); needs avx512_bf16.
- *  int8  the same products with symmetric int8 weights (one scale per output
- *        row, quantized once per model) and int8 activations (one scale per
- *        token row, on the fly), int32 accumulation (AVX512-VNNI); needs
- *        avx512_vnni.
+ *  int8  the FFN and head products with symmetric int8 weights (one scale
+ *        per output row, quantized once per model) and int16 activations
+ *        (one scale per token row, on the fly), exact int32 sums
+ *        (AVX512-VNNI vpdpwssd); the square attention projections in bf16
+ *        (lowp_weights.h says why); needs avx512_vnni and avx512_bf16.
  *  auto  the fastest of those this CPU runs (see rwkv_precision_auto).
  *
  * Elementwise work, normalisations, the WKV recurrence, LoRA products and

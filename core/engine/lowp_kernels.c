@@ -54,30 +54,58 @@ void rwkv_gemv_bf16(const uint16_t *w, int nr, int k, const uint16_t *x, int m, 
     }
 }
 
+/* int32 sums are flushed to float every FLUSH inputs: a lane adds FLUSH/16
+ * products of at most 32767 * 127 in that span, far from 2^31. */
+#define FLUSH 4096
+
+/* M activation rows against one weight row: M is a constant in each
+ * instantiation, so the accumulators live in registers. */
+#define W8A16_ROWS(M)                                                                         \
+    VNNI_TARGET static inline __attribute__((always_inline)) void w8a16_row_##M(               \
+        const int8_t *wr, int kp, const int16_t *x, float *out)                               \
+    {                                                                                         \
+        __m512 f[M];                                                                          \
+        for (int i = 0; i < M; i++)                                                           \
+            f[i] = _mm512_setzero_ps();                                                       \
+        for (int c0 = 0; c0 < kp; c0 += FLUSH) {                                              \
+            int c1 = c0 + FLUSH < kp ? c0 + FLUSH : kp;                                       \
+            __m512i a[M];                                                                     \
+            for (int i = 0; i < M; i++)                                                       \
+                a[i] = _mm512_setzero_si512();                                                \
+            for (int c = c0; c < c1; c += 32) {                                               \
+                __m512i wv = _mm512_cvtepi8_epi16(_mm256_loadu_si256((const void *)(wr + c))); \
+                for (int i = 0; i < M; i++)                                                   \
+                    a[i] = _mm512_dpwssd_epi32(a[i], _mm512_loadu_si512(x + (long)i * kp + c), \
+                                               wv);                                           \
+            }                                                                                 \
+            for (int i = 0; i < M; i++)                                                       \
+                f[i] = _mm512_add_ps(f[i], _mm512_cvtepi32_ps(a[i]));                         \
+        }                                                                                     \
+        for (int i = 0; i < M; i++)                                                           \
+            out[i] = _mm512_reduce_add_ps(f[i]);                                              \
+    }
+W8A16_ROWS(1)
+W8A16_ROWS(2)
+W8A16_ROWS(3)
+W8A16_ROWS(4)
+
 VNNI_TARGET
 void rwkv_gemv_w8a16(const int8_t *w, const float *ws, int nr, int kp, const int16_t *x,
                      const float *xs, int m, float *y, int ldy, int acc)
 {
-    const int ng = kp / 32;
     for (int j = 0; j < nr; j++) {
         const int8_t *wr = w + (long)j * kp;
-        const float *wsr = ws + (long)j * ng;
-        __m512 a[4];
-        for (int i = 0; i < 4; i++)
-            a[i] = _mm512_setzero_ps();
-        for (int g = 0; g < ng; g++) {
-            __m512i wv = _mm512_cvtepi8_epi16(_mm256_loadu_si256((const void *)(wr + g * 32)));
-            for (int i = 0; i < m; i++) {
-                __m512i d = _mm512_dpwssd_epi32(_mm512_setzero_si512(),
-                                                _mm512_loadu_si512(x + (long)i * kp + g * 32), wv);
-                __m512 sc = _mm512_set1_ps(wsr[g] * xs[(long)i * ng + g]);
-                a[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(d), sc, a[i]);
-            }
+        float s[4];
+        switch (m) {
+        case 1: w8a16_row_1(wr, kp, x, s); break;
+        case 2: w8a16_row_2(wr, kp, x, s); break;
+        case 3: w8a16_row_3(wr, kp, x, s); break;
+        default: w8a16_row_4(wr, kp, x, s); break;
         }
         for (int i = 0; i < m; i++) {
-            float s = _mm512_reduce_add_ps(a[i]);
+            float v = s[i] * ws[j] * xs[i];
             float *yo = y + (long)i * ldy + j;
-            *yo = acc ? *yo + s : s;
+            *yo = acc ? *yo + v : v;
         }
     }
 }

@@ -14,11 +14,10 @@
 void rwkv_gemv_bf16(const uint16_t *w, int nr, int k, const uint16_t *x, int m, float *y,
                     int ldy, int acc);
 
-/* int8 weights in groups of 32 (lowp_weights.h) against int16
- * activations in groups of 32: y[i][j] (=|+=) Σ_g xs[i][g] ws[j][g]
- * Σ_{k in g} x[i][k] w[j][k].  Rows are kp wide (a multiple of 32), scale
- * rows kp/32.  Each group's sum is exact in int32 (vpdpwssd); groups are
- * scaled and summed in float, in order. */
+/* int8 weights (one scale per row, lowp_weights.h) against int16
+ * activations (one scale per row): y[i][j] (=|+=) (Σ_k x[i][k] w[j][k]) ·
+ * ws[j] · xs[i], the sum exact in int32 (vpdpwssd) within every 4096
+ * inputs, then in float.  Rows are kp wide (a multiple of 32). */
 void rwkv_gemv_w8a16(const int8_t *w, const float *ws, int nr, int kp, const int16_t *x,
                      const float *xs, int m, float *y, int ldy, int acc);
 

@@ -115,22 +115,19 @@ void rwkv_round_bf16(const float *src, uint16_t *dst, size_t n)
         dst[i] = rwkv_f32_to_bf16(src[i]);
 }
 
-/* One row of int8 in groups of RWKV_Q8_GROUP: scale = max|w| / 127 per
- * group (an all-zero group gets scale 0); inputs n..kp-1 are zero. */
+/* One row of int8: scale = max|w| / 127 (an all-zero row gets scale 0);
+ * inputs n..kp-1 are zero. */
 static void quantize_row(const float *w, int n, int kp, int8_t *q, float *scale)
 {
-    for (int g = 0; g < kp; g += RWKV_Q8_GROUP) {
-        int end = g + RWKV_Q8_GROUP < n ? g + RWKV_Q8_GROUP : n;
-        float amax = 0.0f;
-        for (int i = g; i < end; i++)
-            amax = fmaxf(amax, fabsf(w[i]));
-        float inv = amax > 0.0f ? 127.0f / amax : 0.0f;
-        for (int i = g; i < g + RWKV_Q8_GROUP; i++) {
-            float v = i < end ? nearbyintf(w[i] * inv) : 0.0f;
-            q[i] = (int8_t)(v > 127.0f ? 127 : v < -127.0f ? -127 : (int)v);
-        }
-        scale[g / RWKV_Q8_GROUP] = amax / 127.0f;
+    float amax = 0.0f;
+    for (int i = 0; i < n; i++)
+        amax = fmaxf(amax, fabsf(w[i]));
+    float inv = amax > 0.0f ? 127.0f / amax : 0.0f;
+    for (int i = 0; i < kp; i++) {
+        float v = i < n ? nearbyintf(w[i] * inv) : 0.0f;
+        q[i] = (int8_t)(v > 127.0f ? 127 : v < -127.0f ? -127 : (int)v);
     }
+    *scale = amax / 127.0f;
 }
 
 static rwkv_lowp_matrix *convert(rwkv_lowp_weights *w, const rwkv_matrix *mat)
@@ -161,17 +158,16 @@ static rwkv_lowp_matrix *convert(rwkv_lowp_weights *w, const rwkv_matrix *mat)
         }
     } else {
         size_t kp = (cols + RWKV_Q8_PAD - 1) / RWKV_Q8_PAD * RWKV_Q8_PAD;
-        size_t ng = kp / RWKV_Q8_GROUP;
         int8_t *q = malloc(rows * kp);
-        float *scale = malloc(rows * ng * sizeof *scale);
+        float *scale = malloc(rows * sizeof *scale);
         lm->kp = (int)kp, lm->q = q, lm->scale = scale;
         if (!q || !scale)
             goto fail;
         for (size_t r = 0; r < rows; r++) {
             rwkv_widen(mat->dtype, (const char *)mat->data + r * cols * esz, row, cols);
-            quantize_row(row, (int)cols, (int)kp, q + r * kp, scale + r * ng);
+            quantize_row(row, (int)cols, (int)kp, q + r * kp, scale + r);
         }
-        w->bytes += rows * kp + rows * ng * sizeof *scale;
+        w->bytes += rows * kp + rows * sizeof *scale;
     }
     free(row);
     return lm;

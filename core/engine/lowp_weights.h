@@ -25,16 +25,16 @@
 #include "core/model.h"
 #include "core/precision.h"
 
-/* int8 weights: RWKV_Q8_GROUP consecutive inputs share one scale (as
- * rwkv.cpp's Q8_0); the activations are int16 in groups of the same size.
- * Measured on the fixtures (docs/precision.md): one scale per row with
- * int8 activations broke the max |Δlogit| bound (0.53 std on the RWKV-6
- * fixture, 0.25 on the random 0.1B); groups of 32 on both sides still gave
- * 0.25 on RWKV-6: RWKV's activations (relu² in the FFN above all) carry
- * outliers, and int16 activations remove their share of the error while
- * decode still streams one byte per weight.  Rows are padded with zeros to
- * a whole group so the kernel has no tail. */
-#define RWKV_Q8_GROUP 32
+/* int8 weights: symmetric, one scale per output row; activations are
+ * int16 with one scale per token row (matmul_lowp.c).  Measured on the
+ * fixtures (docs/precision.md): int8 activations broke the max |Δlogit|
+ * bound whatever the grouping (per row 0.53 std on the RWKV-6 fixture;
+ * groups of 32 on both sides 0.25): RWKV's activations (relu² in the FFN
+ * above all) carry outliers.  int16 activations remove that error while
+ * decode still streams one byte per weight, and per-row weight scales then
+ * keep every bound (groups of 32 measured no better once the activations
+ * were int16, and cost a float conversion per group).  Rows are padded with
+ * zeros to RWKV_Q8_PAD inputs so the kernel has no tail. */
 #define RWKV_Q8_PAD 32
 
 typedef struct rwkv_lowp_matrix {
@@ -42,8 +42,8 @@ typedef struct rwkv_lowp_matrix {
     int rows, cols;
     const uint16_t *bf16;     /* BF16: [rows][cols] */
     int kp;                   /* INT8: cols rounded up to RWKV_Q8_PAD */
-    const int8_t *q;          /* INT8: [rows][kp], w ≈ q * scale[row][k / 32] */
-    const float *scale;       /* INT8: [rows][kp / 32] */
+    const int8_t *q;          /* INT8: [rows][kp], w ≈ q * scale[row] */
+    const float *scale;       /* INT8: [rows] */
 } rwkv_lowp_matrix;
 
 typedef struct rwkv_lowp_weights rwkv_lowp_weights;

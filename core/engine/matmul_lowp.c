@@ -23,7 +23,7 @@ struct rwkv_lowp_ctx {
     const rwkv_lowp_matrix *lm[MAX_OPS];
     void *act[MAX_OPS];  /* [M][cols] bf16, or [M][kp] int16 */
     size_t act_cap[MAX_OPS];
-    float *xs[MAX_OPS];  /* int8: [M][kp / 32] group scales */
+    float *xs[MAX_OPS];  /* int8: [M] row scales */
     size_t xs_cap[MAX_OPS];
 };
 
@@ -69,23 +69,19 @@ rwkv_lowp_weights *rwkv_lowp_ctx_weights(rwkv_lowp_ctx *c)
     return c->w;
 }
 
-/* One row to int16 in groups of 32, scale max|x|/32767 per group; inputs
- * n..kp-1 are 0 (scale 0). */
+/* One row to int16, scale max|x|/32767; inputs n..kp-1 are 0. */
 RWKV_CLONES
 static void quantize_act(const float *x, int n, int kp, int16_t *q, float *scale)
 {
-    for (int g = 0; g < kp; g += RWKV_Q8_GROUP) {
-        int end = g + RWKV_Q8_GROUP < n ? g + RWKV_Q8_GROUP : n;
-        float amax = 0.0f;
-        for (int i = g; i < end; i++)
-            amax = fmaxf(amax, fabsf(x[i]));
-        float inv = amax > 0.0f ? 32767.0f / amax : 0.0f;
-        for (int i = g; i < g + RWKV_Q8_GROUP; i++) {
-            float v = i < end ? nearbyintf(x[i] * inv) : 0.0f;
-            q[i] = (int16_t)(v > 32767.0f ? 32767 : v < -32767.0f ? -32767 : (int)v);
-        }
-        scale[g / RWKV_Q8_GROUP] = amax / 32767.0f;
+    float amax = 0.0f;
+    for (int i = 0; i < n; i++)
+        amax = fmaxf(amax, fabsf(x[i]));
+    float inv = amax > 0.0f ? 32767.0f / amax : 0.0f;
+    for (int i = 0; i < kp; i++) {
+        float v = i < n ? nearbyintf(x[i] * inv) : 0.0f;
+        q[i] = (int16_t)(v > 32767.0f ? 32767 : v < -32767.0f ? -32767 : (int)v);
     }
+    *scale = amax / 32767.0f;
 }
 
 typedef struct {
@@ -109,8 +105,7 @@ static void convert_task(void *arg, int task, int thread)
         if (c->lm[k]->precision == RWKV_PRECISION_BF16)
             rwkv_round_bf16(x, (uint16_t *)c->act[k] + r * K, K);
         else
-            quantize_act(x, (int)K, (int)kp, (int16_t *)c->act[k] + r * kp,
-                         c->xs[k] + r * (kp / RWKV_Q8_GROUP));
+            quantize_act(x, (int)K, (int)kp, (int16_t *)c->act[k] + r * kp, c->xs[k] + r);
     }
 }
 
@@ -138,8 +133,7 @@ int rwkv_lowp_begin(rwkv_lowp_ctx *c, rwkv_pool *pool, int M, const rwkv_matmul_
         int bf = c->lm[k]->precision == RWKV_PRECISION_BF16;
         size_t K = (size_t)(bf ? c->lm[k]->cols : c->lm[k]->kp), esz = 2;
         if (reserve(&c->act[k], &c->act_cap[k], (size_t)M * K * esz) ||
-            (!bf && reserve((void **)&c->xs[k], &c->xs_cap[k],
-                            (size_t)M * (K / RWKV_Q8_GROUP) * sizeof(float)))) {
+            (!bf && reserve((void **)&c->xs[k], &c->xs_cap[k], (size_t)M * sizeof(float)))) {
             c->lm[k] = NULL; /* no memory for the activations: fp32 path */
             continue;
         }
@@ -174,19 +168,20 @@ static void run_bf16(rwkv_lowp_ctx *c, int k, const rwkv_matmul_op *op, int i0, 
                        y + (size_t)i * op->ldy, op->ldy, op->accumulate);
 }
 
-/* int8: every row count takes the group kernel, four activation rows per
- * pass over the slice's weights (oneDNN 2.6 has no per-group scales along
- * the reduction; docs/precision.md). */
+/* int8: every row count takes our kernel, four activation rows per pass
+ * over the slice's weights (oneDNN 2.6 has no int8 x int16 matmul, and its
+ * u8 x s8 one needs int8 activations, which break the quality bounds;
+ * docs/precision.md). */
 static void run_int8(rwkv_lowp_ctx *c, int k, const rwkv_matmul_op *op, int i0, int m, int r0,
                      int nr)
 {
     const rwkv_lowp_matrix *lm = c->lm[k];
-    int kp = lm->kp, ng = kp / RWKV_Q8_GROUP;
+    int kp = lm->kp;
     const int8_t *w = lm->q + (size_t)r0 * kp;
-    const float *ws = lm->scale + (size_t)r0 * ng;
+    const float *ws = lm->scale + r0;
     for (int i = 0; i < m; i += 4)
         rwkv_gemv_w8a16(w, ws, nr, kp, (const int16_t *)c->act[k] + (size_t)(i0 + i) * kp,
-                        c->xs[k] + (size_t)(i0 + i) * ng, m - i < 4 ? m - i : 4,
+                        c->xs[k] + i0 + i, m - i < 4 ? m - i : 4,
                         op->y + (size_t)(i0 + i) * op->ldy + r0, op->ldy, op->accumulate);
 }
 

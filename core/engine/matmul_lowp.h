@@ -4,10 +4,10 @@
  * rwkv_matmul_many it (1) looks up the low-precision form of every op's
  * weights (lowp_weights.h; ops whose weights stay fp32 take the fp32 path)
  * and (2) converts the activations those ops read, every row, once, in
- * parallel: bf16 rounding, or int8 with one scale per row (max|x|/127)
- * stored as unsigned bytes x+128, the form VNNI multiplies.  Then each
- * (segment, weight-row slice) task runs either a hand-written GEMV (1..4
- * rows) or a oneDNN matmul (more rows).  Row results depend only on the row
+ * parallel: bf16 rounding, or, for int8 weights, int16 with one scale per
+ * row (max|x|/32767).  Then each (segment, weight-row slice) task runs
+ * either a hand-written GEMV (1..4 rows, and every int8 product) or a
+ * oneDNN bf16 matmul (more rows).  Row results depend only on the row
  * and the segment's shape, never on the batch: batch invariance holds in
  * every precision.
  */

@@ -75,11 +75,17 @@ static void test_names_and_missing_features(void)
     CHECKF(strstr(err.msg, "avx512_bf16") != NULL, "%s", err.msg);
     CHECK(rwkv_precision_check(RWKV_PRECISION_INT8, &f, &err) == -1);
     CHECKF(strstr(err.msg, "avx512_vnni") != NULL, "%s", err.msg);
+    /* VNNI without AVX512-BF16: int8's square projections need bf16 */
+    rwkv_cpu_features v = f;
+    v.avx512_vnni = 1;
+    CHECK(rwkv_precision_check(RWKV_PRECISION_INT8, &v, &err) == -1);
+    CHECKF(strstr(err.msg, "avx512_bf16") != NULL, "%s", err.msg);
     CHECK(rwkv_precision_auto(&f) == RWKV_PRECISION_FP32);
     f.avx512_bf16 = 1;
     CHECK(rwkv_precision_auto(&f) == RWKV_PRECISION_BF16);
-    f.avx512_vnni = 1;
-    CHECK(rwkv_precision_auto(&f) == RWKV_PRECISION_INT8);
+    f.avx512_vnni = 1; /* int8 is never auto: slower than bf16 for prefill */
+    CHECK(rwkv_precision_auto(&f) == RWKV_PRECISION_BF16);
+    CHECK(rwkv_precision_check(RWKV_PRECISION_INT8, &f, &err) == 0);
     /* AVX2 only: the first missing feature is named */
     rwkv_cpu_features g = {.avx2 = 1, .fma = 1};
     CHECK(rwkv_precision_check(RWKV_PRECISION_BF16, &g, &err) == -1);

@@ -50,8 +50,6 @@ int rwkv_precision_check(rwkv_precision p, const rwkv_cpu_features *f, rwkv_erro
 
 rwkv_precision rwkv_precision_auto(const rwkv_cpu_features *f)
 {
-    if (rwkv_precision_check(RWKV_PRECISION_INT8, f, NULL) == 0)
-        return RWKV_PRECISION_INT8;
     if (rwkv_precision_check(RWKV_PRECISION_BF16, f, NULL) == 0)
         return RWKV_PRECISION_BF16;
     return RWKV_PRECISION_FP32;

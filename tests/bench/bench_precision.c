@@ -79,9 +79,9 @@ static void gemm_task(void *arg, int task, int thread)
                        g->Bb + (size_t)task * n * g->K, c, g->N, 0);
     } else {
         for (int i = 0; i < g->M; i += 4)
-            rwkv_gemv_w8a16(g->Bq + (size_t)task * n * g->K, g->sb + (size_t)task * n * (g->K / 32),
-                            n, g->K, g->Aq + (size_t)i * g->K, g->sa + (size_t)i * (g->K / 32), 4,
-                            c + (size_t)i * g->N, g->N, 0);
+            rwkv_gemv_w8a16(g->Bq + (size_t)task * n * g->K, g->sb + (size_t)task * n, n, g->K,
+                            g->Aq + (size_t)i * g->K, g->sa + i, 4, c + (size_t)i * g->N, g->N,
+                            0);
     }
 }
 
@@ -98,8 +98,8 @@ static double gemm_rate(rwkv_pool *pool, int kind)
     g.Bb = malloc(2 * b);
     g.Aq = malloc(2 * a);
     g.Bq = malloc(b);
-    g.sa = malloc(sizeof(float) * a / 32);
-    g.sb = malloc(sizeof(float) * b / 32);
+    g.sa = malloc(sizeof(float) * (size_t)g.M);
+    g.sb = malloc(sizeof(float) * (size_t)g.N);
     for (size_t i = 0; i < a; i++) {
         g.A[i] = (float)(i % 7) * 0.1f;
         g.Ab[i] = rwkv_f32_to_bf16(g.A[i]);
@@ -110,9 +110,9 @@ static double gemm_rate(rwkv_pool *pool, int kind)
         g.Bb[i] = rwkv_f32_to_bf16(g.B[i]);
         g.Bq[i] = (int8_t)(i % 255 - 127);
     }
-    for (size_t i = 0; i < a / 32; i++)
+    for (int i = 0; i < g.M; i++)
         g.sa[i] = 0.01f;
-    for (size_t i = 0; i < b / 32; i++)
+    for (int i = 0; i < g.N; i++)
         g.sb[i] = 0.01f;
     for (int t = 0; t < g.nt; t++)
         g.dt[t] = rwkv_dnnl_thread_new();
@@ -429,9 +429,9 @@ int main(int argc, char **argv)
     double lora = layer_params - sq - ffn;
     rwkv_model_free(m);
     /* decode bytes per token: fp32 / bf16 stream 2 B per (bf16) weight;
-     * int8: FFN and head 1 B + a 4-byte scale per 32, square ones bf16 */
-    double bytes_bf16 = 2 * (layer_params + head);
-    double bytes_int8 = (ffn + head) * (1 + 4.0 / 32) + 2 * sq + 4 * lora;
+     * int8: FFN and head 1 B, the square projections bf16; LoRA fp32 */
+    double bytes_bf16 = 2 * (sq + ffn + head) + 4 * lora;
+    double bytes_int8 = (ffn + head) + 2 * sq + 4 * lora;
     double bytes_fp32 = 2 * (sq + ffn + head) + 4 * lora;
 
     rwkv_precision ps[3] = {RWKV_PRECISION_FP32, RWKV_PRECISION_BF16, RWKV_PRECISION_INT8};

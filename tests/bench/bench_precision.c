@@ -356,8 +356,16 @@ static int peaks_child(void *ctx, void *res)
     pk[PK_INT8] = rwkv_precision_check(RWKV_PRECISION_INT8, f, NULL) == 0 ? gemm_rate(pool, 2) : 0;
     pk[PK_MEM] = read_bandwidth(pool);
     pk[PK_GEMV_HAND] = pk[PK_GEMV_DNNL] = 0;
-    if (pk[PK_BF16] > 0)
+    if (pk[PK_BF16] > 0) {
         gemv_choice(&pk[PK_GEMV_HAND], &pk[PK_GEMV_DNNL]);
+        /* which oneDNN kernel the engine's bf16 products get (AMX or not) */
+        rwkv_dnnl_thread *t = rwkv_dnnl_thread_new();
+        printf("oneDNN bf16 matmul kernel: M=1 %s, M=256 %s\n",
+               rwkv_dnnl_impl(t, RWKV_GEMM_BF16, 1, 1024, 1024),
+               rwkv_dnnl_impl(t, RWKV_GEMM_BF16, 256, 1024, 1024));
+        fflush(stdout);
+        rwkv_dnnl_thread_free(t);
+    }
     rwkv_pool_free(pool);
     return 0;
 }

@@ -96,7 +96,8 @@ static int print_json(const rwkv_model_info *mi, const size_t *dtype_count)
     runnable_precisions(prec, sizeof prec);
     json_object_set_new(o, "cpu_features", words(strcmp(feat, "none") ? feat : ""));
     json_object_set_new(o, "precisions", words(prec));
-    json_object_set_new(o, "precision_auto", json_string(rwkv_precision_name(rwkv_precision_auto(f))));
+    json_object_set_new(o, "precision_auto",
+                        json_string(rwkv_precision_name(rwkv_precision_auto(f))));
     char *text = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
     json_decref(o);
     if (!text)

@@ -43,8 +43,8 @@ int rwkv_precision_check(rwkv_precision p, const rwkv_cpu_features *f, rwkv_erro
 
 /* What auto means on this CPU: bf16 where AVX512-BF16 exists, else fp32.
  * Measured (docs/precision.md): bf16 is the fastest for prefill, the
- * daemon's work (1.6-2.7x fp32); int8 is faster only for decode (1.7x
- * bf16) and slower than fp32 for prefill, so it is asked for by name. */
+ * daemon's work (2.5-3.2x fp32); int8 is faster only for decode (1.4-1.7x
+ * bf16) and about fp32 speed for prefill, so it is asked for by name. */
 rwkv_precision rwkv_precision_auto(const rwkv_cpu_features *f);
 
 /* Resolves auto, then checks: 0 and *out (never auto), or -1 with err. */

@@ -55,7 +55,12 @@ void rwkv_lowp_weights_release(rwkv_lowp_weights *w); /* accepts NULL */
 rwkv_precision rwkv_lowp_weights_precision(const rwkv_lowp_weights *w);
 
 /* The low-precision form of w, converted on first use; NULL when w stays
- * float32 (not large, or out of memory: the fp32 path then serves it). */
+ * float32 (not large, or out of memory: the fp32 path then serves it).
+ * Conversions are keyed by w's data pointer and shape, so only the model's
+ * own immutable weights may go through a low-precision engine's products
+ * (every rwkv_matrix the engine multiplies is made at load: model_bind.c,
+ * rwkv6_load.c); a matrix built over a changing buffer would be served its
+ * first contents. */
 const rwkv_lowp_matrix *rwkv_lowp_weights_get(rwkv_lowp_weights *w, const rwkv_matrix *mat);
 
 /* How many conversions ran out of memory (those matrices stay fp32). */

@@ -20,6 +20,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/engine/lowp_kernels.h"
+#include "core/engine/simd.h"
 #include "core/forward.h"
 #include "core/model.h"
 #include "core/precision.h"
@@ -98,6 +100,84 @@ static void test_names_and_missing_features(void)
     char buf[256];
     rwkv_cpu_features_describe(d, buf, sizeof buf);
     printf("# cpu: %s\n", buf);
+}
+
+/* ------------------------------------------------------------ kernels */
+
+static float bf16_to_f(uint16_t b)
+{
+    return rwkv_bf16_to_f32(b);
+}
+
+/* The hand-written GEMVs against plain sums, at every row count 1..4 and
+ * lengths that take each tail path (not multiples of 32/64, shorter than
+ * one register, past the int8 kernel's 4096-input flush): within 1e-6 of
+ * the sum of the terms' magnitudes (the int8 lane sums are exact; their
+ * conversion to float and the final reduction round); accumulate adds. */
+static void test_kernels_against_plain_sums(void)
+{
+    static const int ks[] = {1, 17, 31, 32, 33, 63, 64, 95, 96, 130, 448, 4097 + 31};
+    uint64_t seed = 77;
+    enum { NR = 5 };
+    for (size_t t = 0; t < sizeof ks / sizeof ks[0]; t++) {
+        int k = ks[t], kp = (k + 31) / 32 * 32;
+        uint16_t *wb = malloc(sizeof *wb * NR * (size_t)k), *xb = malloc(sizeof *xb * 4 * (size_t)k);
+        int8_t *wq = calloc((size_t)NR * kp, 1);
+        int16_t *xq = calloc((size_t)4 * kp, sizeof *xq);
+        float y[4][NR], ws[NR] = {0.5f, 1.0f, 0.25f, 2.0f, 0.125f}, xs[4] = {1.0f, 0.5f, 2.0f, 4.0f};
+        int ok = wb && xb && wq && xq;
+        for (int i = 0; ok && i < NR * k; i++) {
+            wb[i] = rwkv_f32_to_bf16((float)((int64_t)(test_rand(&seed) % 2001) - 1000) / 997.0f);
+            wq[(i / k) * kp + i % k] = (int8_t)((int64_t)(test_rand(&seed) % 255) - 127);
+        }
+        for (int i = 0; ok && i < 4 * k; i++) {
+            xb[i] = rwkv_f32_to_bf16((float)((int64_t)(test_rand(&seed) % 2001) - 1000) / 991.0f);
+            xq[(i / k) * kp + i % k] = (int16_t)((int64_t)(test_rand(&seed) % 65535) - 32767);
+        }
+        for (int m = 1; ok && m <= 4; m++) {
+            if (runnable(RWKV_PRECISION_BF16, "bf16 GEMV kernel") || (m = 5, 0)) {
+                for (int i = 0; i < m; i++)
+                    for (int j = 0; j < NR; j++)
+                        y[i][j] = 1.0f;
+                rwkv_gemv_bf16(wb, NR, k, xb, m, &y[0][0], NR, 1);
+                for (int i = 0; i < m && ok; i++)
+                    for (int j = 0; j < NR && ok; j++) {
+                        double ref = 1.0, mag = 0;
+                        for (int c = 0; c < k; c++) {
+                            double p = (double)bf16_to_f(wb[j * k + c]) * bf16_to_f(xb[i * k + c]);
+                            ref += p;
+                            mag += fabs(p);
+                        }
+                        ok = fabs(y[i][j] - ref) <= 1e-6 * (mag + 1);
+                        if (!ok)
+                            test_fail_at(__FILE__, __LINE__, "bf16 k %d m %d row %d col %d: %.9g vs %.9g",
+                                         k, m, i, j, y[i][j], ref);
+                    }
+            }
+            if (!ok || !runnable(RWKV_PRECISION_INT8, "int8 GEMV kernel"))
+                continue;
+            rwkv_gemv_w8a16(wq, ws, NR, kp, xq, xs, m, &y[0][0], NR, 0);
+            for (int i = 0; i < m && ok; i++)
+                for (int j = 0; j < NR && ok; j++) {
+                    int64_t dot = 0, mag = 0;
+                    for (int c = 0; c < kp; c++) {
+                        int64_t p = (int64_t)wq[j * kp + c] * xq[i * kp + c];
+                        dot += p;
+                        mag += p < 0 ? -p : p;
+                    }
+                    double sc = (double)ws[j] * xs[i], ref = (double)dot * sc;
+                    ok = fabs(y[i][j] - ref) <= 1e-6 * (double)mag * sc;
+                    if (!ok)
+                        test_fail_at(__FILE__, __LINE__, "int8 k %d m %d row %d col %d: %.9g vs %.9g",
+                                     k, m, i, j, y[i][j], ref);
+                }
+        }
+        free(wb);
+        free(xb);
+        free(wq);
+        free(xq);
+        CHECK(ok);
+    }
 }
 
 /* ------------------------------------------------------------ quality */
@@ -461,6 +541,7 @@ int main(int argc, char **argv)
 {
     test_init(argc, argv);
     RUN(test_names_and_missing_features);
+    RUN(test_kernels_against_plain_sums);
     RUN(test_engines_share_weights);
     RUN(test_batch_and_thread_invariance);
     RUN(test_quality_v4);

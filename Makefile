@@ -6,6 +6,8 @@
 #   make run        build and start the daemon (MODEL=... or the tiny fixture model)
 #   make fuzz       libFuzzer targets with clang (FUZZ_SECONDS per target)
 #   make bench      benchmark programs (not tests)
+#   make gpu-check  everything that needs a CUDA device, one report
+#                   (build/gpu-check/report.txt; kernels/NOTES.md)
 #
 #   make check T=test_x [ARGS=case] [FLAVOUR=asan]
 #                   one test program (C or Python), optionally only the cases
@@ -25,7 +27,8 @@
 # Debian packages the build and the tests need; installed on demand (root).
 DEB_PACKAGES := build-essential libzmq3-dev libmsgpack-dev libzstd-dev \
                 libopenblas-pthread-dev libjansson-dev libssl-dev libsystemd-dev \
-                libmicrohttpd-dev libutf8proc-dev libdnnl-dev python3 python3-zmq python3-msgpack
+                libmicrohttpd-dev libutf8proc-dev libdnnl-dev python3 python3-zmq python3-msgpack \
+                libnats-dev nats-server
 
 FIXTURES ?= $(if $(RWKVD_FIXTURES),$(RWKVD_FIXTURES),../shared/fixtures)
 export RWKVD_FIXTURES := $(FIXTURES)
@@ -46,7 +49,7 @@ WARN := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes 
         -Wformat=2 -Wvla -Wno-format-nonliteral
 BASE_CFLAGS := -std=c11 -D_GNU_SOURCE -g -fopenmp-simd -ffp-contract=fast -pthread $(WARN) -I. -I$(BLAS_INC)
 LIBS := -L$(BLAS_LIB) -Wl,-rpath,$(BLAS_LIB) -lopenblas -ljansson -lzstd -lzmq -lmsgpackc \
-        -lcrypto -lsystemd -lmicrohttpd -lutf8proc -ldnnl -lgomp -lm -lpthread
+        -lcrypto -lsystemd -lmicrohttpd -lutf8proc -ldnnl -lgomp -lnats -lm -lpthread
 
 REL_CFLAGS := $(BASE_CFLAGS) -O2
 SAN_FLAGS := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
@@ -69,7 +72,8 @@ DEPFLAGS := -MMD -MP
 NVCC := $(shell command -v nvcc 2>/dev/null || { test -x /usr/local/cuda/bin/nvcc && echo /usr/local/cuda/bin/nvcc; })
 CU_SRC := $(wildcard kernels/*.cu)
 
-.PHONY: all deps test check test-gpu run fuzz bench bench-gpu clean features
+.PHONY: all deps test check test-gpu gpu-check gpu-check-build gpu-fixtures run run-cluster \
+        fuzz bench bench-gpu clean features
 .DEFAULT_GOAL := all
 
 # ---------------------------------------------------------------- packages
@@ -189,9 +193,15 @@ $(foreach f,$(FLAVOURS),$(foreach p,$(CLIENT_PROGS),\
   $(eval $(call program,$(f),$(B)/$(f)/bin/$(p),$(call objs,$(f),$(wildcard clients/$(p)/*.c))))))
 $(foreach f,$(FLAVOURS),$(foreach t,$(TEST_SRC) $(BENCH_SRC),\
   $(eval $(call program,$(f),$(patsubst %.c,$(B)/$(f)/%,$(t)),$(call objs,$(f),$(t)),$(call objs,$(f),$(TEST_SUPPORT))))))
+# A fuzz target of a client's parsers links that client's sources (all but
+# its main.c): FUZZ_LINK_<name> lists them.
+FUZZ_LINK_sink := clients/rwkvd-sink/keyset.c clients/rwkvd-sink/reload.c \
+                  clients/rwkvd-sink/render.c clients/rwkvd-sink/top.c
+fuzz_link = $(FUZZ_LINK_$(patsubst tests/fuzz/fuzz_%.c,%,$(1)))
 $(foreach f,$(FLAVOURS),$(foreach z,$(FUZZ_SRC),\
   $(eval $(call program,$(f),$(patsubst tests/fuzz/fuzz_%.c,$(B)/$(f)/tests/fuzz/replay_%,$(z)),\
-    $(call objs,$(f),$(z) tests/fuzz/replay_main.c),$(call objs,$(f),$(TEST_SUPPORT))))))
+    $(call objs,$(f),$(z) tests/fuzz/replay_main.c $(call fuzz_link,$(z))),\
+    $(call objs,$(f),$(TEST_SUPPORT))))))
 
 DAEMON_BIN := $(if $(wildcard daemon/main.c),rwkvd)
 REL_BINS := $(addprefix $(B)/rel/bin/,$(DAEMON_BIN)) $(addprefix $(B)/rel/bin/,$(CLIENT_PROGS))
@@ -223,7 +233,8 @@ test: features $(REL_TESTS) $(ASAN_TESTS) $(REPLAYS) $(REL_BINS) $(ASAN_BINS)
 FLAVOUR ?= rel
 CHECK_C := $(wildcard tests/$(T).c)
 CHECK_PY := $(wildcard tests/$(T).py)
-check: features $(if $(CHECK_C),$(B)/$(FLAVOUR)/tests/$(T)) $(if $(CHECK_PY),$(B)/$(FLAVOUR)/bin/rwkvd \
+# C tests that run the CLI find it beside them in build/$(FLAVOUR)/bin.
+check: features $(if $(CHECK_C),$(B)/$(FLAVOUR)/tests/$(T) $(B)/$(FLAVOUR)/bin/rwkv) $(if $(CHECK_PY),$(B)/$(FLAVOUR)/bin/rwkvd \
         $(addprefix $(B)/$(FLAVOUR)/bin/,$(CLIENT_PROGS)) $(B)/rel/bin/rwkv)
 	@if [ -z "$(T)" ] || [ -z "$(CHECK_C)$(CHECK_PY)" ]; then \
 	  echo "make check: T=<test name> (tests/T.c or tests/T.py); got T='$(T)'" >&2; exit 2; fi
@@ -241,6 +252,29 @@ test-gpu: features $(GPU_TESTS) $(REL_BINS)
 bench-gpu: features $(B)/rel/tests/bench/bench_gpu
 	$(B)/rel/tests/bench/bench_gpu $(BENCH_GPU_ARGS)
 
+# Everything that needs a GPU, in one run with one report
+# (build/gpu-check/report.txt): per-kernel tests, test-gpu, compute-sanitizer,
+# the daemon on the device resumed on the CPU, bench-gpu; each part under its
+# own time limit (tests/gpu_check.sh; kernels/NOTES.md).  Without a device it
+# says so and fails (exit 3).  The script builds gpu-check-build itself, under
+# a time limit too.
+gpu-check-build: features $(REL_BINS) $(GPU_TESTS) $(B)/rel/tests/bench/bench_gpu
+gpu-check:
+	@sh tests/gpu_check.sh
+# The fixtures the GPU checks read, copied to $(B)/gpu-fixtures: a device call
+# sends the checkout only (not ../shared), so it carries this folder and
+# gpu_check.sh uses it when $(FIXTURES) is not there (kernels/NOTES.md).
+GPU_FIXTURES := models/tiny-rwkv-7v0-834K.safetensors models/tiny-rwkv-7v0-834K.pth \
+                models/tiny-rwkv-7v0-834K.bf16.pth models/tiny-rwkv-7v0-834K.bf16.safetensors \
+                tiny-rwkv-7v0-834K inputs/gpl-3.first4096.bin
+gpu-fixtures:
+	@for f in $(GPU_FIXTURES); do \
+	  mkdir -p $(B)/gpu-fixtures/$$(dirname $$f) && cp -r $(FIXTURES)/$$f $(B)/gpu-fixtures/$$(dirname $$f)/ || exit 1; \
+	done; chmod -R u+w $(B)/gpu-fixtures; du -sh $(B)/gpu-fixtures
+# test_cuda_host runs tests/gpu_check.sh, which asks test_gpu_kernels_rows
+# (same flavour) whether there is a device.
+$(foreach f,$(FLAVOURS),$(eval $(B)/$(f)/tests/test_cuda_host: | $(B)/$(f)/tests/test_gpu_kernels_rows))
+
 # The daemon in the foreground on MODEL (default: the tiny fixture model).
 MODEL ?= $(FIXTURES)/models/tiny-rwkv-7v0-834K.safetensors
 run: $(B)/rel/bin/rwkvd
@@ -248,14 +282,39 @@ run: $(B)/rel/bin/rwkvd
 	  echo "make run: no model at '$(MODEL)'. Pass MODEL=/path/to/model.pth (or .safetensors)." >&2; exit 2; fi
 	$(B)/rel/bin/rwkvd --model "$(MODEL)" $(RUN_ARGS)
 
+# A local cluster: nats-server with JetStream in a temporary directory and
+# two workers sharing one state directory (PROTOCOL.md §12); Ctrl-C stops all.
+CLUSTER_PARTITIONS ?= 16
+run-cluster: $(B)/rel/bin/rwkvd $(B)/rel/bin/rwkvd-nats
+	@if [ ! -f "$(MODEL)" ]; then \
+	  echo "make run-cluster: no model at '$(MODEL)'. Pass MODEL=/path/to/model.pth." >&2; exit 2; fi
+	@command -v nats-server >/dev/null || { echo "make run-cluster: nats-server missing (make deps)" >&2; exit 2; }
+	@d=$$(mktemp -d /tmp/rwkvd-cluster.XXXXXX); port=$${NATS_PORT:-4222}; \
+	printf 'listen: 127.0.0.1:%s\njetstream { store_dir: %s/nats }\nmappings = { "rwkvd.doc.*": "rwkvd.in.{{partition(%s,1)}}.{{wildcard(1)}}" }\n' \
+	  $$port $$d $(CLUSTER_PARTITIONS) > $$d/nats.conf; \
+	nats-server -c $$d/nats.conf > $$d/nats.log 2>&1 & ns=$$!; sleep 1; \
+	for w in a b; do \
+	  $(B)/rel/bin/rwkvd --model "$(MODEL)" $(RUN_ARGS) --nats nats://127.0.0.1:$$port \
+	    --partitions $(CLUSTER_PARTITIONS) --worker-id $$w --state-dir $$d/state \
+	    --control ipc://$$d/control-$$w --log-file $$d/worker-$$w.log & \
+	done; \
+	trap 'kill $$(jobs -p) 2>/dev/null; wait; echo "stopped; files in $$d"' INT TERM; \
+	echo "cluster up: nats://127.0.0.1:$$port, workers a and b (logs in $$d)"; \
+	echo "feed it:  rwkvd-nats pub --nats nats://127.0.0.1:$$port < frames   ([u32 LE length][msgpack map] each)"; \
+	echo "read it:  $(B)/rel/bin/rwkvd-nats sub --nats nats://127.0.0.1:$$port --durable mine > outputs"; \
+	echo "leases:   $(B)/rel/bin/rwkvd-nats leases --nats nats://127.0.0.1:$$port"; \
+	echo "Ctrl-C stops everything"; wait
+
 # ---------------------------------------------------------------- fuzzing
 FUZZ_SECONDS ?= 60
 FUZZ_BINS := $(patsubst tests/fuzz/fuzz_%.c,$(B)/fuzz/fuzz_%,$(FUZZ_SRC))
 FUZZ_CFLAGS := $(BASE_CFLAGS) -DRWKV_NO_CUDA -O1 -fsanitize=fuzzer,address,undefined \
                -fno-sanitize-recover=all -Wno-unused-command-line-argument -Wno-pass-failed
-$(B)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(CORE_SRC) $(DAEMON_SRC) | $(B)/.deps-ok
+.SECONDEXPANSION:
+$(B)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(CORE_SRC) $(DAEMON_SRC) $$(FUZZ_LINK_$$*) | $(B)/.deps-ok
 	@mkdir -p $(dir $@)
-	$(CLANG) $(FUZZ_CFLAGS) $(DEPFLAGS) -MF $@.d $< $(CORE_SRC) $(DAEMON_SRC) $(LIBS) -o $@
+	$(CLANG) $(FUZZ_CFLAGS) $(DEPFLAGS) -MF $@.d $< $(CORE_SRC) $(DAEMON_SRC) \
+	  $(FUZZ_LINK_$*) $(LIBS) -o $@
 fuzz: $(FUZZ_BINS)
 	@for f in $(FUZZ_BINS); do \
 	  name=$${f##*/fuzz_}; mkdir -p $(B)/fuzz/corpus/$$name; \

@@ -9,7 +9,7 @@
  * request with one token is the single-token (decode) path.
  *
  * Outputs are opt-in per request; nothing is computed that no one asked for
- * (no head matmul when neither logits nor surprisal is requested).
+ * (no head matmul when neither logits, top-k nor surprisal is requested).
  *
  * Batch invariance: a request with more than RWKV_GEMV_MAX_ROWS (4) tokens
  * gives bit-identical results whether it runs alone or in a batch with any
@@ -60,6 +60,21 @@ typedef struct rwkv_request {
      * for that position unless logits are wanted). */
     float *surprisal_out;
     int64_t next_token;
+    /* Optional top-k of every position's next-token distribution
+     * (0 < topk <= vocab size; 0: none): topk_ids / topk_logprobs are
+     * [n_tokens][topk], the ids best first with their natural-log
+     * probabilities, ranked as core/topk.h says.  Computed where the
+     * logits are, so no caller needs [n_tokens][V] logits for it. */
+    int topk;
+    uint32_t *topk_ids;
+    float *topk_logprobs;
+    /* Optional EmbeddingRWKV pooling (core/embedding.h): eos_sum [C]
+     * (float64) += the ln_out output at every position whose token is
+     * eos_id, and *eos_count += their number; both or neither.  Only those
+     * rows need ln_out. */
+    double *eos_sum;
+    int64_t *eos_count;
+    uint32_t eos_id;
 } rwkv_request;
 
 typedef struct rwkv_engine rwkv_engine;
@@ -104,7 +119,8 @@ const rwkv_model *rwkv_engine_model(const rwkv_engine *e);
 
 /* Runs the requests.  Returns -1 with err set, before touching any state,
  * when a request is malformed (token out of range, no tokens, a state of
- * another model, a mode without its buffer) or memory runs out. */
+ * another model, a mode without its buffer, logits, top-k or surprisal
+ * from a model without an LM head) or memory runs out. */
 int rwkv_forward(rwkv_engine *e, rwkv_request *reqs, int n_reqs, rwkv_error *err);
 
 #endif

@@ -40,7 +40,13 @@ typedef struct rwkv_model_info {
     size_t state_floats;   /* floats in an exported state */
     size_t n_params;       /* parameters in the checkpoint */
     size_t weight_bytes;   /* bytes of all tensors as stored */
-    rwkv_dtype matrix_dtype; /* dtype of head.weight (the usual storage dtype) */
+    rwkv_dtype matrix_dtype; /* dtype of head.weight (emb.weight without an LM head) */
+    /* EmbeddingRWKV (core/embedding.h): the RWKV-7 body under "rwkv.", no LM
+     * head (no logits, top-k or surprisal), task heads instead.  embed_tasks
+     * is a bitmask of (1 << rwkv_embed_task) for the heads present; 0 for a
+     * language model. */
+    int has_lm_head;
+    unsigned embed_tasks;
     const char *path;      /* as given to rwkv_model_load */
     const char *format;    /* "pth" or "safetensors" */
 } rwkv_model_info;
@@ -61,7 +67,7 @@ void rwkv_model_free(rwkv_model *m); /* accepts NULL */
 const rwkv_model_info *rwkv_model_get_info(const rwkv_model *m);
 
 /* Recognises the generation from tensor names/shapes without building the
- * model.  Returns 0 and sets *gen, or -1 with a message saying why the file
+ * model (an EmbeddingRWKV checkpoint: the generation of its body).  Returns 0 and sets *gen, or -1 with a message saying why the file
  * is not a (supported) RWKV checkpoint. */
 int rwkv_detect_generation(const rwkv_tensor_file *f, rwkv_generation *gen, rwkv_error *err);
 

@@ -40,8 +40,17 @@
 
 #include "core/error.h"
 #include "core/reason.h"
+#include "core/segments.h"
 
 #define RWKVD_PROTOCOL_VERSION 1
+/* v 2 (PROTOCOL.md §3.2, §4.3, §4.6): opts.task and opts.eos_every for
+ * EmbeddingRWKV models (a daemon serving one writes v 2 on its block and
+ * final outputs), and the segment options with the "segments" output
+ * (written as v 2).  Every v 1 message means what it meant: the v 2 keys
+ * are unknown fields there. */
+#define RWKVD_PROTOCOL_VERSION_MAX 2
+#define RWKVD_PROTOCOL_VERSION_SEGMENTS 2
+#define RWKVD_EOS_EVERY_MAX (UINT32_C(1) << 30)
 #define RWKVD_DOC_MAX 256                           /* bytes in a document id */
 #define RWKVD_SEQ_MAX ((UINT64_C(1) << 53) - 1)     /* exact in a double */
 #define RWKVD_TOPK_MAX 64
@@ -51,6 +60,7 @@
 #define RWKVD_MSG_MAP_MAX 16                        /* entries in any ingest map */
 #define RWKVD_CTL_MAX_BYTES 65536                   /* a control request */
 #define RWKVD_CTL_ID_MAX 64                         /* bytes of a str request id */
+#define RWKVD_CTL_CMD_MAX 32                        /* bytes of a cmd echoed when unknown */
 
 /* ---- per-document options (opts on seq 0) ---- */
 enum {
@@ -65,6 +75,8 @@ enum {
 typedef enum rwkvd_pooling {
     RWKVD_POOL_LAST = 0, /* ln_out at the last token */
     RWKVD_POOL_MEAN = 1, /* running mean of ln_out over all tokens so far */
+    RWKVD_POOL_EOS = 2,  /* EmbeddingRWKV: mean of ln_out at the EOS tokens, then the
+                            task head (set by the daemon, never read from the wire) */
 } rwkvd_pooling;
 
 typedef struct rwkvd_doc_opts {
@@ -72,9 +84,18 @@ typedef struct rwkvd_doc_opts {
     rwkvd_pooling pooling;
     bool normalize;        /* L2-normalize embeddings */
     uint32_t topk;         /* 1..RWKVD_TOPK_MAX */
+    /* v2, EmbeddingRWKV (core/embedding.h): the task head, a
+     * rwkv_embed_task (0 retrieval, 1 similarity, 2 classification) */
+    bool has_task;         /* opts.task was given */
+    uint8_t task;
+    uint32_t eos_every;    /* v2: EOS after every k tokens (0: none), 1..RWKVD_EOS_EVERY_MAX */
+    bool outputs_given;    /* opts.outputs was given (else the model's default) */
+    bool segment;          /* segments output (opts.segment given) */
+    rwkv_seg_config seg;   /* its delimiter and anomaly settings */
 } rwkvd_doc_opts;
 
-/* Defaults: outputs {embedding, surprisal}, pooling last, normalize true, topk 5. */
+/* Defaults: outputs {embedding, surprisal}, pooling last, normalize true, topk 5,
+ * no segments (seg: lines, quantile 0.99, warm-up 100, used once segment is set). */
 void rwkvd_doc_opts_default(rwkvd_doc_opts *o);
 /* 0 when o is within every range above, else -1 with err saying which. */
 int rwkvd_doc_opts_check(const rwkvd_doc_opts *o, rwkv_error *err);
@@ -100,6 +121,7 @@ typedef struct rwkvd_ingest {
     size_t doc_len;
     bool have_doc;          /* doc decoded (also set on failure when it was valid) */
     uint64_t seq;
+    uint32_t v;             /* protocol version of the message, 1..RWKVD_PROTOCOL_VERSION_MAX */
     bool have_seq;          /* seq decoded (also set on failure when it was valid) */
     bool eof;
     bool has_opts;          /* opts given; opts holds defaults otherwise */
@@ -158,6 +180,10 @@ typedef struct rwkvd_ctl_id {
 typedef struct rwkvd_ctl_request {
     rwkvd_cmd cmd;
     bool have_cmd;           /* cmd decoded (also on failure, for the reply) */
+    /* the cmd as sent, when readable (a str of 1..RWKVD_CTL_CMD_MAX bytes of
+     * valid UTF-8), known or not: an unknown command's reply echoes it */
+    uint8_t cmd_text[RWKVD_CTL_CMD_MAX];
+    size_t cmd_text_len;
     rwkvd_ctl_id id;         /* decoded as early as possible, also on failure */
     bool has_doc;
     uint8_t doc[RWKVD_DOC_MAX];

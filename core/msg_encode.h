@@ -35,10 +35,12 @@
 typedef struct rwkvd_out_head {
     const uint8_t *doc;       /* echoed as str when valid UTF-8, else bin */
     size_t doc_len;
+    uint64_t incarnation;     /* `inc`, written only when above 0 (PROTOCOL.md §8.4) */
     uint8_t model_sha256[32]; /* written as 64 lower-case hex digits */
     uint32_t dim;             /* embedding dimension (n_embd) */
     rwkvd_pooling pooling;
     bool normalize;
+    uint32_t v;               /* written as `v` on block/final; 0 means 1 (2: EmbeddingRWKV) */
 } rwkvd_out_head;
 
 typedef struct rwkvd_block_out {
@@ -58,7 +60,8 @@ typedef struct rwkvd_final_out {
     uint64_t tokens;              /* tokens in the document */
     uint64_t blocks;              /* block messages of the document */
     uint32_t outputs;             /* RWKVD_OUT_* bits the document asked for */
-    const float *embedding;       /* [dim]; NULL = nil (only for an empty document) */
+    const float *embedding;       /* [dim]; NULL = nil (an empty document, or embedding_error) */
+    const char *embedding_error;  /* v2: why there is no embedding (no EOS); NULL: absent */
     bool has_mean_surprisal;      /* false = nil (fewer than 2 tokens) */
     double mean_surprisal;
 } rwkvd_final_out;
@@ -104,6 +107,22 @@ typedef struct rwkvd_status_info {
     uint64_t checkpoints_total, checkpoint_failures_total;
     double checkpoint_seconds_sum;
     uint64_t rejected[RWKVD_REASON_COUNT]; /* index 0 (ok) unused */
+    /* CURVE handshakes refused by the ZAP handler: producer, consumer,
+     * operator (/metrics only, filled when it renders) */
+    uint64_t auth_refused[3];
+    /* cluster mode (PROTOCOL.md §12); reported only when on */
+    struct rwkvd_cluster_status {
+        bool on;
+        char worker[65];
+        uint32_t partitions, owned, workers;
+        uint64_t leases_acquired, leases_lost, leases_released, lease_renewals;
+        uint64_t unacked, published, acked, lag; /* lag: undelivered, owned partitions */
+        uint32_t n_leases;                       /* entries of `leases` (at most 64) */
+        struct rwkvd_lease_status {
+            uint32_t partition;
+            uint64_t revision, lag;
+        } leases[64];
+    } cluster;
 } rwkvd_status_info;
 
 typedef struct rwkvd_resume_info {

@@ -23,7 +23,7 @@ typedef enum rwkvd_reason {
     RWKVD_R_BAD_KEY,          /* map key not a short str, or repeated */
     RWKVD_R_UNKNOWN_FIELD,    /* a key this protocol version does not define */
     RWKVD_R_MISSING_FIELD,    /* a required key is absent */
-    RWKVD_R_BAD_VERSION,      /* v is not 1 */
+    RWKVD_R_BAD_VERSION,      /* v is not 1 or 2 */
     RWKVD_R_BAD_DOC,          /* doc id empty or longer than 256 bytes */
     RWKVD_R_BAD_SEQ,          /* seq negative or above 2^53-1 */
     RWKVD_R_PAYLOAD_CONFLICT, /* more than one of text/bytes/tokens */

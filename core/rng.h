@@ -18,13 +18,19 @@ typedef struct rwkv_rng {
     uint64_t s[4];
 } rwkv_rng;
 
-/* One step of splitmix64: advances *x and returns a mixed value. */
-static inline uint64_t rwkv_splitmix64(uint64_t *x)
+/* splitmix64's finalizer: a bijective mix of 64 bits (also a good hash
+ * of one word). */
+static inline uint64_t rwkv_mix64(uint64_t z)
 {
-    uint64_t z = (*x += 0x9E3779B97F4A7C15ull);
     z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
     z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
     return z ^ (z >> 31);
+}
+
+/* One step of splitmix64: advances *x and returns a mixed value. */
+static inline uint64_t rwkv_splitmix64(uint64_t *x)
+{
+    return rwkv_mix64(*x += 0x9E3779B97F4A7C15ull);
 }
 
 static inline void rwkv_rng_seed(rwkv_rng *r, uint64_t seed)

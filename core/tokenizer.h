@@ -30,6 +30,7 @@
 #ifndef RWKV_TOKENIZER_H
 #define RWKV_TOKENIZER_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -87,6 +88,13 @@ uint32_t rwkv_tokenizer_vocab_size(const rwkv_tokenizer *t);
 /* The most bytes a streaming encoder of this tokenizer ever holds (0 for
  * bytes, longest token - 1 = 127 for the World vocabulary, 1024 for BPE). */
 size_t rwkv_tokenizer_max_pending(const rwkv_tokenizer *t);
+
+/* True when the bytes of the tokens of any encoding, concatenated, are
+ * exactly the input bytes (bytes and World kinds; not BPE, which normalises
+ * to NFC and replaces invalid UTF-8).  Then a token's first byte sits at the
+ * sum of the byte lengths of the tokens before it, whatever the split of the
+ * input into pieces: the byte spans segments need (core/segments.h). */
+bool rwkv_tokenizer_spells_input(const rwkv_tokenizer *t);
 
 /* The bytes of one token.  Returns 0 and sets *bytes and *len (owned by the
  * tokenizer, valid while it lives), or -1 for an id that has no bytes (out

@@ -28,24 +28,44 @@ void rwkvd_ckpt_release(rwkvd_ckpt *ck)
     ck->mean_sum = NULL;
     ck->last_emb = NULL;
     ck->state = NULL;
+    ck->segment_state = NULL;
+}
+
+uint32_t rwkvd_ckpt_version(const rwkvd_ckpt *ck)
+{
+    return rwkvd_ckpt_version_of(ck->fence != 0, ck->opts.pooling == RWKVD_POOL_EOS);
+}
+
+size_t rwkvd_ckpt_header_size(const rwkvd_ckpt *ck)
+{
+    return rwkvd_ckpt_header_bytes(rwkvd_ckpt_version(ck), ck->doc_len);
+}
+
+bool rwkvd_ckpt_has_sum(const rwkvd_doc_opts *o)
+{
+    return o->pooling == RWKVD_POOL_MEAN || o->pooling == RWKVD_POOL_EOS;
 }
 
 uint32_t rwkvd_ckpt_flags(const rwkvd_ckpt *ck)
 {
     return (ck->finished ? RWKVD_CKPT_FL_FINISHED : 0) | (ck->state ? RWKVD_CKPT_FL_STATE : 0) |
            (ck->last_emb ? RWKVD_CKPT_FL_LAST_EMB : 0) | (ck->has_carry ? RWKVD_CKPT_FL_CARRY : 0) |
-           (ck->eof ? RWKVD_CKPT_FL_EOF : 0);
+           (ck->eof ? RWKVD_CKPT_FL_EOF : 0) |
+           (ck->segment_state ? RWKVD_CKPT_FL_SEGMENTS : 0) |
+           ((uint32_t)ck->model.precision << RWKVD_CKPT_FL_PRECISION_SHIFT);
 }
 
 uint64_t rwkvd_ckpt_raw_size(const rwkvd_ckpt *ck, uint32_t flags)
 {
     uint64_t c = ck->model.n_embd, n = 0;
-    if (ck->opts.pooling == RWKVD_POOL_MEAN)
+    if (rwkvd_ckpt_has_sum(&ck->opts))
         n += 8 * c;
     if (flags & RWKVD_CKPT_FL_STATE)
         n += 4 * ck->model.state_floats;
     if (flags & RWKVD_CKPT_FL_LAST_EMB)
         n += 4 * c;
+    if (flags & RWKVD_CKPT_FL_SEGMENTS)
+        n += RWKV_SEGMENTER_BYTES;
     return n + 4 * (uint64_t)ck->n_pending_tokens + ck->n_pending_bytes;
 }
 
@@ -66,6 +86,18 @@ int rwkvd_ckpt_check_scalars(const rwkvd_ckpt *ck, uint32_t flags, rwkv_error *w
     rwkv_error e;
     if (rwkvd_doc_opts_check(&ck->opts, &e) != 0)
         return rwkv_fail(why, "options: %s", e.msg);
+    if (ck->opts.has_task != (ck->opts.pooling == RWKVD_POOL_EOS))
+        return rwkv_fail(why, "options: a task without eos pooling");
+    if (ck->opts.pooling != RWKVD_POOL_EOS && (ck->opts.eos_every || ck->since_eos))
+        return rwkv_fail(why, "options: eos_every without eos pooling");
+    if (ck->opts.eos_every && ck->since_eos >= ck->opts.eos_every)
+        return rwkv_fail(why, "%u tokens since the last EOS, but one goes after every %u",
+                         ck->since_eos, ck->opts.eos_every);
+    if (ck->since_eos > ck->tokens_done + ck->n_pending_tokens)
+        return rwkv_fail(why, "%u tokens since the last EOS, more than the document has",
+                         ck->since_eos);
+    if ((flags & RWKVD_CKPT_FL_SEGMENTS) && ck->input == RWKVD_INPUT_TOKENS)
+        return rwkv_fail(why, "segment state in a document fed token ids");
     if ((unsigned)ck->input > RWKVD_INPUT_TOKENS)
         return rwkv_fail(why, "input kind %d unknown", (int)ck->input);
     if (ck->next_seq > RWKVD_SEQ_MAX + 1)
@@ -101,8 +133,8 @@ int rwkvd_ckpt_check_scalars(const rwkvd_ckpt *ck, uint32_t flags, rwkv_error *w
     }
     if (ck->mean_count > ck->tokens_done || ck->surprisal_count > ck->tokens_done)
         return rwkv_fail(why, "pooling counts above the token count");
-    if (ck->opts.pooling != RWKVD_POOL_MEAN && ck->mean_count)
-        return rwkv_fail(why, "a mean count without mean pooling");
+    if (!rwkvd_ckpt_has_sum(&ck->opts) && ck->mean_count)
+        return rwkv_fail(why, "a mean count without mean or eos pooling");
     if (!isfinite(ck->surprisal_sum) || ck->surprisal_sum < 0)
         return rwkv_fail(why, "surprisal sum %g is not a finite non-negative number",
                          ck->surprisal_sum);
@@ -141,5 +173,18 @@ int rwkvd_ckpt_check_arrays(const rwkvd_ckpt *ck, rwkv_error *why)
     if ((ck->last_emb && check_f32(ck->last_emb, c, "last embedding", why)) ||
         (ck->state && check_f32(ck->state, ck->model.state_floats, "state", why)))
         return -1;
+    if (ck->opts.segment != (ck->segment_state != NULL))
+        return rwkv_fail(why, "segment state given iff opts.segment");
+    if (ck->segment_state) {
+        rwkv_segmenter sg;
+        if (rwkv_segmenter_load(&sg, ck->segment_state, RWKV_SEGMENTER_BYTES, "segment state",
+                                why) != 0)
+            return -1;
+        if (!rwkv_seg_config_equal(&sg.cfg, &ck->opts.seg))
+            return rwkv_fail(why, "segment state: options differ from the document's");
+        if (sg.tok_pos != ck->tokens_done)
+            return rwkv_fail(why, "segment state: %llu tokens segmented, %llu in blocks",
+                             (unsigned long long)sg.tok_pos, (unsigned long long)ck->tokens_done);
+    }
     return 0;
 }

@@ -4,7 +4,8 @@
  * File format v1 (all integers little-endian):
  *
  *   header, uncompressed, 204 + doc_len bytes, protected by its own CRC-32
- *   (byte 103: the precision, 0 fp32, 1 bf16, 2 int8; see rwkvd_model_id):
+ *   (flags bits 6-7: the precision, 0 fp32, 1 bf16, 2 int8; see
+ *   rwkvd_model_id):
  *     0   8  magic "RWKVDCKP"             100  1  pooling (0 last, 1 mean)
  *     8   4  format version (1)           101  1  normalize (0/1)
  *    12   4  header size (204 + doc_len)  102  1  input kind (0 none yet,
@@ -12,7 +13,9 @@
  *              2 has state, 4 has last    103  1  reserved, 0
  *              embedding, 8 has carried   104  4  topk
  *              surprisal, 16 eof received 108  4  pending tokenizer bytes
- *              (final still due); others 0
+ *              (final still due), 32 segment
+ *              state, 64-128 precision;
+ *              others 0
  *    20   4  generation (rwkv_generation) 112  4  pending tokens
  *    24   4  n_layer                      116  4  doc_len (1..256)
  *    28   4  n_embd (C)                   120  8  compressed payload size
@@ -30,7 +33,8 @@
  *
  *   payload: ONE zstd frame (content size and XXH64 checksum flags set) of
  *     f64[C] mean sum (pooling mean only), f32[S] state (flag 2),
- *     f32[C] last ln_out (flag 4), u32[pending tokens], u8[pending bytes]
+ *     f32[C] last ln_out (flag 4), u32[pending tokens], u8[pending bytes],
+ *     u8[RWKV_SEGMENTER_BYTES] segmenter state (flag 32, core/segments.h)
  *   in that order, so every array is naturally aligned in the decompressed
  *   buffer and the reader hands out pointers into it (no second copy of a
  *   state of tens of MB).  Nothing follows the frame.
@@ -41,6 +45,11 @@
  * the payload size is COMPUTED, capped and checked against the frame's
  * content size before a byte is allocated; the payload CRC is checked before
  * decompressing, and zstd's own checksum after.
+ *
+ * Versions: flag 32 (opts.segment) was added without a version bump: files
+ * without segments are byte-identical to before, and a reader that predates
+ * the flag refuses files that have it (unknown flag bits are corrupt), so no
+ * reader ever drops segment state silently.
  *
  * Both directions apply the same consistency rules (checkpoint.c; encoder in
  * ckpt_encode.c, decoder in ckpt_decode.c), so the writer can never produce
@@ -59,8 +68,54 @@
 
 #define RWKVD_CKPT_MAGIC "RWKVDCKP"
 #define RWKVD_CKPT_VERSION 1
+/* Format v3 = v1's layout (8 header bytes more, below) for an EmbeddingRWKV
+ * document: byte 100 pooling 2
+ * (eos: the mean sum and count hold the sum of ln_out at the EOS tokens and
+ * their number) and byte 103 its task (0 retrieval, 1 similarity, 2
+ * classification; v1 keeps it 0).  Other documents are still written as
+ * v1 (or v2), so a daemon without EmbeddingRWKV reads everything it could
+ * before and refuses a v3/v4 file by its version. */
+#define RWKVD_CKPT_VERSION_EOS 3
+/* ... whose header has 8 more bytes before the doc id: 200 u32 eos_every
+ * (0: none), 204 u32 tokens since the last EOS; the doc id at 208. */
+#define RWKVD_CKPT_HEADER_EOS_EXTRA 8
 #define RWKVD_CKPT_HEADER_FIXED 204 /* header bytes besides the doc id */
-#define RWKVD_CKPT_HEADER_MAX (RWKVD_CKPT_HEADER_FIXED + RWKVD_DOC_MAX)
+/* Format v2 = v1 plus the fencing token of cluster mode (PROTOCOL.md §12.6):
+ * 8 more header bytes, the token (u64, never 0), before the doc id.  A
+ * checkpoint without a token (token 0: not in cluster mode) is written as
+ * v1, byte for byte as before.
+ * The two extensions combine: the version is 1 + (fenced ? 1 : 0) + (eos ? 2
+ * : 0), so v3 is EmbeddingRWKV and v4 EmbeddingRWKV in cluster mode; after
+ * byte 200 come the token (if fenced), then eos_every and the tokens since
+ * the last EOS (if eos), then the doc id and the header CRC.  Every version
+ * 1..4 is read. */
+#define RWKVD_CKPT_VERSION_FENCED 2
+#define RWKVD_CKPT_VERSION_MAX 4
+#define RWKVD_CKPT_HEADER_FENCE_EXTRA 8
+#define RWKVD_CKPT_HEADER_MAX                                                               \
+    (RWKVD_CKPT_HEADER_FIXED + RWKVD_CKPT_HEADER_FENCE_EXTRA + RWKVD_CKPT_HEADER_EOS_EXTRA + \
+     RWKVD_DOC_MAX)
+
+/* The version a checkpoint is written as, and what a version holds. */
+static inline uint32_t rwkvd_ckpt_version_of(bool fenced, bool eos)
+{
+    return RWKVD_CKPT_VERSION + (fenced ? 1u : 0u) + (eos ? 2u : 0u);
+}
+static inline bool rwkvd_ckpt_version_fenced(uint32_t v)
+{
+    return ((v - 1) & 1u) != 0;
+}
+static inline bool rwkvd_ckpt_version_eos(uint32_t v)
+{
+    return ((v - 1) & 2u) != 0;
+}
+/* Header bytes of a checkpoint of this version and doc id length. */
+static inline size_t rwkvd_ckpt_header_bytes(uint32_t v, size_t doc_len)
+{
+    return RWKVD_CKPT_HEADER_FIXED + doc_len +
+           (rwkvd_ckpt_version_fenced(v) ? RWKVD_CKPT_HEADER_FENCE_EXTRA : 0) +
+           (rwkvd_ckpt_version_eos(v) ? RWKVD_CKPT_HEADER_EOS_EXTRA : 0);
+}
 #define RWKVD_CKPT_PENDING_BYTES_MAX 1024 /* tokenizer bytes held mid-token */
 #define RWKVD_BLOCK_MAX 65536             /* tokens per block */
 /* Tokens received but not yet in a completed block: a single message may
@@ -113,7 +168,7 @@ typedef struct rwkvd_ckpt {
     size_t n_pending_bytes;        /* <= RWKVD_CKPT_PENDING_BYTES_MAX */
     const uint32_t *pending_tokens; /* tokens not yet in a completed block */
     size_t n_pending_tokens;       /* <= RWKVD_CKPT_PENDING_TOKENS_MAX */
-    const double *mean_sum;        /* [n_embd], iff opts.pooling == MEAN */
+    const double *mean_sum;        /* [n_embd], iff opts.pooling == MEAN or EOS */
     uint64_t mean_count;           /* tokens summed into mean_sum */
     const float *last_emb;         /* [n_embd] ln_out at the last token, or NULL */
     double surprisal_sum;          /* running sum (nats), finite, >= 0 */
@@ -123,7 +178,14 @@ typedef struct rwkvd_ckpt {
      * prediction across the boundary is taken then and carried). */
     bool has_carry;
     float carry_surprisal;         /* finite, >= 0 when has_carry */
+    uint32_t since_eos;            /* pooling eos: tokens since the last EOS (< eos_every) */
     const float *state;            /* [state_floats]; NULL only when finished */
+    uint64_t fence;                /* lease revision it was written under (cluster
+                                      mode), 0 = none: format v2/v4 iff not 0 */
+    /* The segmenter (core/segments.h), serialised: [RWKV_SEGMENTER_BYTES]
+     * iff opts.segment.  The decoder sets opts.segment and opts.seg from it;
+     * its token count must equal tokens_done. */
+    const uint8_t *segment_state;
     void *owned;                   /* set by the decoder only */
 } rwkvd_ckpt;
 
@@ -162,6 +224,7 @@ typedef struct rwkvd_ckpt_info {
     bool eof;                     /* eof received, final still due */
     size_t header_size;
     uint64_t comp_size, raw_size;
+    uint64_t fence;           /* 0 = none (format v1) */
 } rwkvd_ckpt_info;
 
 /* Validates the header at the start of buf[0..len) — magic, version, CRC,

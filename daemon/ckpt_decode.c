@@ -47,10 +47,12 @@ static int parse_header(const char *label, const uint8_t *p, size_t len,
                              : "offset 0: bad magic: not an rwkvd checkpoint (%zu bytes)", len);
     if (len < 12)
         return dfail(st, RWKVD_CKPT_CORRUPT, err, label, "offset 8: truncated in the header");
-    if (rwkvd_get32(p + 8) != RWKVD_CKPT_VERSION)
+    uint32_t version = rwkvd_get32(p + 8);
+    if (version < RWKVD_CKPT_VERSION || version > RWKVD_CKPT_VERSION_MAX)
         return dfail(st, RWKVD_CKPT_CORRUPT, err, label,
-                     "offset 8: format version %u not supported (this daemon reads %d)",
-                     rwkvd_get32(p + 8), RWKVD_CKPT_VERSION);
+                     "offset 8: format version %u not supported (this daemon reads %d to %d)",
+                     version, RWKVD_CKPT_VERSION, RWKVD_CKPT_VERSION_MAX);
+    bool fenced = rwkvd_ckpt_version_fenced(version);
     if (len < 120)
         return dfail(st, RWKVD_CKPT_CORRUPT, err, label,
                      "offset %zu: truncated in the header (%zu bytes)", len, len);
@@ -58,7 +60,8 @@ static int parse_header(const char *label, const uint8_t *p, size_t len,
     if (doc_len < 1 || doc_len > RWKVD_DOC_MAX)
         return dfail(st, RWKVD_CKPT_CORRUPT, err, label, "offset 116: doc id length %u not in 1..%d",
                      doc_len, RWKVD_DOC_MAX);
-    size_t hs = RWKVD_CKPT_HEADER_FIXED + doc_len;
+    bool eos = rwkvd_ckpt_version_eos(version);
+    size_t hs = rwkvd_ckpt_header_bytes(version, doc_len);
     if (len < hs)
         return dfail(st, RWKVD_CKPT_CORRUPT, err, label,
                      "offset %zu: truncated: the header needs %zu bytes", len, hs);
@@ -68,9 +71,13 @@ static int parse_header(const char *label, const uint8_t *p, size_t len,
                      "offset %zu: header checksum mismatch (stored %08x, computed %08x)", hs - 4,
                      want, got);
     uint32_t fl = rwkvd_get32(p + 16);
-    if (rwkvd_get32(p + 12) != hs || p[103] > RWKVD_CKPT_PRECISION_MAX ||
+    /* v1/v2: pooling last/mean, byte 103 reserved; v3/v4: pooling eos with its task */
+    if (rwkvd_get32(p + 12) != hs || (eos ? p[103] > 2 : p[103] != 0) ||
         (fl & ~(uint32_t)RWKVD_CKPT_FL_ALL) ||
-        (!(fl & RWKVD_CKPT_FL_CARRY) && rwkvd_get32(p + 132)) || p[100] > 1 || p[101] > 1)
+        ((fl & RWKVD_CKPT_FL_PRECISION) >> RWKVD_CKPT_FL_PRECISION_SHIFT) >
+            RWKVD_CKPT_PRECISION_MAX ||
+        (!(fl & RWKVD_CKPT_FL_CARRY) && rwkvd_get32(p + 132)) ||
+        (eos ? p[100] != RWKVD_POOL_EOS : p[100] > 1) || p[101] > 1)
         return dfail(st, RWKVD_CKPT_CORRUPT, err, label,
                      "offset 12: header fields out of range (size, reserved bytes or flags)");
     memset(ck, 0, sizeof *ck);
@@ -90,10 +97,13 @@ static int parse_header(const char *label, const uint8_t *p, size_t len,
     ck->surprisal_count = rwkvd_get64(p + 88);
     ck->opts.outputs = rwkvd_get32(p + 96);
     ck->opts.pooling = (rwkvd_pooling)p[100];
+    ck->opts.has_task = eos;
+    ck->opts.task = eos ? p[103] : 0;
     ck->opts.normalize = p[101];
     ck->input = (rwkvd_input_kind)p[102];
-    ck->model.precision = p[103];
+    ck->model.precision = (uint8_t)((fl & RWKVD_CKPT_FL_PRECISION) >> RWKVD_CKPT_FL_PRECISION_SHIFT);
     ck->opts.topk = rwkvd_get32(p + 104);
+    rwkv_seg_config_lines(&ck->opts.seg); /* set from the payload when flag 32 is */
     ck->n_pending_bytes = rwkvd_get32(p + 108);
     ck->n_pending_tokens = rwkvd_get32(p + 112);
     ck->has_carry = (fl & RWKVD_CKPT_FL_CARRY) != 0;
@@ -104,7 +114,19 @@ static int parse_header(const char *label, const uint8_t *p, size_t len,
     *comp_crc = rwkvd_get32(p + 128);
     memcpy(ck->model.model_sha256, p + 136, 32);
     memcpy(ck->model.tokenizer_sha256, p + 168, 32);
-    memcpy(ck->doc, p + 200, doc_len);
+    size_t at = 200;
+    ck->fence = fenced ? rwkvd_get64(p + at) : 0;
+    if (fenced && !ck->fence)
+        return dfail(st, RWKVD_CKPT_CORRUPT, err, label,
+                     "offset 200: fencing token 0 in a fenced (version %u) header", version);
+    if (fenced)
+        at += RWKVD_CKPT_HEADER_FENCE_EXTRA;
+    if (eos) {
+        ck->opts.eos_every = rwkvd_get32(p + at);
+        ck->since_eos = rwkvd_get32(p + at + 4);
+        at += RWKVD_CKPT_HEADER_EOS_EXTRA;
+    }
+    memcpy(ck->doc, p + at, doc_len);
     ck->finished = *flags & RWKVD_CKPT_FL_FINISHED;
     ck->eof = (*flags & RWKVD_CKPT_FL_EOF) != 0;
     rwkv_error why;
@@ -159,7 +181,8 @@ static void fill_info(const rwkvd_ckpt *ck, uint32_t flags, uint64_t comp_size,
     info->block_size = ck->block_size;
     info->finished = ck->finished;
     info->eof = ck->eof;
-    info->header_size = RWKVD_CKPT_HEADER_FIXED + ck->doc_len;
+    info->header_size = rwkvd_ckpt_header_size(ck);
+    info->fence = ck->fence;
     info->comp_size = comp_size;
     info->raw_size = rwkvd_ckpt_raw_size(ck, flags);
 }
@@ -210,7 +233,7 @@ int rwkvd_ckpt_decode(const char *label, const void *buf, size_t len,
         max_raw = RWKVD_CKPT_RAW_DEFAULT_MAX;
     if (parse_header(label, p, len, expect, out, &flags, &comp_size, &comp_crc, status, err) != 0)
         return -1;
-    size_t hs = RWKVD_CKPT_HEADER_FIXED + out->doc_len;
+    size_t hs = rwkvd_ckpt_header_size(out);
     if (comp_size != len - hs)
         return dfail(status, RWKVD_CKPT_CORRUPT, err, label,
                      comp_size > len - hs ? "offset %zu: truncated: the payload needs %llu bytes, %zu present"
@@ -263,7 +286,7 @@ int rwkvd_ckpt_decode(const char *label, const void *buf, size_t len,
         at += (uint64_t)(n) * sizeof(type);                                                   \
     } while (0)
 #endif
-    if (out->opts.pooling == RWKVD_POOL_MEAN)
+    if (rwkvd_ckpt_has_sum(&out->opts))
         TAKE(mean_sum, double, c);
     if (flags & RWKVD_CKPT_FL_STATE)
         TAKE(state, float, out->model.state_floats);
@@ -274,7 +297,21 @@ int rwkvd_ckpt_decode(const char *label, const void *buf, size_t len,
 #undef TAKE
     if (out->n_pending_bytes)
         out->pending_bytes = r + at;
+    at += out->n_pending_bytes;
     out->owned = r;
+    if (flags & RWKVD_CKPT_FL_SEGMENTS) {
+        rwkv_error why;
+        rwkv_segmenter sg;
+        out->segment_state = r + at;
+        if (rwkv_segmenter_load(&sg, out->segment_state, RWKV_SEGMENTER_BYTES, "segment state",
+                                &why) != 0) {
+            rwkvd_ckpt_release(out);
+            return dfail(status, RWKVD_CKPT_CORRUPT, err, label, "offset %zu (payload %llu): %s",
+                         hs, (unsigned long long)at, why.msg);
+        }
+        out->opts.segment = true;
+        out->opts.seg = sg.cfg;
+    }
     rwkv_error why;
     if (rwkvd_ckpt_check_arrays(out, &why) != 0) {
         rwkvd_ckpt_release(out);

@@ -46,13 +46,14 @@ static int feed(ZSTD_CCtx *cc, ZSTD_outBuffer *o, const void *p, uint64_t n, siz
 static void write_header(uint8_t *h, const rwkvd_ckpt *ck, uint32_t flags, uint64_t comp_size,
                          uint32_t comp_crc)
 {
-    size_t hs = RWKVD_CKPT_HEADER_FIXED + ck->doc_len;
+    size_t hs = rwkvd_ckpt_header_size(ck);
     double ss = ck->surprisal_sum;
     uint64_t ss_bits;
     memcpy(&ss_bits, &ss, 8);
     memset(h, 0, hs);
     memcpy(h, RWKVD_CKPT_MAGIC, 8);
-    rwkvd_put32(h + 8, RWKVD_CKPT_VERSION);
+    bool eos = ck->opts.pooling == RWKVD_POOL_EOS;
+    rwkvd_put32(h + 8, rwkvd_ckpt_version(ck));
     rwkvd_put32(h + 12, (uint32_t)hs);
     rwkvd_put32(h + 16, flags);
     rwkvd_put32(h + 20, ck->model.generation);
@@ -71,7 +72,7 @@ static void write_header(uint8_t *h, const rwkvd_ckpt *ck, uint32_t flags, uint6
     h[100] = (uint8_t)ck->opts.pooling;
     h[101] = ck->opts.normalize ? 1 : 0;
     h[102] = (uint8_t)ck->input;
-    h[103] = ck->model.precision;
+    h[103] = eos ? ck->opts.task : 0;
     rwkvd_put32(h + 104, ck->opts.topk);
     rwkvd_put32(h + 108, (uint32_t)ck->n_pending_bytes);
     rwkvd_put32(h + 112, (uint32_t)ck->n_pending_tokens);
@@ -84,8 +85,18 @@ static void write_header(uint8_t *h, const rwkvd_ckpt *ck, uint32_t flags, uint6
     rwkvd_put32(h + 132, carry_bits);
     memcpy(h + 136, ck->model.model_sha256, 32);
     memcpy(h + 168, ck->model.tokenizer_sha256, 32);
-    memcpy(h + 200, ck->doc, ck->doc_len);
-    rwkvd_put32(h + 200 + ck->doc_len, rwkv_crc32(0, h, 200 + ck->doc_len));
+    size_t at = 200;
+    if (ck->fence) {
+        rwkvd_put64(h + at, ck->fence);
+        at += RWKVD_CKPT_HEADER_FENCE_EXTRA;
+    }
+    if (eos) {
+        rwkvd_put32(h + at, ck->opts.eos_every);
+        rwkvd_put32(h + at + 4, ck->since_eos);
+        at += RWKVD_CKPT_HEADER_EOS_EXTRA;
+    }
+    memcpy(h + at, ck->doc, ck->doc_len);
+    rwkvd_put32(h + at + ck->doc_len, rwkv_crc32(0, h, at + ck->doc_len));
 }
 
 int rwkvd_ckpt_encode(const rwkvd_ckpt *ck, int level, uint8_t **out, size_t *out_len,
@@ -96,7 +107,7 @@ int rwkvd_ckpt_encode(const rwkvd_ckpt *ck, int level, uint8_t **out, size_t *ou
     rwkv_error why;
     rwkv_quoted q;
     uint32_t flags = rwkvd_ckpt_flags(ck);
-    if ((ck->opts.pooling == RWKVD_POOL_MEAN) != (ck->mean_sum != NULL))
+    if (rwkvd_ckpt_has_sum(&ck->opts) != (ck->mean_sum != NULL))
         return rwkv_fail(err, "checkpoint of doc \"%s\": mean sum given iff pooling is mean",
                          rwkv_quote(&q, ck->doc, ck->doc_len < RWKVD_DOC_MAX ? ck->doc_len : RWKVD_DOC_MAX));
     if ((ck->n_pending_tokens && !ck->pending_tokens) || (ck->n_pending_bytes && !ck->pending_bytes))
@@ -109,7 +120,7 @@ int rwkvd_ckpt_encode(const rwkvd_ckpt *ck, int level, uint8_t **out, size_t *ou
         return rwkv_fail(err, "checkpoint: zstd level %d not in %d..%d", level, ZSTD_minCLevel(),
                          ZSTD_maxCLevel());
     uint64_t raw = rwkvd_ckpt_raw_size(ck, flags);
-    size_t hs = RWKVD_CKPT_HEADER_FIXED + ck->doc_len;
+    size_t hs = rwkvd_ckpt_header_size(ck);
     size_t bound = ZSTD_compressBound((size_t)raw);
     if (ZSTD_isError(bound) || bound > SIZE_MAX - hs)
         return rwkv_fail(err, "checkpoint: payload of %llu bytes is too large",
@@ -137,6 +148,8 @@ int rwkvd_ckpt_encode(const rwkvd_ckpt *ck, int level, uint8_t **out, size_t *ou
         bad = feed(cc, &o, ck->pending_tokens, ck->n_pending_tokens, 4);
     if (!bad && ck->n_pending_bytes)
         bad = feed(cc, &o, ck->pending_bytes, ck->n_pending_bytes, 1);
+    if (!bad && ck->segment_state)
+        bad = feed(cc, &o, ck->segment_state, RWKV_SEGMENTER_BYTES, 1);
     while (!bad) {
         ZSTD_inBuffer none = {NULL, 0, 0};
         size_t r = ZSTD_compressStream2(cc, &o, &none, ZSTD_e_end);

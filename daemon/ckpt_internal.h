@@ -15,7 +15,13 @@ enum {
     RWKVD_CKPT_FL_LAST_EMB = 4,
     RWKVD_CKPT_FL_CARRY = 8, /* header offset 132 holds the carried surprisal */
     RWKVD_CKPT_FL_EOF = 16,  /* eof was received; the final message is still due */
-    RWKVD_CKPT_FL_ALL = 31,
+    RWKVD_CKPT_FL_SEGMENTS = 32, /* the payload ends with the segmenter state (segments.h) */
+    /* bits 6-7: the precision the state was computed in (0 fp32, 1 bf16,
+     * 2 int8; 3 is refused): written 0 by fp32 engines, so older files
+     * read as fp32 */
+    RWKVD_CKPT_FL_PRECISION_SHIFT = 6,
+    RWKVD_CKPT_FL_PRECISION = 3 << 6,
+    RWKVD_CKPT_FL_ALL = 255,
 };
 
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
@@ -44,6 +50,12 @@ static inline uint64_t rwkvd_get64(const uint8_t *p)
 }
 
 /* Flag bits implied by which arrays ck points at. */
+/* Header bytes of a snapshot: the format follows its pooling (v2 for eos). */
+/* The format version ck is written as (checkpoint.h), and its header size. */
+uint32_t rwkvd_ckpt_version(const rwkvd_ckpt *ck);
+size_t rwkvd_ckpt_header_size(const rwkvd_ckpt *ck);
+/* Whether the document keeps a pooling sum (mean, or eos for EmbeddingRWKV). */
+bool rwkvd_ckpt_has_sum(const rwkvd_doc_opts *o);
 uint32_t rwkvd_ckpt_flags(const rwkvd_ckpt *ck);
 
 /* Payload bytes implied by the scalars and flags; only meaningful once

@@ -75,7 +75,19 @@ static int make_dirs(const char *dir, rwkv_error *err)
     return 0;
 }
 
+static int store_open(const char *dir, bool shared, rwkvd_ckpt_store **out, rwkv_error *err);
+
 int rwkvd_ckpt_store_open(const char *dir, rwkvd_ckpt_store **out, rwkv_error *err)
+{
+    return store_open(dir, false, out, err);
+}
+
+int rwkvd_ckpt_store_open_shared(const char *dir, rwkvd_ckpt_store **out, rwkv_error *err)
+{
+    return store_open(dir, true, out, err);
+}
+
+static int store_open(const char *dir, bool shared, rwkvd_ckpt_store **out, rwkv_error *err)
 {
     *out = NULL;
     if (make_dirs(dir, err) != 0)
@@ -90,6 +102,12 @@ int rwkvd_ckpt_store_open(const char *dir, rwkvd_ckpt_store **out, rwkv_error *e
     if (st->dirfd < 0) {
         rwkv_fail(err, "%s: cannot open the state directory: %s", dir, strerror(errno));
         goto fail;
+    }
+    if (shared) {
+        /* cluster mode: several workers, ownership by partition leases; the
+         * temp files in the directory may be other workers' writes */
+        *out = st;
+        return 0;
     }
     st->lockfd = openat(st->dirfd, "lock", O_RDWR | O_CREAT | O_CLOEXEC, 0600);
     if (st->lockfd < 0) {
@@ -123,7 +141,8 @@ int rwkvd_ckpt_store_open(const char *dir, rwkvd_ckpt_store **out, rwkv_error *e
     }
     struct dirent *e;
     while ((e = readdir(d)))
-        if (strstr(e->d_name, ".ckpt" RWKVD_TMP_MARK))
+        if (strstr(e->d_name, ".ckpt" RWKVD_TMP_MARK) ||
+            strstr(e->d_name, ".inc" RWKVD_TMP_MARK)) /* daemon/wire/incarnation.h */
             unlinkat(st->dirfd, e->d_name, 0);
     closedir(d);
     *out = st;
@@ -235,6 +254,8 @@ static int load_one(rwkvd_ckpt_store *st, const char *name, const uint8_t *doc, 
     return rc;
 }
 
+static int read_info(rwkvd_ckpt_store *st, const char *name, rwkvd_ckpt_info *info);
+
 int rwkvd_ckpt_store_load(rwkvd_ckpt_store *st, const uint8_t *doc, size_t doc_len,
                           const rwkvd_model_id *expect, uint64_t max_raw, rwkvd_ckpt *out,
                           rwkvd_ckpt_load_result *res, rwkv_error *err)
@@ -251,6 +272,25 @@ int rwkvd_ckpt_store_load(rwkvd_ckpt_store *st, const uint8_t *doc, size_t doc_l
     rwkvd_ckpt_status s1, s2;
     if (load_one(st, name, doc, doc_len, expect, max_raw, out, &s1, &res->newest_error) == 0) {
         res->status = RWKVD_CKPT_OK;
+        /* cluster mode: a worker that lost its lease may still have written
+         * (rotating the owner's newer file to .prev); the higher fencing
+         * token wins (PROTOCOL.md §12.6) */
+        rwkvd_ckpt_info pi;
+        if (read_info(st, prev, &pi) == 0 && pi.fence > out->fence) {
+            rwkvd_ckpt alt;
+            rwkvd_ckpt_status s3;
+            rwkv_error e3;
+            if (load_one(st, prev, doc, doc_len, expect, max_raw, &alt, &s3, &e3) == 0) {
+                rwkv_fail(&res->newest_error,
+                          "%s/%s: written under an older lease (fencing token %llu, the "
+                          "previous generation has %llu)",
+                          st->dir, name, (unsigned long long)out->fence,
+                          (unsigned long long)alt.fence);
+                rwkvd_ckpt_release(out);
+                *out = alt;
+                res->from_prev = true;
+            }
+        }
         return 0;
     }
     rwkv_error e2;
@@ -269,6 +309,46 @@ int rwkvd_ckpt_store_load(rwkvd_ckpt_store *st, const uint8_t *doc, size_t doc_l
     if (s1 == RWKVD_CKPT_NOT_FOUND)
         return rwkv_fail(err, "%s (newest generation missing)", e2.msg);
     return rwkv_fail(err, "%s; previous generation: %s", res->newest_error.msg, e2.msg);
+}
+
+static int hex_val(char c)
+{
+    return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}
+
+size_t rwkvd_ckpt_store_sweep_tmp(rwkvd_ckpt_store *st,
+                                  bool (*mine)(void *ctx, const uint8_t *doc, size_t len),
+                                  void *ctx)
+{
+    int dfd = openat(st->dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC); /* own offset */
+    DIR *d = dfd >= 0 ? fdopendir(dfd) : NULL;
+    if (!d) {
+        if (dfd >= 0)
+            close(dfd);
+        return 0;
+    }
+    size_t removed = 0;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        /* d-<hex>.ckpt.tmp.<pid>.<n> */
+        const char *mark = strstr(e->d_name, ".ckpt" RWKVD_TMP_MARK);
+        if (e->d_name[0] != 'd' || e->d_name[1] != '-' || !mark)
+            continue;
+        size_t n = (size_t)(mark - (e->d_name + 2));
+        if (n < 2 || n % 2 || n / 2 > RWKVD_CKPT_HEX_MAX)
+            continue;
+        uint8_t doc[RWKVD_CKPT_HEX_MAX];
+        bool ok = true;
+        for (size_t i = 0; ok && i < n / 2; i++) {
+            int hi = hex_val(e->d_name[2 + 2 * i]), lo = hex_val(e->d_name[3 + 2 * i]);
+            ok = hi >= 0 && lo >= 0;
+            doc[i] = (uint8_t)(hi << 4 | (lo & 15));
+        }
+        if (ok && mine(ctx, doc, n / 2) && unlinkat(st->dirfd, e->d_name, 0) == 0)
+            removed++;
+    }
+    closedir(d);
+    return removed;
 }
 
 int rwkvd_ckpt_store_remove(rwkvd_ckpt_store *st, const uint8_t *doc, size_t doc_len,

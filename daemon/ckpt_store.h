@@ -41,6 +41,19 @@ typedef struct rwkvd_ckpt_store rwkvd_ckpt_store;
  * holding it), removes temp-file debris, and checks a file can be created.
  * Returns 0 with *out, or -1 with err naming the directory and the reason. */
 int rwkvd_ckpt_store_open(const char *dir, rwkvd_ckpt_store **out, rwkv_error *err);
+/* The same for a directory shared by the workers of a cluster (PROTOCOL.md
+ * §12.8): no lock, and temp files are left alone (they may be another
+ * worker's write in progress). */
+int rwkvd_ckpt_store_open_shared(const char *dir, rwkvd_ckpt_store **out, rwkv_error *err);
+
+/* Removes the temp files (crash debris) of the documents for which mine()
+ * is true, in a shared directory: a worker that takes a partition over
+ * clears what a crashed owner left of the partition's writes.  Only
+ * hex-named documents (ids of <= 64 bytes) can be recognised from a file
+ * name; hashed names are left alone.  Returns the number removed. */
+size_t rwkvd_ckpt_store_sweep_tmp(rwkvd_ckpt_store *st,
+                                  bool (*mine)(void *ctx, const uint8_t *doc, size_t len),
+                                  void *ctx);
 void rwkvd_ckpt_store_close(rwkvd_ckpt_store *st); /* accepts NULL; releases the lock */
 const char *rwkvd_ckpt_store_dir(const rwkvd_ckpt_store *st);
 

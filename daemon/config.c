@@ -60,6 +60,18 @@ static const rwkvd_option options[] = {
      INT64_C(1) << 28, true, false, "N", "Most token ids one ingest message may carry."},
     {"linger_ms", RWKVD_OPT_INT, F(linger_ms), "5000", 0, 600000, true, false, "MS",
      "At shutdown, how long queued outputs may still be delivered."},
+    {"curve_secret_key", RWKVD_OPT_PATH, F(curve_secret_key), "", 0, 0, false, false, "FILE",
+     "The daemon's CURVE key pair (from `rwkvd keygen`; mode 0600): every socket is then "
+     "encrypted and admits only the keys of its role's allow-list. Empty = plaintext."},
+    {"curve_producers", RWKVD_OPT_PATH, F(curve_producers), "", 0, 0, true, false, "DIR",
+     "Directory of public key files of the clients allowed to send documents (ingest). "
+     "Re-read on SIGHUP."},
+    {"curve_consumers", RWKVD_OPT_PATH, F(curve_consumers), "", 0, 0, true, false, "DIR",
+     "Directory of public key files of the clients allowed to receive outputs (emit). "
+     "Re-read on SIGHUP."},
+    {"curve_operators", RWKVD_OPT_PATH, F(curve_operators), "", 0, 0, true, false, "DIR",
+     "Directory of public key files of the clients allowed on the control socket. Re-read "
+     "on SIGHUP."},
     {"state_dir", RWKVD_OPT_PATH, F(state_dir), "./var/rwkvd", 0, 0, false, false, "PATH",
      "Directory of document checkpoints (created if missing; $STATE_DIRECTORY from systemd "
      "replaces the default)."},
@@ -84,6 +96,37 @@ static const rwkvd_option options[] = {
      "HTTP port serving Prometheus metrics at /metrics; 0 = off."},
     {"metrics_bind", RWKVD_OPT_STR, F(metrics_bind), "127.0.0.1", 0, 0, false, false, "ADDR",
      "Address the metrics port binds."},
+    /* cluster mode (daemon/cluster/, PROTOCOL.md §12) */
+    {"nats", RWKVD_OPT_STR, F(nats), "", 0, 0, false, false, "URL",
+     "NATS server URL(s), comma-separated (nats://host:4222): run as a worker of a NATS "
+     "JetStream cluster instead of the ingest/emit sockets; empty = ZeroMQ only."},
+    {"nats_creds", RWKVD_OPT_PATH, F(nats_creds), "", 0, 0, false, false, "PATH",
+     "NATS user credentials file (JWT + seed) for --nats; empty = none."},
+    {"nats_ca", RWKVD_OPT_PATH, F(nats_ca), "", 0, 0, false, false, "PATH",
+     "CA certificates (PEM) that sign the NATS server's TLS certificate; also turns TLS "
+     "on. Empty = the URL decides (tls://)."},
+    {"partitions", RWKVD_OPT_INT, F(partitions), "16", 1, 4096, false, false, "P",
+     "Partitions of the cluster's document stream; the same for every worker and producer "
+     "for the cluster's lifetime."},
+    {"nats_replicas", RWKVD_OPT_INT, F(nats_replicas), "1", 1, 5, false, false, "N",
+     "Replicas of the streams and key-value buckets this worker creates when they are "
+     "missing (existing ones are used as they are): 3 on a 3-node JetStream cluster."},
+    {"lease_ttl", RWKVD_OPT_SECONDS, F(lease_ttl), "10", 1, 3600, false, false, "S",
+     "Lifetime of a partition lease; leases are renewed every S/3, and a dead worker's "
+     "partitions move after S."},
+    {"worker_id", RWKVD_OPT_STR, F(worker_id), "", 0, 0, false, false, "NAME",
+     "This worker's name in the cluster (1..64 of A-Z a-z 0-9 _ -); empty = "
+     "<hostname>-<pid>."},
+    {"http_port", RWKVD_OPT_INT, F(http_port), "0", 0, 65535, false, false, "PORT",
+     "HTTP port serving the OpenAI-style POST /v1/embeddings (EmbeddingRWKV models only); "
+     "0 = off."},
+    {"http_bind", RWKVD_OPT_STR, F(http_bind), "127.0.0.1", 0, 0, false, false, "ADDR",
+     "Address the /v1/embeddings port binds."},
+    {"http_max_tokens", RWKVD_OPT_INT, F(http_max_tokens), "8192", 1, 1 << 20, false, false, "N",
+     "Most tokens of one /v1/embeddings input; longer documents go through the ingest "
+     "socket (streaming, any length)."},
+    {"http_max_body", RWKVD_OPT_SIZE, F(http_max_body), "1M", 1024, INT64_C(1) << 30, false,
+     false, "BYTES", "Largest /v1/embeddings request body."},
 };
 
 #define N_OPTIONS (sizeof options / sizeof options[0])

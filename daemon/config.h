@@ -66,6 +66,11 @@ typedef struct rwkvd_config {
     uint64_t max_message_size;            /* bytes; also ZMQ_MAXMSGSIZE */
     int max_tokens_per_message;
     int linger_ms;
+    /* CURVE security (daemon/wire/curve.h); "" = off / nobody admitted */
+    char curve_secret_key[RWKVD_CFG_PATH_MAX];
+    char curve_producers[RWKVD_CFG_PATH_MAX];
+    char curve_consumers[RWKVD_CFG_PATH_MAX];
+    char curve_operators[RWKVD_CFG_PATH_MAX];
     /* documents and checkpoints */
     char state_dir[RWKVD_CFG_PATH_MAX];
     int max_active_docs;
@@ -78,6 +83,19 @@ typedef struct rwkvd_config {
     char log_file[RWKVD_CFG_PATH_MAX];    /* "" = stderr */
     int metrics_port;                     /* 0 = no HTTP metrics */
     char metrics_bind[RWKVD_CFG_STR_MAX];
+    /* cluster mode (daemon/cluster/): "" = off */
+    char nats[RWKVD_CFG_PATH_MAX];        /* server URL(s) */
+    char nats_creds[RWKVD_CFG_PATH_MAX];
+    char nats_ca[RWKVD_CFG_PATH_MAX];
+    int partitions;
+    int nats_replicas;
+    double lease_ttl;                     /* seconds */
+    char worker_id[RWKVD_CFG_STR_MAX];
+    /* POST /v1/embeddings (daemon/http_embeddings.h), EmbeddingRWKV only */
+    int http_port;                        /* 0 = off */
+    char http_bind[RWKVD_CFG_STR_MAX];
+    int http_max_tokens;                  /* per input */
+    uint64_t http_max_body;               /* bytes */
 } rwkvd_config;
 
 typedef enum rwkvd_opt_type {

@@ -15,10 +15,10 @@ void rwkvd_stats_refresh(rwkvd_server *srv)
     rwkvd_status_info *st = &srv->stats;
     double now = rwkvd_now();
     st->uptime_s = now - srv->started_at;
-    st->docs_active = srv->n_active;
+    st->docs_active = srv->docs.count;
     st->docs_max_active = (uint64_t)srv->cfg.max_active_docs;
     uint64_t held = 0;
-    for (rwkvd_session *s = srv->lru_head; s; s = s->lnext)
+    for (rwkvd_session *s = srv->docs.lru_head; s; s = s->lnext)
         held += s->n_held;
     st->held_messages = held;
     st->emit_queue = rwkvd_outbox_count(srv->outbox);
@@ -36,6 +36,8 @@ void rwkvd_stats_refresh(rwkvd_server *srv)
     double dt = srv->tps_time[newest] - srv->tps_time[oldest];
     st->tokens_per_s = dt > 0 ? (double)(srv->tps_tokens[newest] - srv->tps_tokens[oldest]) / dt
                               : 0;
+    if (srv->transport)
+        srv->transport->ops->status(srv->transport, st);
     pthread_mutex_lock(&srv->snap_mu);
     srv->snap = *st;
     pthread_mutex_unlock(&srv->snap_mu);
@@ -108,7 +110,7 @@ static void do_checkpoint(rwkvd_server *srv, const rwkvd_ctl_request *req, msgpa
             /* on disk already: nothing unsaved */
         } else if (s->dirty || !s->on_disk) {
             rwkv_error e;
-            if (rwkvd_session_save(srv, s, &e) == 0) {
+            if (rwkvd_persist_save(srv, s, &e) == 0) {
                 written++;
             } else {
                 failed++;

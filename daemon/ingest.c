@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "daemon/embed_doc.h"
 #include "daemon/log.h"
 #include "daemon/server.h"
 
@@ -26,6 +27,43 @@ static void mark_dirty(rwkvd_server *srv, rwkvd_session *s)
     (void)srv;
 }
 
+/* Segments (opts.segment, o: the document's options resolved against the
+ * model) need byte offsets: text/bytes through a tokenizer whose tokens
+ * spell their input, and no inserted tokens.  The segmenter is made with
+ * seq 0, before anything else changes.  0, or -1 with *reason and msg set. */
+static int segment_check(rwkvd_server *srv, rwkvd_session *s, const rwkvd_ingest *m,
+                         const rwkvd_doc_opts *o, rwkvd_input_kind kind, rwkvd_reason *reason,
+                         char *msg, size_t msg_len)
+{
+    if (!o->segment)
+        return 0;
+    if (o->pooling == RWKVD_POOL_EOS) {
+        *reason = RWKVD_R_BAD_OPTS;
+        snprintf(msg, msg_len, "opts.segment: not with an EmbeddingRWKV model (the EOS tokens "
+                               "it inserts have no bytes in the input)");
+        return -1;
+    }
+    if (kind == RWKVD_INPUT_TOKENS) {
+        *reason = RWKVD_R_PAYLOAD_KIND;
+        snprintf(msg, msg_len, "opts.segment needs text/bytes (segments are byte ranges); "
+                               "this message sends token ids");
+        return -1;
+    }
+    if (!rwkv_tokenizer_spells_input(srv->tok)) {
+        *reason = RWKVD_R_BAD_OPTS;
+        snprintf(msg, msg_len, "opts.segment: the %s tokenizer normalises text, so its tokens "
+                               "have no exact byte offsets", rwkv_tokenizer_kind_name(srv->tok));
+        return -1;
+    }
+    rwkv_error err;
+    if (m->seq == 0 && rwkvd_session_start_segments(s, o, &err) != 0) {
+        *reason = RWKVD_R_OVERLOADED;
+        snprintf(msg, msg_len, "%s", err.msg);
+        return -1;
+    }
+    return 0;
+}
+
 /* Applies an in-sequence message.  Returns 0, or -1 with *reason and msg
  * set and the session unchanged. */
 static int apply(rwkvd_server *srv, rwkvd_session *s, const rwkvd_ingest *m, rwkvd_reason *reason,
@@ -42,6 +80,14 @@ static int apply(rwkvd_server *srv, rwkvd_session *s, const rwkvd_ingest *m, rwk
                  kind == RWKVD_INPUT_TOKENS ? "token ids" : "text/bytes");
         return -1;
     }
+    /* seq 0 fixes the options, resolved against the served model */
+    rwkvd_doc_opts opts = m->seq == 0 && m->has_opts ? m->opts : s->opts;
+    if (m->seq == 0 && rwkvd_embed_resolve_opts(srv->mi, &opts, msg, msg_len) != 0) {
+        *reason = RWKVD_R_BAD_OPTS;
+        return -1;
+    }
+    if (segment_check(srv, s, m, &opts, kind, reason, msg, msg_len) != 0)
+        return -1;
     /* everything that can fail happens on copies first */
     rwkv_ids add = {0};
     rwkv_error err;
@@ -54,9 +100,16 @@ static int apply(rwkvd_server *srv, rwkvd_session *s, const rwkvd_ingest *m, rwk
             rc = rwkv_ids_push(&add, m->tokens[i], &err);
     if (rc == 0 && m->eof && (s->input == RWKVD_INPUT_BYTES || kind == RWKVD_INPUT_BYTES))
         rc = rwkv_encoder_finish(s->enc, &add, &err);
-    for (size_t i = 0; rc == 0 && i < add.n; i++)
-        rc = rwkv_ids_push(&s->pending, add.v[i], &err);
+    /* EmbeddingRWKV: the EOS the options put in (embed_doc.h) */
+    rwkv_ids shaped = {0};
+    uint32_t since = s->since_eos;
+    if (rc == 0)
+        rc = rwkvd_embed_shape(&opts, s->input == RWKVD_INPUT_BYTES || kind == RWKVD_INPUT_BYTES,
+                               m->eof, rwkvd_session_tokens(s), &since, &add, &shaped, &err);
+    for (size_t i = 0; rc == 0 && i < shaped.n; i++)
+        rc = rwkv_ids_push(&s->pending, shaped.v[i], &err);
     rwkv_ids_free(&add);
+    rwkv_ids_free(&shaped);
     if (rc != 0) {
         /* only memory can fail here; the encoder may have moved on, so the
          * document cannot be trusted any more */
@@ -66,9 +119,9 @@ static int apply(rwkvd_server *srv, rwkvd_session *s, const rwkvd_ingest *m, rwk
         snprintf(msg, msg_len, "%s", err.msg);
         return -1;
     }
+    s->since_eos = since;
     if (m->seq == 0) {
-        if (m->has_opts)
-            s->opts = m->opts;
+        s->opts = opts;
         s->block_size = (uint32_t)srv->cfg.block_size;
         s->started = true;
     }
@@ -200,7 +253,7 @@ void rwkvd_handle_ingest(rwkvd_server *srv, const void *buf, size_t len)
         return;
     }
     rwkvd_session *s;
-    if (rwkvd_session_get(srv, m.doc, m.doc_len, true, &s, &reason, &err) != 0) {
+    if (rwkvd_persist_open(srv, m.doc, m.doc_len, true, &s, &reason, &err) != 0) {
         rwkvd_emit_error(srv, m.doc, m.doc_len, true, m.seq, reason, err.msg, false, 0);
         rwkvd_ingest_clear(&m);
         return;

@@ -8,10 +8,12 @@
 #include <systemd/sd-daemon.h>
 
 #include "daemon/log.h"
+#include "daemon/http_embeddings.h"
 #include "daemon/metrics_http.h"
 #include "daemon/server.h"
 #include "core/cpu_features.h"
 #include "core/precision.h"
+#include "daemon/wire/keygen.h"
 #include "core/sha256.h"
 
 /* One block through the engine on a scratch state: the model computes
@@ -30,8 +32,14 @@ static int self_test(rwkvd_server *srv, rwkv_error *err)
     }
     rwkv_request q = {.state = st, .tokens = toks, .n_tokens = 8, .logits = RWKV_LOGITS_LAST,
                       .logits_out = logits, .next_token = -1};
+    int n = srv->mi->vocab_size;
+    if (!srv->mi->has_lm_head) { /* EmbeddingRWKV: the final norm's output instead */
+        q = (rwkv_request){.state = st, .tokens = toks, .n_tokens = 8,
+                           .hidden = RWKV_HIDDEN_LAST, .hidden_out = logits, .next_token = -1};
+        n = srv->mi->n_embd;
+    }
     int rc = rwkv_forward(srv->engine, &q, 1, err);
-    for (int v = 0; rc == 0 && v < srv->mi->vocab_size; v++)
+    for (int v = 0; rc == 0 && v < n; v++)
         if (!isfinite(logits[v]))
             rc = rwkv_fail(err, "self-test: logit %d is not finite: the model is broken", v);
     free(logits);
@@ -108,6 +116,9 @@ int main(int argc, char **argv, char **envp)
 {
     signal(SIGPIPE, SIG_IGN);
 
+    if (argc >= 2 && strcmp(argv[1], "keygen") == 0)
+        return rwkvd_keygen_main(argc - 1, argv + 1);
+
     static rwkvd_server srv;
     rwkv_error err;
     rwkvd_config_action action;
@@ -133,7 +144,8 @@ int main(int argc, char **argv, char **envp)
     LOG_INFO("rwkvd %s starting", RWKVD_VERSION);
     int rc = 1;
     if (load_model(&srv, &err) != 0 || self_test(&srv, &err) != 0 ||
-        rwkvd_server_init(&srv, &err) != 0 || rwkvd_metrics_http_start(&srv, &err) != 0) {
+        rwkvd_server_init(&srv, &err) != 0 || rwkvd_metrics_http_start(&srv, &err) != 0 ||
+        rwkvd_http_embeddings_start(&srv, &err) != 0) {
         LOG_ERROR("%s", err.msg);
         fprintf(stderr, "rwkvd: %s\n", err.msg);
         sd_notifyf(0, "STATUS=failed: %s", err.msg);
@@ -145,6 +157,7 @@ int main(int argc, char **argv, char **envp)
         sd_notify(0, "READY=1\nSTATUS=ready");
         rc = rwkvd_server_run(&srv);
     }
+    rwkvd_http_embeddings_stop(&srv);
     rwkvd_metrics_http_stop(&srv);
     rwkvd_server_free(&srv);
     rwkv_engine_free(srv.engine);

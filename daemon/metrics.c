@@ -66,6 +66,41 @@ static void one(out *o, const char *name, const char *type, const char *help, do
     put(o, "%s %.17g\n", name, v);
 }
 
+/* Cluster mode (PROTOCOL.md §12): the worker's partitions and leases. */
+static void cluster_metrics(out *o, const struct rwkvd_cluster_status *c)
+{
+    one(o, "rwkvd_cluster_partitions", "gauge", "Partitions of the cluster.", c->partitions);
+    one(o, "rwkvd_cluster_partitions_owned", "gauge", "Partitions this worker holds a lease on.",
+        c->owned);
+    one(o, "rwkvd_cluster_workers", "gauge", "Live workers seen at the last rebalance.",
+        c->workers);
+    one(o, "rwkvd_cluster_leases_acquired_total", "counter", "Partition leases acquired.",
+        (double)c->leases_acquired);
+    one(o, "rwkvd_cluster_leases_lost_total", "counter",
+        "Partition leases lost (ran out or taken): their documents were forgotten unsaved.",
+        (double)c->leases_lost);
+    one(o, "rwkvd_cluster_leases_released_total", "counter",
+        "Partition leases handed over cleanly (rebalance, stop).", (double)c->leases_released);
+    one(o, "rwkvd_cluster_lease_renewals_total", "counter", "Successful lease renewals.",
+        (double)c->lease_renewals);
+    one(o, "rwkvd_cluster_unacked_messages", "gauge",
+        "Ingest messages held until a checkpoint covers them.", (double)c->unacked);
+    one(o, "rwkvd_cluster_outputs_published_total", "counter",
+        "Outputs published to the output stream.", (double)c->published);
+    one(o, "rwkvd_cluster_messages_acked_total", "counter", "Ingest messages acked.",
+        (double)c->acked);
+    head(o, "rwkvd_cluster_lease_revision", "gauge",
+         "Fencing token (KV revision) of each lease held.");
+    for (uint32_t i = 0; i < c->n_leases; i++)
+        put(o, "rwkvd_cluster_lease_revision{partition=\"%u\"} %llu\n", c->leases[i].partition,
+            (unsigned long long)c->leases[i].revision);
+    head(o, "rwkvd_cluster_lag_messages", "gauge",
+         "Messages in the stream not yet delivered to this worker, per partition held.");
+    for (uint32_t i = 0; i < c->n_leases; i++)
+        put(o, "rwkvd_cluster_lag_messages{partition=\"%u\"} %llu\n", c->leases[i].partition,
+            (unsigned long long)c->leases[i].lag);
+}
+
 char *rwkvd_metrics_render(const rwkvd_status_info *s)
 {
     out o = {malloc(4096), 0, 4096, 0};
@@ -108,10 +143,18 @@ char *rwkvd_metrics_render(const rwkvd_status_info *s)
     put(&o, "rwkvd_checkpoint_seconds_count %llu\n", (unsigned long long)s->checkpoints_total);
     one(&o, "rwkvd_checkpoint_failures_total", "counter", "Checkpoints that could not be written.",
         (double)s->checkpoint_failures_total);
+    head(&o, "rwkvd_auth_refused_total", "counter",
+         "CURVE handshakes refused (key not in the role's allow-list), by role.");
+    static const char *const roles[3] = {"producer", "consumer", "operator"};
+    for (int r = 0; r < 3; r++)
+        put(&o, "rwkvd_auth_refused_total{role=\"%s\"} %llu\n", roles[r],
+            (unsigned long long)s->auth_refused[r]);
     head(&o, "rwkvd_rejected_total", "counter", "Messages and requests refused, by reason.");
     for (int r = 1; r < RWKVD_REASON_COUNT; r++)
         put(&o, "rwkvd_rejected_total{reason=\"%s\"} %llu\n", rwkvd_reason_name((rwkvd_reason)r),
             (unsigned long long)s->rejected[r]);
+    if (s->cluster.on)
+        cluster_metrics(&o, &s->cluster);
     if (o.oom) {
         free(o.p);
         return NULL;

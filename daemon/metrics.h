@@ -8,8 +8,9 @@
  * rwkvd_tokens_per_second, rwkvd_checkpoint_seconds (summary: _sum, _count),
  * rwkvd_checkpoint_failures_total, rwkvd_rejected_total{reason} (every
  * reason of reason.h, zeros included, so rate() works from the start),
- * rwkvd_uptime_seconds, rwkvd_build_info{version,model_sha256,generation,
- * device,tokenizer}.
+ * rwkvd_auth_refused_total{role} (CURVE handshakes refused, role producer,
+ * consumer or operator; zeros without CURVE), rwkvd_uptime_seconds,
+ * rwkvd_build_info{version,model_sha256,generation,device,tokenizer}.
  */
 #ifndef RWKVD_METRICS_H
 #define RWKVD_METRICS_H

@@ -31,6 +31,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
         pthread_mutex_lock(&srv->snap_mu);
         snap = srv->snap;
         pthread_mutex_unlock(&srv->snap_mu);
+        rwkvd_curve_refused(srv->curve, snap.auth_refused);
         body = rwkvd_metrics_render(&snap);
     }
     if (!body)

@@ -84,6 +84,28 @@ int rwkvd_outbox_flush(rwkvd_outbox *ob, void *zsock, rwkv_error *err)
     return sent;
 }
 
+int rwkvd_outbox_drain(rwkvd_outbox *ob, rwkvd_outbox_sink fn, void *ctx, rwkv_error *err)
+{
+    int sent = 0;
+    while (ob->head) {
+        item *it = ob->head;
+        int rc = fn(ctx, it->data, it->len, err);
+        if (rc < 0)
+            return -1;
+        if (rc > 0)
+            return sent;
+        ob->head = it->next;
+        if (!ob->head)
+            ob->tail = NULL;
+        ob->count--;
+        ob->bytes -= it->len;
+        free(it->data);
+        free(it);
+        sent++;
+    }
+    return sent;
+}
+
 size_t rwkvd_outbox_count(const rwkvd_outbox *ob)
 {
     return ob->count;

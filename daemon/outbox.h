@@ -37,6 +37,12 @@ int rwkvd_outbox_push(rwkvd_outbox *ob, void *data, size_t len, bool journal, rw
  * number handed over, or -1 with err on a socket error other than EAGAIN. */
 int rwkvd_outbox_flush(rwkvd_outbox *ob, void *zsock, rwkv_error *err);
 
+/* The same through any transport (cluster mode): fn returns 0 when it
+ * took the message (it copies what it keeps), 1 when it would block (the
+ * message stays queued), -1 with err on failure. */
+typedef int (*rwkvd_outbox_sink)(void *ctx, const void *data, size_t len, rwkv_error *err);
+int rwkvd_outbox_drain(rwkvd_outbox *ob, rwkvd_outbox_sink fn, void *ctx, rwkv_error *err);
+
 size_t rwkvd_outbox_count(const rwkvd_outbox *ob);
 size_t rwkvd_outbox_bytes(const rwkvd_outbox *ob);
 

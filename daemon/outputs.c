@@ -7,25 +7,15 @@
 
 #include "daemon/log.h"
 
-void rwkvd_l2_normalize(float *v, size_t n)
-{
-    double s = 0;
-    for (size_t i = 0; i < n; i++)
-        s += (double)v[i] * v[i];
-    if (s <= 0)
-        return;
-    float inv = (float)(1.0 / sqrt(s));
-    for (size_t i = 0; i < n; i++)
-        v[i] *= inv;
-}
-
 static rwkvd_out_head head_for(const rwkvd_server *srv, const rwkvd_session *s)
 {
     rwkvd_out_head h = srv->head_template;
     h.doc = s->doc;
     h.doc_len = s->doc_len;
+    h.incarnation = s->incarnation;
     h.pooling = s->opts.pooling;
     h.normalize = s->opts.normalize;
+    h.v = s->opts.pooling == RWKVD_POOL_EOS ? 2 : 1; /* EmbeddingRWKV outputs are v 2 */
     return h;
 }
 
@@ -43,6 +33,19 @@ int rwkvd_queue_block(rwkvd_server *srv, const rwkvd_session *s, const rwkvd_blo
     msgpack_sbuffer sb;
     msgpack_sbuffer_init(&sb);
     if (rwkvd_encode_block(&sb, &h, b, err) != 0) {
+        msgpack_sbuffer_destroy(&sb);
+        return -1;
+    }
+    return queue(srv, &sb, true, err);
+}
+
+int rwkvd_queue_segments(rwkvd_server *srv, const rwkvd_session *s,
+                         const rwkvd_segments_out *o, rwkv_error *err)
+{
+    rwkvd_out_head h = head_for(srv, s);
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    if (rwkvd_encode_segments(&sb, &h, o, err) != 0) {
         msgpack_sbuffer_destroy(&sb);
         return -1;
     }

@@ -2,11 +2,14 @@
  * on first touch, saving (after the emit journal is durable, so a
  * checkpoint never covers an output that could still be lost), eviction of
  * the least recently used document, the checkpoint schedule, and drop. */
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "daemon/log.h"
 #include "daemon/server.h"
+#include "daemon/wire/incarnation.h"
 
 static rwkvd_reason reason_of(rwkvd_ckpt_status st)
 {
@@ -22,15 +25,27 @@ static rwkvd_reason reason_of(rwkvd_ckpt_status st)
     }
 }
 
-int rwkvd_session_save(rwkvd_server *srv, rwkvd_session *s, rwkv_error *err)
+int rwkvd_persist_save(rwkvd_server *srv, rwkvd_session *s, rwkv_error *err)
 {
     double t0 = rwkvd_now();
-    if (rwkvd_journal_sync(srv->journal, err) != 0)
+    uint64_t fence = 0;
+    if (srv->transport) {
+        /* cluster: only under a valid lease (its revision goes into the
+         * file), and only once every output queued so far is stored (the
+         * output stream is the journal) */
+        fence = srv->transport->ops->may_write(srv->transport, s->doc, s->doc_len);
+        if (!fence) /* fencing, not a failure of the state directory */
+            return rwkv_fail(err, "this worker no longer holds the document's partition lease");
+        if (srv->transport->ops->outputs_durable(srv->transport, srv, err) != 0)
+            goto fail;
+    } else if (rwkvd_journal_sync(srv->journal, err) != 0) {
         goto fail;
+    }
     rwkvd_ckpt ck;
     float *state = NULL;
     if (rwkvd_session_to_ckpt(srv, s, &ck, &state, err) != 0)
         goto fail;
+    ck.fence = fence;
     int rc = rwkvd_ckpt_store_save(srv->store, &ck, srv->cfg.zstd_level, err);
     free(state);
     if (rc != 0)
@@ -42,6 +57,8 @@ int rwkvd_session_save(rwkvd_server *srv, rwkvd_session *s, rwkv_error *err)
     s->blocks_at_ckpt = s->blocks_done;
     srv->stats.checkpoints_total++;
     srv->stats.checkpoint_seconds_sum += rwkvd_now() - t0;
+    if (srv->transport)
+        srv->transport->ops->saved(srv->transport, srv, s); /* acks what it covers */
     return 0;
 fail:
     srv->stats.checkpoint_failures_total++;
@@ -49,11 +66,11 @@ fail:
     return -1;
 }
 
-int rwkvd_session_evict(rwkvd_server *srv, rwkvd_session *s, rwkv_error *err)
+int rwkvd_persist_evict(rwkvd_server *srv, rwkvd_session *s, rwkv_error *err)
 {
     /* a document that never got past "holding messages" has nothing to keep
      * beyond its held messages, which are not checkpointed (PROTOCOL.md §5) */
-    if ((s->dirty || (!s->on_disk && s->started)) && rwkvd_session_save(srv, s, err) != 0)
+    if ((s->dirty || (!s->on_disk && s->started)) && rwkvd_persist_save(srv, s, err) != 0)
         return -1;
     rwkvd_docs_remove(srv, s);
     rwkvd_session_free(s);
@@ -65,11 +82,11 @@ int rwkvd_session_evict(rwkvd_server *srv, rwkvd_session *s, rwkv_error *err)
  * come; intake pauses while no document is idle, see server.c). */
 static int make_room(rwkvd_server *srv, rwkv_error *err)
 {
-    for (rwkvd_session *s = srv->lru_tail; s; s = s->lprev) {
+    for (rwkvd_session *s = srv->docs.lru_tail; s; s = s->lprev) {
         if (rwkvd_session_ready(s))
             continue;
         rwkv_error e;
-        if (rwkvd_session_evict(srv, s, &e) == 0)
+        if (rwkvd_persist_evict(srv, s, &e) == 0)
             return 0;
         char d[96];
         rwkvd_log_doc(s->doc, s->doc_len, d);
@@ -79,8 +96,8 @@ static int make_room(rwkvd_server *srv, rwkv_error *err)
                           "checkpoints are failing)");
 }
 
-int rwkvd_session_get(rwkvd_server *srv, const uint8_t *doc, size_t len, bool create,
-                      rwkvd_session **out, rwkvd_reason *reason, rwkv_error *err)
+int rwkvd_persist_open(rwkvd_server *srv, const uint8_t *doc, size_t len, bool create,
+                       rwkvd_session **out, rwkvd_reason *reason, rwkv_error *err)
 {
     *out = rwkvd_docs_find(srv, doc, len);
     if (*out) {
@@ -114,7 +131,13 @@ int rwkvd_session_get(rwkvd_server *srv, const uint8_t *doc, size_t len, bool cr
         *reason = RWKVD_R_OVERLOADED;
         return -1;
     }
-    if (srv->n_active >= (size_t)srv->cfg.max_active_docs && make_room(srv, err) != 0) {
+    if (rwkvd_incarnation_get(srv->state_dirfd, srv->cfg.state_dir, doc, len, &s->incarnation,
+                              err) != 0) {
+        rwkvd_session_free(s);
+        *reason = RWKVD_R_IO_ERROR;
+        return -1;
+    }
+    if (srv->docs.count >= (size_t)srv->cfg.max_active_docs && make_room(srv, err) != 0) {
         rwkvd_session_free(s);
         *reason = RWKVD_R_OVERLOADED;
         return -1;
@@ -133,7 +156,7 @@ int rwkvd_checkpoint_due(rwkvd_server *srv, bool all)
 {
     double now = rwkvd_now();
     int written = 0;
-    for (rwkvd_session *s = srv->lru_head, *next; s; s = next) {
+    for (rwkvd_session *s = srv->docs.lru_head, *next; s; s = next) {
         next = s->lnext;
         if (!s->dirty || s->failed)
             continue;
@@ -145,7 +168,7 @@ int rwkvd_checkpoint_due(rwkvd_server *srv, bool all)
         if (!due)
             continue;
         rwkv_error err;
-        if (rwkvd_session_save(srv, s, &err) == 0) {
+        if (rwkvd_persist_save(srv, s, &err) == 0) {
             written++;
         } else {
             char d[96];
@@ -162,6 +185,20 @@ int rwkvd_doc_drop(rwkvd_server *srv, const uint8_t *doc, size_t len, bool *exis
 {
     *existed = false;
     rwkvd_session *s = rwkvd_docs_find(srv, doc, len);
+    /* a document that existed retires its incarnation first (durably), so
+     * its id's next document is told apart from it (incarnation.h) */
+    bool on_file = s != NULL;
+    if (!on_file) { /* either generation, readable or not */
+        char name[RWKVD_CKPT_NAME_MAX + 8];
+        rwkvd_ckpt_file_name(doc, len, name);
+        on_file = faccessat(srv->state_dirfd, name, F_OK, AT_SYMLINK_NOFOLLOW) == 0;
+        strcat(name, ".prev");
+        on_file = on_file || faccessat(srv->state_dirfd, name, F_OK, AT_SYMLINK_NOFOLLOW) == 0;
+    }
+    uint64_t next_inc;
+    if (on_file &&
+        rwkvd_incarnation_bump(srv->state_dirfd, srv->cfg.state_dir, doc, len, &next_inc, err) != 0)
+        return -1;
     if (s) {
         *existed = true;
         rwkvd_docs_remove(srv, s);

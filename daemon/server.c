@@ -21,6 +21,8 @@
 
 #include "daemon/log.h"
 #include "daemon/server.h"
+#include "daemon/wire/journal_filter.h"
+#include "core/sha256.h"
 
 double rwkvd_now(void)
 {
@@ -34,8 +36,8 @@ static int zfail(rwkv_error *err, const char *what, const char *endpoint)
     return rwkv_fail(err, "%s %s: %s", what, endpoint, zmq_strerror(errno));
 }
 
-static void *make_socket(rwkvd_server *srv, int type, const char *endpoint, int hwm_opt, int hwm,
-                         int64_t maxmsg, rwkv_error *err)
+static void *make_socket(rwkvd_server *srv, int type, rwkvd_role role, const char *endpoint,
+                         int hwm_opt, int hwm, int64_t maxmsg, rwkv_error *err)
 {
     void *s = zmq_socket(srv->zctx, type);
     if (!s) {
@@ -53,6 +55,10 @@ static void *make_socket(rwkvd_server *srv, int type, const char *endpoint, int 
         zmq_close(s);
         return NULL;
     }
+    if (rwkvd_curve_secure(srv->curve, s, role, err) != 0) {
+        zmq_close(s);
+        return NULL;
+    }
     if (zmq_bind(s, endpoint) != 0) {
         zfail(err, "cannot bind", endpoint);
         zmq_close(s);
@@ -64,6 +70,12 @@ static void *make_socket(rwkvd_server *srv, int type, const char *endpoint, int 
 static int replay_one(void *ctx, const void *msg, size_t len)
 {
     rwkvd_server *srv = ctx;
+    const char *why = NULL;
+    if (!rwkvd_journal_keep(srv->state_dirfd, srv->cfg.state_dir, srv->replay_model_hex, msg, len,
+                            &why)) {
+        srv->replay_skipped++; /* of a dropped incarnation or another model */
+        return 0;
+    }
     void *copy = malloc(len ? len : 1);
     if (!copy)
         return -1;
@@ -112,12 +124,12 @@ static int scan_doc(void *ctx, const rwkvd_ckpt_info *info, bool from_prev)
 /* Loads documents left with work by the previous run while there is room. */
 static void wake_docs(rwkvd_server *srv)
 {
-    while (srv->wake_done < srv->n_wake && srv->n_active < (size_t)srv->cfg.max_active_docs) {
+    while (srv->wake_done < srv->n_wake && srv->docs.count < (size_t)srv->cfg.max_active_docs) {
         rwkvd_doc_ref *w = &srv->wake[srv->wake_done++];
         rwkvd_session *s;
         rwkvd_reason reason;
         rwkv_error err;
-        if (rwkvd_session_get(srv, w->doc, w->len, false, &s, &reason, &err) != 0) {
+        if (rwkvd_persist_open(srv, w->doc, w->len, false, &s, &reason, &err) != 0) {
             char d[96];
             rwkvd_log_doc(w->doc, w->len, d);
             LOG_ERROR("document %s cannot be continued: %s: %s", d, rwkvd_reason_name(reason),
@@ -140,7 +152,9 @@ int rwkvd_server_init(rwkvd_server *srv, rwkv_error *err)
     srv->max_ckpt_raw = (uint64_t)srv->mi->state_floats * 4 + (uint64_t)srv->mi->n_embd * 16 +
                         max_pending * 4 + 65536;
 
-    if (rwkvd_ckpt_store_open(srv->cfg.state_dir, &srv->store, err) != 0)
+    bool cluster = srv->cfg.nats[0] != '\0';
+    if ((cluster ? rwkvd_ckpt_store_open_shared : rwkvd_ckpt_store_open)(srv->cfg.state_dir,
+                                                                         &srv->store, err) != 0)
         return -1;
     srv->state_dirfd = open(srv->cfg.state_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (srv->state_dirfd < 0)
@@ -148,21 +162,28 @@ int rwkvd_server_init(rwkvd_server *srv, rwkv_error *err)
     /* enough journal to cover everything that can be inside the process at
      * once: the emit high-water mark, one batch of outputs, and margin */
     size_t keep = 2 * ((size_t)srv->cfg.emit_hwm + 2 * RWKVD_BATCH_DOCS) + 64;
-    if (rwkvd_journal_open(srv->state_dirfd, srv->cfg.state_dir, keep, &srv->journal, err) != 0)
+    /* cluster mode: the output stream plays the journal's role (and the
+     * directory is shared, so one journal file would be written by all) */
+    if (!cluster &&
+        rwkvd_journal_open(srv->state_dirfd, srv->cfg.state_dir, keep, &srv->journal, err) != 0)
         return -1;
     srv->outbox = rwkvd_outbox_new(srv->journal);
     if (!srv->outbox)
         return rwkv_fail(err, "out of memory");
     size_t bad = 0;
-    rwkvd_journal_replay(srv->journal, replay_one, srv, &bad, err);
-    if (rwkvd_outbox_count(srv->outbox) || bad)
+    rwkvd_sha256_hex(srv->model_id.model_sha256, srv->replay_model_hex);
+    if (!cluster)
+        rwkvd_journal_replay(srv->journal, replay_one, srv, &bad, err);
+    if (rwkvd_outbox_count(srv->outbox) || bad || srv->replay_skipped)
         LOG_INFO("emit journal: %zu recent outputs will be sent again (%zu damaged records "
-                 "skipped)",
-                 rwkvd_outbox_count(srv->outbox), bad);
+                 "skipped, %zu of dropped incarnations or another model left out)",
+                 rwkvd_outbox_count(srv->outbox), bad, srv->replay_skipped);
 
     size_t n_bad = 0;
     rwkv_error lerr;
-    if (rwkvd_ckpt_store_list(srv->store, scan_doc, srv, &n_bad, &lerr) != 0)
+    /* cluster mode: a worker wakes the documents of the partitions it
+     * acquires (nats_worker.c), not the whole shared directory */
+    if (!cluster && rwkvd_ckpt_store_list(srv->store, scan_doc, srv, &n_bad, &lerr) != 0)
         LOG_WARN("state directory listing: %s", lerr.msg);
     if (srv->stats.docs_on_disk || n_bad)
         LOG_INFO("state directory %s: %llu documents (%zu with work left), %zu unreadable files",
@@ -172,15 +193,32 @@ int rwkvd_server_init(rwkvd_server *srv, rwkv_error *err)
     srv->zctx = zmq_ctx_new();
     if (!srv->zctx)
         return rwkv_fail(err, "zmq_ctx_new: %s", zmq_strerror(errno));
-    srv->ingest = make_socket(srv, ZMQ_PULL, srv->cfg.ingest, ZMQ_RCVHWM, srv->cfg.ingest_hwm,
-                              (int64_t)srv->cfg.max_message_size, err);
-    if (!srv->ingest)
+    /* the ZAP handler is bound before any socket can take a handshake */
+    if (rwkvd_curve_start(srv->zctx, &srv->cfg, &srv->curve, err) != 0)
         return -1;
-    srv->emit = make_socket(srv, ZMQ_PUSH, srv->cfg.emit, ZMQ_SNDHWM, srv->cfg.emit_hwm, 0, err);
-    if (!srv->emit)
-        return -1;
-    srv->control = make_socket(srv, ZMQ_ROUTER, srv->cfg.control, ZMQ_RCVHWM,
-                               srv->cfg.control_hwm, RWKVD_CTL_MAX_BYTES + 4096, err);
+    if (cluster) {
+        srv->transport = rwkvd_nats_transport_new(srv, err);
+        if (!srv->transport)
+            return -1;
+    } else {
+        srv->ingest = make_socket(srv, ZMQ_PULL, RWKVD_ROLE_PRODUCER, srv->cfg.ingest, ZMQ_RCVHWM,
+                                  srv->cfg.ingest_hwm, (int64_t)srv->cfg.max_message_size, err);
+        if (!srv->ingest)
+            return -1;
+        srv->emit = make_socket(srv, ZMQ_PUSH, RWKVD_ROLE_CONSUMER, srv->cfg.emit, ZMQ_SNDHWM,
+                                srv->cfg.emit_hwm, 0, err);
+        if (!srv->emit)
+            return -1;
+    }
+    /* ZeroMQ drops an over-long message with the connection, unanswered, and
+     * a REQ client would wait for ever: requests up to the ingest limit reach
+     * the decoder, which answers too_large above RWKVD_CTL_MAX_BYTES
+     * (PROTOCOL.md §6.1 states the disconnect beyond) */
+    int64_t ctl_wire_max = (int64_t)srv->cfg.max_message_size;
+    if (ctl_wire_max < RWKVD_CTL_MAX_BYTES + 4096)
+        ctl_wire_max = RWKVD_CTL_MAX_BYTES + 4096;
+    srv->control = make_socket(srv, ZMQ_ROUTER, RWKVD_ROLE_OPERATOR, srv->cfg.control, ZMQ_RCVHWM,
+                               srv->cfg.control_hwm, ctl_wire_max, err);
     if (!srv->control)
         return -1;
 
@@ -210,11 +248,16 @@ static void reload(rwkvd_server *srv)
         LOG_ERROR("SIGHUP: %s", err.msg);
     rwkvd_config next;
     char kept[512] = "";
-    if (rwkvd_config_reload(&srv->cfg, &next, srv->argc, srv->argv, srv->envp, kept, sizeof kept,
-                            &err) != 0) {
+    bool cfg_ok = rwkvd_config_reload(&srv->cfg, &next, srv->argc, srv->argv, srv->envp, kept,
+                                      sizeof kept, &err) == 0;
+    if (!cfg_ok)
         LOG_ERROR("SIGHUP: configuration not reloaded: %s", err.msg);
+    /* the allow-list directories are re-read even when the rest failed */
+    if (rwkvd_curve_reload(srv->curve, cfg_ok ? &next : &srv->cfg, &err) != 0)
+        LOG_ERROR("SIGHUP: CURVE allow-lists not reloaded (the previous ones stay): %s",
+                  err.msg);
+    if (!cfg_ok)
         return;
-    }
     srv->cfg = next;
     rwkvd_log_set_level(srv->cfg.log_level);
     LOG_INFO("SIGHUP: log reopened, configuration reloaded%s%s", kept[0] ? "; needs a restart: " : "",
@@ -242,14 +285,18 @@ static bool can_read_ingest(const rwkvd_server *srv)
      * memory has work: a new document would then have no idle one to evict
      * (a document with work is never evicted, or its work would wait on
      * disk for a message that may never come). */
-    bool room = srv->n_active < (size_t)srv->cfg.max_active_docs ||
-                srv->n_active > srv->ready_len;
+    bool room = srv->docs.count < (size_t)srv->cfg.max_active_docs ||
+                srv->docs.count > srv->ready.len;
     return !srv->stopping && room && rwkvd_outbox_count(srv->outbox) == 0 &&
            srv->pending_tokens < intake_cap(srv);
 }
 
 static void read_ingest(rwkvd_server *srv)
 {
+    if (srv->transport) {
+        srv->transport->ops->intake(srv->transport, srv, can_read_ingest);
+        return;
+    }
     for (int i = 0; i < 256 && can_read_ingest(srv); i++) {
         zmq_msg_t m;
         zmq_msg_init(&m);
@@ -286,6 +333,10 @@ static void read_ingest(rwkvd_server *srv)
 static void flush_outbox(rwkvd_server *srv)
 {
     rwkv_error err;
+    if (srv->transport) {
+        srv->transport->ops->flush(srv->transport, srv);
+        return;
+    }
     if (rwkvd_outbox_flush(srv->outbox, srv->emit, &err) < 0)
         LOG_ERROR("%s", err.msg);
 }
@@ -313,7 +364,7 @@ static void housekeeping(rwkvd_server *srv)
 static int shutdown_all(rwkvd_server *srv)
 {
     double deadline = rwkvd_now() + srv->cfg.linger_ms / 1000.0;
-    while (rwkvd_outbox_count(srv->outbox) && rwkvd_now() < deadline) {
+    while (!srv->transport && rwkvd_outbox_count(srv->outbox) && rwkvd_now() < deadline) {
         zmq_pollitem_t it = {srv->emit, 0, ZMQ_POLLOUT, 0};
         zmq_poll(&it, 1, 50);
         flush_outbox(srv);
@@ -323,9 +374,11 @@ static int shutdown_all(rwkvd_server *srv)
                  "them at the next start",
                  rwkvd_outbox_count(srv->outbox));
     int n = rwkvd_checkpoint_due(srv, true);
+    if (srv->transport) /* acks, leases handed back */
+        srv->transport->ops->stop(srv->transport, srv);
     /* documents that never checkpointed but hold progress */
     int failures = 0;
-    for (rwkvd_session *s = srv->lru_head; s; s = s->lnext)
+    for (rwkvd_session *s = srv->docs.lru_head; s; s = s->lnext)
         if (s->dirty)
             failures++;
     LOG_INFO("stopped: %d checkpoints written, %d documents could not be saved", n, failures);
@@ -337,15 +390,17 @@ int rwkvd_server_run(rwkvd_server *srv)
     const char *wd = getenv("WATCHDOG_USEC");
     srv->watchdog_usec = wd ? strtoull(wd, NULL, 10) : 0;
     while (!srv->stopping) {
-        bool work = srv->ready_len > 0 && rwkvd_outbox_count(srv->outbox) == 0;
+        bool work = srv->ready.len > 0 && rwkvd_outbox_count(srv->outbox) == 0;
+        bool zsock = !srv->transport;
         zmq_pollitem_t items[4] = {
             {srv->control, 0, ZMQ_POLLIN, 0},
+            {NULL, srv->sigfd, ZMQ_POLLIN, 0},
             {srv->ingest, 0, can_read_ingest(srv) ? ZMQ_POLLIN : 0, 0},
             {srv->emit, 0, rwkvd_outbox_count(srv->outbox) ? ZMQ_POLLOUT : 0, 0},
-            {NULL, srv->sigfd, ZMQ_POLLIN, 0},
         };
-        long timeout = work ? 0 : 200;
-        if (zmq_poll(items, 4, timeout) < 0 && errno != EINTR) {
+        /* a transport is polled by its own intake: wake often */
+        long timeout = work ? 0 : zsock ? 200 : 5;
+        if (zmq_poll(items, zsock ? 4 : 2, timeout) < 0 && errno != EINTR) {
             LOG_ERROR("zmq_poll: %s", zmq_strerror(errno));
             break;
         }
@@ -355,11 +410,13 @@ int rwkvd_server_run(rwkvd_server *srv)
         flush_outbox(srv);
         read_ingest(srv);
         flush_outbox(srv);
-        if (srv->ready_len > 0 && rwkvd_outbox_count(srv->outbox) == 0) {
+        if (srv->ready.len > 0 && rwkvd_outbox_count(srv->outbox) == 0) {
             rwkvd_run_batch(srv);
             flush_outbox(srv);
         }
         rwkvd_checkpoint_due(srv, false);
+        if (srv->transport)
+            srv->transport->ops->tick(srv->transport, srv);
         housekeeping(srv);
     }
     return shutdown_all(srv);
@@ -367,12 +424,12 @@ int rwkvd_server_run(rwkvd_server *srv)
 
 void rwkvd_server_free(rwkvd_server *srv)
 {
-    for (rwkvd_session *s = srv->lru_head, *next; s; s = next) {
+    for (rwkvd_session *s = srv->docs.lru_head, *next; s; s = next) {
         next = s->lnext;
         rwkvd_session_free(s);
     }
-    free(srv->buckets);
-    free(srv->ready);
+    rwkvd_doc_table_free(&srv->docs);
+    rwkvd_ready_fifo_free(&srv->ready);
     free(srv->wake);
     if (srv->ingest)
         zmq_close(srv->ingest);
@@ -380,8 +437,11 @@ void rwkvd_server_free(rwkvd_server *srv)
         zmq_close(srv->emit);
     if (srv->control)
         zmq_close(srv->control);
+    rwkvd_curve_stop(srv->curve); /* its socket too must close before zmq_ctx_term */
     if (srv->zctx)
         zmq_ctx_term(srv->zctx);
+    if (srv->transport)
+        srv->transport->ops->free(srv->transport);
     rwkvd_outbox_free(srv->outbox);
     rwkvd_journal_close(srv->journal);
     if (srv->state_dirfd >= 0)

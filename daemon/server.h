@@ -1,16 +1,21 @@
 /* server.h — the daemon as one struct, and the pieces of its main loop.
  *
  * rwkvd is one event loop (server.c) over four descriptors: the ingest PULL
- * socket, the control ROUTER, the emit PUSH (only while outputs wait) and a
- * signalfd.  The engine runs inside the loop, one batch at a time, with its
- * own thread pool; everything else is single-threaded, so sessions need no
- * locks.  The data path, file by file:
- *   ingest.c   message -> document (sequencing, held messages, tokenizer)
- *   sched.c    documents with a ready block -> one engine batch
- *   outputs.c  engine results -> block/final messages (pooling, top-k)
- *   outbox.c   messages -> emit socket (+ emit_journal.c)
- *   persist.c  documents <-> checkpoint files, eviction
- *   control.c  status / resume / checkpoint / drop / health
+ * socket, the control ROUTER, the emit PUSH (only while outputs wait) and
+ * the read end of a signal self-pipe (server.c says why not a signalfd).
+ * The engine runs inside the loop, one batch at a time, with its own thread
+ * pool; everything else is single-threaded, so sessions need no locks.  The
+ * data path, file by file:
+ *   ingest.c        message -> document (sequencing, held messages, tokenizer)
+ *   docs.c          the documents in memory (doc_table.c, ready_fifo.c)
+ *   sched.c         documents with a ready block -> one engine batch
+ *   output_stage.c  engine results -> block/final messages (pooling across
+ *                   blocks, normalisation, surprisal carry; top-k comes
+ *                   from the engine)
+ *   outputs.c       encoding and queuing of every message
+ *   outbox.c        messages -> emit socket (+ emit_journal.c)
+ *   persist.c       documents <-> checkpoint files, eviction
+ *   control.c       status / resume / checkpoint / drop / health
  */
 #ifndef RWKVD_SERVER_H
 #define RWKVD_SERVER_H
@@ -24,12 +29,16 @@
 #include "core/model.h"
 #include "core/tokenizer.h"
 #include "daemon/checkpoint.h"
+#include "daemon/cluster/transport.h"
 #include "daemon/ckpt_store.h"
 #include "daemon/config.h"
+#include "daemon/doc_table.h"
 #include "daemon/emit_journal.h"
 #include "core/msg_encode.h"
 #include "daemon/outbox.h"
+#include "daemon/ready_fifo.h"
 #include "daemon/session.h"
+#include "daemon/wire/curve.h"
 
 /* Most documents in one engine batch, and most tokens. */
 #define RWKVD_BATCH_DOCS 16
@@ -57,14 +66,17 @@ typedef struct rwkvd_server {
 
     /* sockets */
     void *zctx, *ingest, *emit, *control;
+    rwkvd_curve *curve;           /* CURVE + ZAP allow-lists; NULL = plaintext */
+    char replay_model_hex[65];    /* start-up journal replay: this model's sha256 */
+    size_t replay_skipped;        /* records not replayed (journal_filter.h) */
     int sigfd;                    /* read end of the signal self-pipe */
+    /* cluster mode (--nats): reads and publishes instead of the ingest and
+     * emit sockets, which are then not bound (daemon/cluster/transport.h) */
+    rwkvd_transport *transport;
 
     /* documents in memory */
-    rwkvd_session **buckets;
-    size_t n_buckets, n_active;
-    rwkvd_session *lru_head, *lru_tail;
-    rwkvd_session **ready;        /* FIFO of sessions with work */
-    size_t ready_cap, ready_head, ready_len;
+    rwkvd_doc_table docs;         /* by id, and least recently used */
+    rwkvd_ready_fifo ready;       /* sessions with work, oldest first */
     size_t held_bytes;            /* all held messages */
     /* documents found on disk at start-up with work left (eof received or
      * a full block pending): loaded and run as room allows, since no
@@ -87,6 +99,7 @@ typedef struct rwkvd_server {
     pthread_mutex_t snap_mu;
     rwkvd_status_info snap;
     void *http;                   /* struct MHD_Daemon */
+    struct rwkvd_http_embed *http_embed; /* POST /v1/embeddings (http_embeddings.h) */
 } rwkvd_server;
 
 typedef struct rwkvd_doc_ref {
@@ -102,12 +115,11 @@ int rwkvd_server_init(rwkvd_server *srv, rwkv_error *err);
 int rwkvd_server_run(rwkvd_server *srv);   /* until SIGTERM/SIGINT; 0 on a clean stop */
 void rwkvd_server_free(rwkvd_server *srv);
 
-/* ---- docs.c: the table of active documents (hash + LRU) ---- */
+/* ---- docs.c: the documents in memory (doc_table.h, ready_fifo.h) ---- */
 rwkvd_session *rwkvd_docs_find(rwkvd_server *srv, const uint8_t *doc, size_t len);
 int rwkvd_docs_insert(rwkvd_server *srv, rwkvd_session *s, rwkv_error *err);
 void rwkvd_docs_remove(rwkvd_server *srv, rwkvd_session *s); /* does not free */
 void rwkvd_docs_touch(rwkvd_server *srv, rwkvd_session *s);
-uint64_t rwkvd_doc_hash(const uint8_t *doc, size_t len);
 /* Queues a session for the scheduler if it has work and is not queued. */
 void rwkvd_ready_push(rwkvd_server *srv, rwkvd_session *s);
 rwkvd_session *rwkvd_ready_pop(rwkvd_server *srv); /* NULL when empty */
@@ -117,13 +129,13 @@ rwkvd_session *rwkvd_ready_pop(rwkvd_server *srv); /* NULL when empty */
  * else (create) a new one.  Makes room by evicting the least recently used
  * document.  Returns 0 with *out (NULL when absent and !create), or -1 with
  * *reason (checkpoint_bad, other_model, io_error, overloaded) and err. */
-int rwkvd_session_get(rwkvd_server *srv, const uint8_t *doc, size_t len, bool create,
-                      rwkvd_session **out, rwkvd_reason *reason, rwkv_error *err);
+int rwkvd_persist_open(rwkvd_server *srv, const uint8_t *doc, size_t len, bool create,
+                       rwkvd_session **out, rwkvd_reason *reason, rwkv_error *err);
 /* Writes the session's checkpoint (after making the emit journal durable). */
-int rwkvd_session_save(rwkvd_server *srv, rwkvd_session *s, rwkv_error *err);
+int rwkvd_persist_save(rwkvd_server *srv, rwkvd_session *s, rwkv_error *err);
 /* Saves if needed and frees it from memory. -1 (kept in memory) when the
  * save fails. */
-int rwkvd_session_evict(rwkvd_server *srv, rwkvd_session *s, rwkv_error *err);
+int rwkvd_persist_evict(rwkvd_server *srv, rwkvd_session *s, rwkv_error *err);
 /* Checkpoints due by block count or age; all dirty ones when `all`.
  * Returns the number written; failures are logged and counted. */
 int rwkvd_checkpoint_due(rwkvd_server *srv, bool all);

@@ -21,9 +21,9 @@ static rwkvd_session *alloc_session(rwkvd_server *srv, const uint8_t *doc, size_
     s->hash = rwkvd_doc_hash(doc, len);
     s->enc = rwkv_encoder_new(srv->tok);
     s->state = rwkv_state_new(srv->model);
-    s->last_emb = calloc(C, sizeof(float));
-    s->mean_sum = calloc(C, sizeof(double));
-    if (!s->enc || !s->state || !s->last_emb || !s->mean_sum) {
+    s->run.last_emb = calloc(C, sizeof(float));
+    s->run.mean_sum = calloc(C, sizeof(double));
+    if (!s->enc || !s->state || !s->run.last_emb || !s->run.mean_sum) {
         rwkvd_session_free(s);
         rwkv_fail(err, "out of memory for a new document");
         return NULL;
@@ -63,16 +63,23 @@ rwkvd_session *rwkvd_session_from_ckpt(rwkvd_server *srv, const rwkvd_ckpt *ck, 
         if (rwkv_ids_push(&s->pending, ck->pending_tokens[i], err) != 0)
             goto fail;
     if (ck->mean_sum)
-        memcpy(s->mean_sum, ck->mean_sum, C * sizeof(double));
-    s->mean_count = ck->mean_count;
+        memcpy(s->run.mean_sum, ck->mean_sum, C * sizeof(double));
+    s->run.mean_count = ck->mean_count;
+    s->since_eos = ck->since_eos;
     if (ck->last_emb) {
-        memcpy(s->last_emb, ck->last_emb, C * sizeof(float));
-        s->has_last_emb = true;
+        memcpy(s->run.last_emb, ck->last_emb, C * sizeof(float));
+        s->run.has_last_emb = true;
     }
-    s->surprisal_sum = ck->surprisal_sum;
-    s->surprisal_count = ck->surprisal_count;
-    s->has_carry = ck->has_carry;
-    s->carry_surprisal = ck->carry_surprisal;
+    s->run.surprisal_sum = ck->surprisal_sum;
+    s->run.surprisal_count = ck->surprisal_count;
+    s->run.has_carry = ck->has_carry;
+    s->run.carry_surprisal = ck->carry_surprisal;
+    if (ck->segment_state) {
+        if (rwkvd_session_start_segments(s, &ck->opts, err) != 0 ||
+            rwkv_segmenter_load(s->seg, ck->segment_state, RWKV_SEGMENTER_BYTES, "segment state",
+                                err) != 0)
+            goto fail;
+    }
     s->on_disk = true;
     s->blocks_at_ckpt = ck->blocks_done;
     return s;
@@ -102,13 +109,20 @@ int rwkvd_session_to_ckpt(rwkvd_server *srv, rwkvd_session *s, rwkvd_ckpt *ck, f
     ck->pending_bytes = held;
     ck->pending_tokens = s->pending.v;
     ck->n_pending_tokens = s->pending.n;
-    ck->mean_sum = s->opts.pooling == RWKVD_POOL_MEAN ? s->mean_sum : NULL;
-    ck->mean_count = s->mean_count;
-    ck->last_emb = s->has_last_emb ? s->last_emb : NULL;
-    ck->surprisal_sum = s->surprisal_sum;
-    ck->surprisal_count = s->surprisal_count;
-    ck->has_carry = s->has_carry;
-    ck->carry_surprisal = s->carry_surprisal;
+    ck->mean_sum = s->opts.pooling == RWKVD_POOL_MEAN || s->opts.pooling == RWKVD_POOL_EOS
+                       ? s->run.mean_sum
+                       : NULL;
+    ck->mean_count = s->run.mean_count;
+    ck->since_eos = s->since_eos;
+    ck->last_emb = s->run.has_last_emb ? s->run.last_emb : NULL;
+    ck->surprisal_sum = s->run.surprisal_sum;
+    ck->surprisal_count = s->run.surprisal_count;
+    ck->has_carry = s->run.has_carry;
+    ck->carry_surprisal = s->run.carry_surprisal;
+    if (s->seg) {
+        rwkv_segmenter_store(s->seg, s->seg_ckpt);
+        ck->segment_state = s->seg_ckpt;
+    }
     if (!s->finished) {
         *state_buf = malloc(srv->mi->state_floats * sizeof(float));
         if (!*state_buf)
@@ -133,9 +147,22 @@ void rwkvd_session_free(rwkvd_session *s)
     rwkv_encoder_free(s->enc);
     rwkv_ids_free(&s->pending);
     rwkv_state_free(s->state);
-    free(s->mean_sum);
-    free(s->last_emb);
+    free(s->run.mean_sum);
+    free(s->run.last_emb);
+    free(s->seg);
+    free(s->seg_ckpt);
     free(s);
+}
+
+int rwkvd_session_start_segments(rwkvd_session *s, const rwkvd_doc_opts *opts, rwkv_error *err)
+{
+    if (!s->seg)
+        s->seg = malloc(sizeof *s->seg);
+    if (!s->seg_ckpt)
+        s->seg_ckpt = malloc(RWKV_SEGMENTER_BYTES);
+    if (!s->seg || !s->seg_ckpt)
+        return rwkv_fail(err, "out of memory for the segment state");
+    return rwkv_segmenter_init(s->seg, &opts->seg, err);
 }
 
 uint64_t rwkvd_session_tokens(const rwkvd_session *s)

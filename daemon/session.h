@@ -5,7 +5,7 @@
  * bytes stay in it), settled ids join `pending`.  A block of block_size
  * tokens runs once the token after it is known — the block's last surprisal
  * predicts that token — or at eof.  The surprisal of the first pending
- * token, computed with the block before it, is carried (carry_surprisal).
+ * token, computed with the block before it, is carried (run.carry_surprisal).
  *
  * A session in memory is "active"; finished or evicted documents live only
  * in their checkpoint files and cost no memory.
@@ -21,6 +21,7 @@
 #include "core/tokenizer.h"
 #include "daemon/checkpoint.h"
 #include "core/msg_decode.h"
+#include "daemon/output_stage.h"
 
 /* An out-of-order message kept until the ones before it arrive. */
 typedef struct rwkvd_held {
@@ -33,6 +34,7 @@ typedef struct rwkvd_session {
     uint8_t doc[RWKVD_DOC_MAX];
     size_t doc_len;
     uint64_t hash;                 /* of doc, for the table */
+    uint64_t incarnation;          /* daemon/wire/incarnation.h; set when loaded */
     struct rwkvd_session *hnext;   /* hash chain */
     struct rwkvd_session *lprev, *lnext; /* LRU list, most recent at the head */
 
@@ -48,14 +50,10 @@ typedef struct rwkvd_session {
     rwkv_encoder *enc;
     rwkv_ids pending;              /* tokens not yet in a completed block */
     rwkv_state *state;
-    double *mean_sum;              /* [C], pooling mean */
-    uint64_t mean_count;
-    float *last_emb;               /* [C], ln_out at the last token so far */
-    bool has_last_emb;
-    double surprisal_sum;
-    uint64_t surprisal_count;
-    bool has_carry;
-    float carry_surprisal;
+    rwkvd_running run;             /* the outputs' running figures */
+    uint32_t since_eos;            /* pooling eos: tokens since the last EOS (embed_doc.h) */
+    rwkv_segmenter *seg;           /* opts.segment: segments so far (segments.h), else NULL */
+    uint8_t *seg_ckpt;             /* [RWKV_SEGMENTER_BYTES] its serialised form, for to_ckpt */
 
     rwkvd_held *held;
     size_t n_held;
@@ -89,6 +87,10 @@ int rwkvd_session_to_ckpt(struct rwkvd_server *srv, rwkvd_session *s, rwkvd_ckpt
                           float **state_buf, rwkv_error *err);
 
 void rwkvd_session_free(rwkvd_session *s); /* accepts NULL; frees held messages */
+
+/* Starts the document's segmenter for opts->seg (on seq 0 with opts.segment).
+ * -1 with err on OOM or options out of range. */
+int rwkvd_session_start_segments(rwkvd_session *s, const rwkvd_doc_opts *opts, rwkv_error *err);
 
 /* Tokens received so far, the partial block included. */
 uint64_t rwkvd_session_tokens(const rwkvd_session *s);

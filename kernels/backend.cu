@@ -159,8 +159,9 @@ static int setup(cu_ctx *c, const cudaDeviceProp *prop, int pass_cap, rwkv_error
     return 0;
 }
 
-static void *create(const rwkv_model *m, int device, rwkv_error *err)
+static void *create(const rwkv_model *m, int device, int n_threads, rwkv_error *err)
 {
+    (void)n_threads; /* the device does the work; host code runs on the caller's thread */
     const rwkv_model_info *mi = &m->info;
     if (mi->generation != RWKV_GEN_V7) {
         rwkv_fail(err, "cuda:%d: %s is not supported by the CUDA backend yet (it runs RWKV-7 "
@@ -197,21 +198,26 @@ static void *create(const rwkv_model *m, int device, rwkv_error *err)
     c->N = mi->head_size;
     c->F = mi->ffn_dim;
     c->V = mi->vocab_size;
-    c->lora_w[LORA_W] = c->wts->lora_w;
-    c->lora_w[LORA_A] = c->wts->lora_a;
-    c->lora_w[LORA_G] = c->wts->lora_g;
-    c->lora_w[LORA_V] = c->wts->lora_v;
+    cu_lora_layout(c, c->wts->lora_w, c->wts->lora_a, c->wts->lora_g, c->wts->lora_v);
+    if (setup(c, &prop, pass_cap, err) != 0) {
+        destroy(c);
+        return NULL;
+    }
+    return c;
+}
+
+void cu_lora_layout(cu_ctx *c, int w, int a, int g, int v)
+{
+    c->lora_w[LORA_W] = w;
+    c->lora_w[LORA_A] = a;
+    c->lora_w[LORA_G] = g;
+    c->lora_w[LORA_V] = v;
     int off = 0;
     for (int i = 0; i < 4; i++) {
         c->lora_off[i] = off;
         off += (c->lora_w[i] + 7) & ~7;
     }
     c->lora_ld = off;
-    if (setup(c, &prop, pass_cap, err) != 0) {
-        destroy(c);
-        return NULL;
-    }
-    return c;
 }
 
 static const char *describe(void *vctx)
@@ -270,8 +276,10 @@ static int state_download(void *vctx, void *dev, float *host, size_t n, rwkv_err
 }
 
 static const rwkv_backend_ops OPS = {
-    "cuda", create, destroy, describe, cu_forward, state_alloc, state_free, state_upload,
+    "cuda", create, destroy, describe, NULL, cu_forward, state_alloc, state_free, state_upload,
     state_download,
+    0, /* top-k: ranked by the engine on the host from the logits (engine.c) */
+    0, /* EOS sums: taken by the engine on the host from the hidden rows (engine.c) */
 };
 
 /* core declares this weak (core/backend.h); the Makefile's -u pulls this

@@ -29,6 +29,7 @@ extern "C" {
 #include "core/model/model_internal.h"
 #include "core/engine/rwkv7.h"
 #include "core/engine/state_internal.h"
+#include "core/plan.h"
 #include "kernels/rwkv_cuda.h"
 }
 
@@ -101,6 +102,9 @@ struct cu_layer7 {
  * [3]; offsets are padded to 8 columns so every slice handed to cuBLAS
  * starts 16-byte aligned. */
 enum { LORA_W = 0, LORA_A = 1, LORA_G = 2, LORA_V = 3 };
+struct cu_ctx;
+/* backend.cu: fills lora_w, lora_off and lora_ld from the four widths. */
+void cu_lora_layout(cu_ctx *c, int w, int a, int g, int v);
 
 /* Working buffers for up to `rows` token rows (one cudaMalloc). */
 struct cu_scratch {

@@ -1,7 +1,8 @@
 /* forward.cu — the CUDA backend's forward call (ops->forward): the same
  * contract as rwkv_forward on the CPU (core/forward.h), pass by pass.
  *
- * Per pass (plan.cu cuts the requests; at most max_rows rows):
+ * Per pass (core/plan.h cuts the requests, as for the CPU; at most max_rows
+ * rows):
  *   1. host: the pass metadata — tokens, the row → segment map, segment
  *      starts, each segment's device state, the rows that need the head
  *      (with the token whose surprisal is wanted) and the segments that
@@ -24,7 +25,7 @@
 
 /* Host-side working memory of one forward call. */
 typedef struct {
-    rwkv_cuda_segment *segs; /* [n] */
+    rwkv_plan_segment *segs; /* [n] */
     float **dstate;          /* [n]: each request's device state */
     double **mean_acc;       /* [n]: HIDDEN_MEAN accumulators */
     int *head_seg, *head_t;  /* [max_rows]: which segment/token each head row is */
@@ -48,7 +49,7 @@ static float *logits_dest(const rwkv_request *q, int t, int V)
 }
 
 /* Builds the metadata in the pinned buffer, uploads it and fills p. */
-static int upload_meta(cu_ctx *c, const rwkv_request *reqs, const rwkv_cuda_segment *seg,
+static int upload_meta(cu_ctx *c, const rwkv_request *reqs, const rwkv_plan_segment *seg,
                        int n_seg, int rows, call_mem *cm, cu_pass *p, rwkv_error *err)
 {
     /* rows needing the head, in row order */
@@ -56,7 +57,7 @@ static int upload_meta(cu_ctx *c, const rwkv_request *reqs, const rwkv_cuda_segm
     for (int s = 0; s < n_seg; s++) {
         const rwkv_request *q = &reqs[seg[s].req];
         for (int t = seg[s].t0; t < seg[s].t1; t++)
-            if (rwkv_cuda_wants_logits_at(q, t)) {
+            if (rwkv_plan_wants_logits(q, t)) {
                 cm->head_seg[nh] = s;
                 cm->head_t[nh] = t;
                 nh++;
@@ -93,7 +94,7 @@ static int upload_meta(cu_ctx *c, const rwkv_request *reqs, const rwkv_cuda_segm
     }
     start[n_seg] = rows;
     for (int e = 0; e < nh; e++) {
-        const rwkv_cuda_segment *g = &seg[cm->head_seg[e]];
+        const rwkv_plan_segment *g = &seg[cm->head_seg[e]];
         const rwkv_request *q = &reqs[g->req];
         int t = cm->head_t[e];
         int64_t target = t + 1 < q->n_tokens ? (int64_t)q->tokens[t + 1] : q->next_token;
@@ -117,7 +118,7 @@ static int upload_meta(cu_ctx *c, const rwkv_request *reqs, const rwkv_cuda_segm
 }
 
 /* Hidden rows (ALL / LAST) straight into the requests' buffers. */
-static int hidden_rows_out(cu_ctx *c, const rwkv_request *reqs, const rwkv_cuda_segment *seg,
+static int hidden_rows_out(cu_ctx *c, const rwkv_request *reqs, const rwkv_plan_segment *seg,
                            int n_seg, rwkv_error *err)
 {
     size_t C = (size_t)c->C;
@@ -137,7 +138,7 @@ static int hidden_rows_out(cu_ctx *c, const rwkv_request *reqs, const rwkv_cuda_
 }
 
 /* The head over the pass's head rows, head_rows at a time. */
-static int head_out(cu_ctx *c, const rwkv_request *reqs, const rwkv_cuda_segment *seg,
+static int head_out(cu_ctx *c, const rwkv_request *reqs, const rwkv_plan_segment *seg,
                     const cu_pass *p, call_mem *cm, rwkv_error *err)
 {
     const int V = c->V;
@@ -181,7 +182,7 @@ static int head_out(cu_ctx *c, const rwkv_request *reqs, const rwkv_cuda_segment
     return 0;
 }
 
-static int run_pass(cu_ctx *c, rwkv_request *reqs, const rwkv_cuda_segment *seg, int n_seg,
+static int run_pass(cu_ctx *c, rwkv_request *reqs, const rwkv_plan_segment *seg, int n_seg,
                     int rows, call_mem *cm, rwkv_error *err)
 {
     cu_pass p;
@@ -212,7 +213,7 @@ static int run_pass(cu_ctx *c, rwkv_request *reqs, const rwkv_cuda_segment *seg,
     for (int s = 0; s < n_seg; s++) {
         rwkv_request *q = &reqs[seg[s].req];
         int last = q->n_tokens - 1;
-        if (q->surprisal_out && seg[s].t1 == q->n_tokens && !rwkv_cuda_wants_logits_at(q, last))
+        if (q->surprisal_out && seg[s].t1 == q->n_tokens && !rwkv_plan_wants_logits(q, last))
             q->surprisal_out[last] = NAN;
     }
     for (int s = 0, j = 0; s < n_seg; s++) {
@@ -250,7 +251,7 @@ static int call_mem_alloc(cu_ctx *c, const rwkv_request *reqs, int n, call_mem *
 {
     size_t nn = (size_t)n, C = (size_t)c->C;
     int any_sum = 0;
-    cm->segs = (rwkv_cuda_segment *)malloc(nn * sizeof *cm->segs);
+    cm->segs = (rwkv_plan_segment *)malloc(nn * sizeof *cm->segs);
     cm->dstate = (float **)malloc(nn * sizeof *cm->dstate);
     cm->mean_acc = (double **)calloc(nn, sizeof *cm->mean_acc);
     cm->head_seg = (int *)malloc((size_t)c->max_rows * sizeof(int));
@@ -285,9 +286,9 @@ int cu_forward(void *vctx, rwkv_request *reqs, int n, rwkv_error *err)
                                                         err)))
             goto out;
     {
-        int req = 0, tok = 0, rows = 0, n_seg;
-        while ((n_seg = rwkv_cuda_plan_pass(reqs, n, c->max_rows, &req, &tok, cm.segs, &rows)) >
-               0)
+        rwkv_plan_cursor cur = {0, 0};
+        int rows = 0, n_seg;
+        while ((n_seg = rwkv_plan_pass(reqs, n, c->max_rows, &cur, cm.segs, &rows)) > 0)
             if (run_pass(c, reqs, cm.segs, n_seg, rows, &cm, err) != 0)
                 goto out;
         if (n_seg < 0) {

@@ -6,7 +6,7 @@
  * runs every forward pass on device N.  This header adds what tests and
  * benchmarks need beyond that table: whether a device exists, the pass
  * planner (pure host code, testable without a GPU), the machine's measured
- * peaks for the benchmark, and a harness that runs the WKV-7 kernel alone.
+ * peaks for the benchmark, and harnesses that run each kernel alone.
  *
  * Precision is chosen when the engine is created, by the environment
  * variable RWKV_CUDA_PRECISION:
@@ -58,32 +58,6 @@ int rwkv_cuda_device_count(rwkv_error *err);
  * see kernels/cublas_dl.cu. */
 int rwkv_cuda_cublas_available(rwkv_error *err);
 
-/* ---------------------------------------------------------------- passes
- * A forward call is cut into passes of at most max_rows token rows, like the
- * CPU engine: a pass holds whole requests while they fit; a request longer
- * than max_rows runs alone, cut at multiples of max_rows from its own start.
- * So where a request's rows fall never depends on its neighbours. */
-typedef struct rwkv_cuda_segment {
-    int req;     /* request index */
-    int t0, t1;  /* its token range [t0, t1) in this pass */
-    int row0;    /* first row of the segment within the pass */
-} rwkv_cuda_segment;
-
-/* Plans the next pass starting at the cursor (*req, *tok) (start with 0, 0).
- * Writes up to n_reqs segments, advances the cursor, sets *rows to the
- * pass's row count and returns the number of segments: 0 when every token
- * has been planned, -1 when max_rows < 1 or a request has no tokens. */
-int rwkv_cuda_plan_pass(const rwkv_request *reqs, int n_reqs, int max_rows, int *req, int *tok,
-                        rwkv_cuda_segment *segs, int *rows);
-
-/* Does request q need the ln_out output (1/0) / the head (logits or
- * surprisal) at its token t?  The same rules as the CPU engine
- * (core/engine/forward.c): hidden ALL/MEAN/sum, logits ALL or surprisal need every
- * row; LAST modes only the last one; surprisal needs the head at the last
- * row only when next_token is known. */
-int rwkv_cuda_wants_hidden_at(const rwkv_request *q, int t);
-int rwkv_cuda_wants_logits_at(const rwkv_request *q, int t);
-
 /* ---------------------------------------------------------------- peaks
  * For the benchmark: the device's own ceilings, measured now.  Each returns
  * 0, or -1 with err (no device, out of memory, a CUDA error). */
@@ -109,6 +83,102 @@ int rwkv_cuda_bandwidth_gbs(int device, double *gbs, rwkv_error *err);
 int rwkv_cuda_wkv7_run(int device, int N, int T, int ld, const float *r, const float *w,
                        const float *k, const float *v, const float *kk, const float *a,
                        float *S, float *y, rwkv_error *err);
+
+/* ---------------------------------------------------------------- kernels
+ * Every other kernel alone (kernels/harness_*.cu, kernel_harness.cu), for
+ * tests/test_gpu_kernels_*.c, which compare each with the CPU engine's own
+ * function on the same inputs.  Common rules:
+ *  - host buffers in, host buffers out; the harness allocates, uploads,
+ *    launches through the backend's own launcher and downloads;
+ *  - bf16 != 0 runs the kernel as the engine's bf16 mode does: its GEMM
+ *    operand ("act") outputs are bf16, read back widened to float; act
+ *    inputs (embedding table, head weights) are rounded to bf16 on upload
+ *    (pass values already representable in bf16 to compare exactly);
+ *  - ms[i]: the device time of launch i of the sequence (cudaEvent), from the
+ *    second of two identical runs so the first pays for module loading;
+ *  - 0, or -1 with err: bad sizes (checked before any device call), no
+ *    device ("no CUDA device: ..."), a CUDA error (naming the kernel). */
+
+/* ln_shift_mix (6 time-mix outputs from x_att, then 1 channel-mix output
+ * from x_ffn), then shift_save; rows in n_seg segments (seq_start[n_seg] =
+ * M).  states: [n_seg][2*C], the att_x_prev row then the ffn_x_prev row:
+ * the saved rows in, the rows after shift_save out.  att_out [6][M][C]
+ * (r w k v a g), ffn_out [M][C].  ms[3]: the two mixes and the save. */
+int rwkv_cuda_k_ln_shift(int device, int bf16, int C, int M, int n_seg, const int *seq_start,
+                         const float *x_att, const float *x_ffn, const float *ln1_w,
+                         const float *ln1_b, const float *ln2_w, const float *ln2_b,
+                         const float *att_mix, const float *ffn_mix, float *states,
+                         float *att_out, float *ffn_out, double ms[3], rwkv_error *err);
+
+/* lora_act over M rows of the four LoRA hidden matrices h[i] [M][width[i]],
+ * in place, i in the order w, a, g, v (tanh, identity, sigmoid, identity).
+ * ms[1]. */
+int rwkv_cuda_k_lora_act(int device, int bf16, int M, const int width[4], float *const h[4],
+                         double ms[1], rwkv_error *err);
+
+/* The time-mix arguments of the WKV-7 kernels: C = H*N channels, M rows;
+ * vectors [C], matrices [M][C]. */
+typedef struct rwkv_cuda_k7 {
+    int C, N, M;
+    const float *w0, *a0, *k_k, *k_a, *v0, *r_k, *lnx_w, *lnx_b;
+    float *r, *w, *k, *v, *a, *g, *kk, *y, *vm, *vfirst;
+    /* scan only: segments of rows and each one's layer state slice
+     * [C + H*N*N] (att_x_prev, then att_kv), updated in place */
+    int n_seg;
+    const int *seq_start;
+    float *const *states;
+} rwkv_cuda_k7;
+
+/* wkv7_prepare: w a k v kk (and vfirst when first_layer; vm read
+ * otherwise) in place, as rwkv7_prepare_row per row.  ms[1]. */
+int rwkv_cuda_k_wkv7_prepare(int device, int first_layer, const rwkv_cuda_k7 *a, double ms[1],
+                             rwkv_error *err);
+/* wkv7_scan over every (segment, head): reads r w k v kk a, writes y,
+ * updates the states.  ms[1]. */
+int rwkv_cuda_k_wkv7_scan(int device, const rwkv_cuda_k7 *a, double ms[1], rwkv_error *err);
+/* wkv7_output: out [M][C] = (GroupNorm(y) + bonus) * g from y r k v g.
+ * ms[1]. */
+int rwkv_cuda_k_wkv7_output(int device, int bf16, const rwkv_cuda_k7 *a, float *out,
+                            double ms[1], rwkv_error *err);
+
+/* relu_sq: out[i] = max(h[i], 0)^2, i < n.  ms[1]. */
+int rwkv_cuda_k_relu_sq(int device, int bf16, size_t n, const float *h, float *out,
+                        double ms[1], rwkv_error *err);
+
+/* embed: x[m] = LN(emb[tokens[m]]; ln0_w, ln0_b) for m < M; emb [V][C].
+ * Tokens must be < V (checked).  ms[1]. */
+int rwkv_cuda_k_embed(int device, int bf16, int C, int V, const float *emb, const float *ln0_w,
+                      const float *ln0_b, int M, const uint32_t *tokens, float *x, double ms[1],
+                      rwkv_error *err);
+
+/* layernorm_rows (ln_out): y[m] = LN(x[m]; w, b), m < M.  ms[1]. */
+int rwkv_cuda_k_layernorm(int device, int C, int M, const float *x, const float *w,
+                          const float *b, float *y, double ms[1], rwkv_error *err);
+
+/* The head: gather_rows of the n rows rows[i] of h [M][C], the head product
+ * with head [V][C] into logits [n][V], surprisal [n] against target[i]
+ * (-1: none, NaN out; otherwise < V, checked).  ms[3]: gather, product,
+ * surprisal. */
+int rwkv_cuda_k_head(int device, int bf16, int C, int V, const float *head, int M,
+                     const float *h, int n, const int *rows, const int *target, float *logits,
+                     float *surprisal, double ms[3], rwkv_error *err);
+
+/* gemm (cu_gemm, every projection): Y[m][yoff + n] = (or += when
+ * accumulate) sum_k X[m][xoff + k] * W[n][k] for m < M, n < N, k < K; X
+ * [M][ldx] and W [N][K] in the act dtype (rounded to bf16 on upload in bf16
+ * mode), Y [M][ldy] fp32, in place.  The offsets and strides are those of
+ * the LoRA products into and out of the side-by-side hidden buffer; xoff
+ * must be a multiple of 8 (16-byte aligned bf16 operands, as the engine's).
+ * ms[1]. */
+int rwkv_cuda_k_gemm(int device, int bf16, int M, int N, int K, const float *X, int ldx, int xoff,
+                     const float *W, float *Y, int ldy, int yoff, int accumulate, double ms[1],
+                     rwkv_error *err);
+
+/* colsum: colsum[j][c] = sum over the rows of segment sum_seg[j] of h[row][c]
+ * (double, row order), j < n_sum.  ms[1]. */
+int rwkv_cuda_k_colsum(int device, int C, int M, int n_seg, const int *seq_start, int n_sum,
+                       const int *sum_seg, const float *h, double *colsum, double ms[1],
+                       rwkv_error *err);
 
 #ifdef __cplusplus
 }

@@ -138,6 +138,63 @@ static void test_round_trip_full(void)
     rwkvd_ckpt_release(NULL);
 }
 
+/* An EmbeddingRWKV document: format v2, pooling eos with its task and the
+ * EOS sum and count in the mean's places. */
+static void test_round_trip_eos_pooling(void)
+{
+    rwkvd_ckpt ck, back;
+    rwkv_error err;
+    full_ckpt(&ck);
+    ck.opts.pooling = RWKVD_POOL_EOS;
+    ck.opts.has_task = true;
+    ck.opts.task = 2;
+    ck.opts.outputs = RWKVD_OUT_EMBEDDING;
+    ck.mean_count = 3; /* EOS tokens so far */
+    ck.opts.eos_every = 128;
+    ck.since_eos = 7;
+    ck.surprisal_sum = 0;
+    ck.surprisal_count = 0;
+    ck.has_carry = false;
+    ck.carry_surprisal = 0;
+    size_t n;
+    uint8_t *b = enc(&ck, &n);
+    CHECK(b);
+    uint32_t version = (uint32_t)b[8] | (uint32_t)b[9] << 8;
+    int rc = rwkvd_ckpt_decode("mem", b, n, &model, 0, &back, NULL, &err);
+    /* the header alone: 8 more bytes than v1 before the doc id */
+    rwkvd_ckpt_info info;
+    size_t hs = RWKVD_CKPT_HEADER_FIXED + RWKVD_CKPT_HEADER_EOS_EXTRA + ck.doc_len;
+    int rh = rwkvd_ckpt_read_header("mem", b, hs, &model, &info, NULL, &err);
+    free(b);
+    CHECKF(rc == 0 && rh == 0, "%s", err.msg);
+    CHECK(info.header_size == hs && info.doc_len == ck.doc_len &&
+          !memcmp(info.doc, ck.doc, ck.doc_len));
+    int same = same_ckpt(&ck, &back) && back.opts.pooling == RWKVD_POOL_EOS &&
+               back.opts.has_task && back.opts.task == 2 && back.mean_sum &&
+               !memcmp(back.mean_sum, mean_sum, sizeof mean_sum) && back.mean_count == 3 &&
+               back.opts.eos_every == 128 && back.since_eos == 7;
+    rwkvd_ckpt_release(&back);
+    CHECK(same && version == RWKVD_CKPT_VERSION_EOS);
+    /* tokens since the last EOS must stay below eos_every */
+    ck.since_eos = 128;
+    CHECK(rwkvd_ckpt_encode(&ck, 3, &b, &n, &err) == -1 && strstr(err.msg, "since the last EOS"));
+    ck.since_eos = 7;
+    /* the writer keeps v1 for every other document */
+    full_ckpt(&ck);
+    b = enc(&ck, &n);
+    CHECK(b);
+    version = b[8];
+    free(b);
+    CHECK(version == RWKVD_CKPT_VERSION);
+    /* a task or eos_every without eos pooling is refused by the writer */
+    full_ckpt(&ck);
+    ck.opts.has_task = true;
+    CHECK(rwkvd_ckpt_encode(&ck, 3, &b, &n, &err) == -1);
+    full_ckpt(&ck);
+    ck.opts.eos_every = 5;
+    CHECK(rwkvd_ckpt_encode(&ck, 3, &b, &n, &err) == -1 && strstr(err.msg, "eos_every"));
+}
+
 static void test_round_trip_variants(void)
 {
     rwkvd_ckpt ck, back;
@@ -321,8 +378,8 @@ static void test_other_model_refused(void)
 
 /* The precision a state was computed in is part of its identity: a bf16
  * checkpoint round-trips, is refused by an fp32 daemon with a reason naming
- * both precisions, and an fp32 one (byte 103 = 0, as every file written
- * before precisions existed) by a bf16 daemon. */
+ * both precisions, and an fp32 one (flag bits 6-7 = 0, as in every file
+ * written before precisions existed) by a bf16 daemon. */
 static void test_other_precision_refused(void)
 {
     rwkvd_ckpt ck, back;
@@ -331,7 +388,7 @@ static void test_other_precision_refused(void)
     size_t n;
     uint8_t *b = enc(&ck, &n);
     CHECK(b);
-    CHECK(b[103] == 1);
+    CHECK(((b[16] >> 6) & 3) == 1 && b[103] == 0);
     rwkvd_model_id bf = model;
     bf.precision = 1;
     rwkv_error err;
@@ -350,7 +407,7 @@ static void test_other_precision_refused(void)
     full_ckpt(&ck);
     b = enc(&ck, &n);
     CHECK(b);
-    CHECK(b[103] == 0);
+    CHECK(((b[16] >> 6) & 3) == 0);
     rwkvd_ckpt_info info;
     rc = rwkvd_ckpt_read_header("p.ckpt", b, n, &bf, &info, &st, &err);
     free(b);
@@ -393,7 +450,8 @@ static void test_sealed_bad_headers(void)
         uint64_t value;
         const char *expect; /* substring of the message */
     } cases[] = {
-        {8, 4, 2, "format version 2"},
+        {8, 4, 5, "format version 5"},          /* 1..4 are read */
+        {8, 4, 2, "header checksum"},           /* v2 label on a v1 file: its header is longer */
         {12, 4, 999, "out of range"},
         {16, 4, 0x10, "out of range"},          /* unknown flag bit */
         {16, 4, 0xC, "without its recurrent state"}, /* carry + last emb, no state */
@@ -410,7 +468,8 @@ static void test_sealed_bad_headers(void)
         {96, 4, 0x10, "options"},
         {100, 1, 2, "out of range"},            /* pooling 2 */
         {102, 1, 3, "input kind"},
-        {103, 1, 3, "out of range"},            /* precision 3 (0 fp32, 1 bf16, 2 int8) */
+        {103, 1, 3, "out of range"},            /* reserved in v1 (the task of v3) */
+        {16, 4, 0xC2, "out of range"},          /* precision 3 (0 fp32, 1 bf16, 2 int8) */
         {104, 4, 0, "options"},                 /* topk 0 */
         {108, 4, 5000, "pending tokenizer bytes"},
         {112, 4, 0x40000001u, "pending tokens"}, /* > 2^30 */
@@ -615,6 +674,86 @@ static void test_writer_refuses_bad_snapshots(void)
     CHECKF(strstr(err.msg, "zstd level"), "%s", err.msg);
 }
 
+static int no_segment(void *ctx, const rwkv_segment *g)
+{
+    (void)ctx;
+    (void)g;
+    return 0;
+}
+
+/* A segmenter that has seen n one-byte tokens, serialised into buf. */
+static void segment_state(rwkv_seg_config *cfg, int n, uint8_t *buf)
+{
+    rwkv_segmenter s;
+    rwkv_seg_config_lines(cfg);
+    cfg->text_cap = 7;
+    cfg->warmup = 3;
+    rwkv_segmenter_init(&s, cfg, NULL);
+    for (int i = 0; i < n; i++)
+        rwkv_segmenter_token(&s, (const uint8_t *)(i % 6 == 5 ? "\n" : "x"), 1,
+                             i ? 0.25f * (float)(i % 5) : NAN, no_segment, NULL);
+    rwkv_segmenter_store(&s, buf);
+}
+
+/* Flag 32: the segment state round-trips, sets opts.segment, and must agree
+ * with the options and the token count. */
+static void test_segment_state(void)
+{
+    static uint8_t seg[RWKV_SEGMENTER_BYTES], seg19[RWKV_SEGMENTER_BYTES];
+    rwkv_seg_config cfg;
+    segment_state(&cfg, 20, seg);
+    rwkvd_ckpt ck, back;
+    full_ckpt(&ck);
+    ck.opts.segment = true;
+    ck.opts.seg = cfg;
+    ck.segment_state = seg;
+    size_t n;
+    uint8_t *b = enc(&ck, &n);
+    CHECK(b);
+    rwkv_error err;
+    rwkvd_ckpt_status st;
+    int rc = rwkvd_ckpt_decode("mem", b, n, &model, 0, &back, &st, &err);
+    free(b);
+    CHECKF(rc == 0, "%s", err.msg);
+    int same = same_ckpt(&ck, &back) && back.opts.segment &&
+               rwkv_seg_config_equal(&back.opts.seg, &cfg) && back.segment_state &&
+               memcmp(back.segment_state, seg, sizeof seg) == 0;
+    rwkvd_ckpt_release(&back);
+    CHECK(same && back.segment_state == NULL);
+    /* without segments the file has no flag 32 and decodes without segment state */
+    full_ckpt(&ck);
+    b = enc(&ck, &n);
+    CHECK(b);
+    rc = rwkvd_ckpt_decode("mem", b, n, &model, 0, &back, &st, &err);
+    free(b);
+    CHECK(rc == 0 && !back.opts.segment && !back.segment_state);
+    rwkvd_ckpt_release(&back);
+    /* the writer refuses what the reader would */
+    segment_state(&cfg, 19, seg19);
+#define SEG_REFUSED(mutate, what)                                                                \
+    do {                                                                                         \
+        full_ckpt(&ck);                                                                          \
+        ck.opts.segment = true;                                                                  \
+        ck.opts.seg = cfg;                                                                       \
+        ck.segment_state = seg;                                                                  \
+        mutate;                                                                                  \
+        b = NULL;                                                                                \
+        CHECKF(rwkvd_ckpt_encode(&ck, 3, &b, &n, &err) == -1 && !b && strstr(err.msg, what),    \
+               "%s", err.msg);                                                                   \
+    } while (0)
+    SEG_REFUSED(ck.segment_state = seg19, "19 tokens segmented, 20 in blocks");
+    SEG_REFUSED(ck.opts.segment = false, "segment state given iff");
+    SEG_REFUSED(ck.segment_state = NULL, "segment state given iff");
+    SEG_REFUSED(ck.opts.seg.warmup = 4, "options differ");
+    SEG_REFUSED(ck.opts.seg.text_cap = 8, "options differ");
+    SEG_REFUSED((ck.input = RWKVD_INPUT_TOKENS, ck.n_pending_bytes = 0), "fed token ids");
+    uint8_t bad[RWKV_SEGMENTER_BYTES];
+    memcpy(bad, seg, sizeof bad);
+    bad[17] = 1; /* a delimiter of one byte cannot have one byte matched */
+    SEG_REFUSED(ck.segment_state = bad, "matched");
+#undef SEG_REFUSED
+}
+
 static void test_levels_and_determinism(void)
 {
     rwkvd_ckpt ck, back;
@@ -641,6 +780,7 @@ int main(int argc, char **argv)
     test_init(argc, argv);
     RUN(test_round_trip_full);
     RUN(test_round_trip_variants);
+    RUN(test_round_trip_eos_pooling);
     RUN(test_header_only);
     RUN(test_every_byte_flip_refused);
     RUN(test_every_truncation_refused);
@@ -651,5 +791,6 @@ int main(int argc, char **argv)
     RUN(test_raw_cap_checked_before_allocating);
     RUN(test_writer_refuses_bad_snapshots);
     RUN(test_levels_and_determinism);
+    RUN(test_segment_state);
     return test_summary();
 }

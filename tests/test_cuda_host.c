@@ -6,8 +6,10 @@
  *    fail with one clear "no CUDA device" line, never a crash;
  *  - what create() refuses before touching a device: other generations,
  *    unsupported head sizes, a bad RWKV_CUDA_PRECISION / RWKV_CUDA_PASS_ROWS;
- *  - the pass planner and the per-row output rules (kernels/plan.cu)
- *    against their contract, on many random request sets.
+ *  - the per-kernel harness (rwkv_cuda_k_*) refuses bad shapes before any
+ *    device call, and without a device fails with "no CUDA device";
+ *  - `make gpu-check` (tests/gpu_check.sh) without a device says so and
+ *    exits 3;
  * Tests whose subject needs a device (or its absence) say SKIP with the
  * reason when the machine has the other case. */
 #include <fcntl.h>
@@ -103,9 +105,20 @@ static void test_no_device_is_a_clear_error(void)
     rwkv_error err;
     rwkv_error_clear(&err);
     CHECK(rwkv_cuda_device_count(&err) == -1 && strstr(err.msg, "no CUDA device"));
-    float x[64 * 2] = {0}, S[64 * 64] = {0}, y[64 * 2];
+    float x[64 * 2] = {0}, S[64 + 64 * 64] = {0}, y[64 * 2];
     rwkv_error_clear(&err);
     CHECK(rwkv_cuda_wkv7_run(0, 64, 2, 64, x, x, x, x, x, x, S, y, &err) == -1);
+    CHECKF(strstr(err.msg, "no CUDA device"), "%s", err.msg);
+    double ms[3];
+    rwkv_error_clear(&err);
+    CHECK(rwkv_cuda_k_relu_sq(0, 1, 64, x, y, ms, &err) == -1);
+    CHECKF(strstr(err.msg, "no CUDA device"), "%s", err.msg);
+    int seq[2] = {0, 2};
+    float *st[1] = {S};
+    rwkv_cuda_k7 k7 = {.C = 64, .N = 64, .M = 2, .r = x, .w = x, .k = x, .v = x, .a = x,
+                       .kk = x, .y = y, .n_seg = 1, .seq_start = seq, .states = st};
+    rwkv_error_clear(&err);
+    CHECK(rwkv_cuda_k_wkv7_scan(0, &k7, ms, &err) == -1);
     CHECKF(strstr(err.msg, "no CUDA device"), "%s", err.msg);
     double v;
     rwkv_error_clear(&err);
@@ -145,7 +158,7 @@ static void test_create_refuses_other_generations(void)
         fake_model(&fm, gens[i], 64);
         rwkv_error err;
         rwkv_error_clear(&err);
-        void *ctx = ops->create(&fm, 0, &err);
+        void *ctx = ops->create(&fm, 0, 0, &err);
         CHECK(ctx == NULL);
         char want[64];
         snprintf(want, sizeof want, "%s is not supported by the CUDA backend yet",
@@ -163,7 +176,7 @@ static void test_create_refuses_head_sizes(void)
         fake_model(&fm, RWKV_GEN_V7, sizes[i]);
         rwkv_error err;
         rwkv_error_clear(&err);
-        CHECK(ops->create(&fm, 0, &err) == NULL);
+        CHECK(ops->create(&fm, 0, 0, &err) == NULL);
         char want[64];
         snprintf(want, sizeof want, "head size %d is not supported", sizes[i]);
         CHECKF(strstr(err.msg, want), "'%s'", err.msg);
@@ -234,6 +247,62 @@ static void test_wkv7_harness_refuses_bad_args(void)
 
 /* cuBLAS is loaded on first use (kernels/cublas_dl.cu); the library of the
  * toolkit the build used must load and have every function called. */
+/* The per-kernel harness refuses impossible shapes and segment tables with
+ * its own message, before asking for a device (so on any machine). */
+static void test_kernel_harness_refuses_bad_args(void)
+{
+    float x[256] = {0}, y[256];
+    double ms[3];
+    rwkv_error err;
+    int widths_bad[4] = {64, 0, 64, 64};
+    float *h4[4] = {x, x, x, x};
+    rwkv_error_clear(&err);
+    CHECK(rwkv_cuda_k_lora_act(0, 0, 1, widths_bad, h4, ms, &err) == -1);
+    CHECKF(strstr(err.msg, "lora_act harness"), "%s", err.msg);
+    rwkv_error_clear(&err);
+    CHECK(rwkv_cuda_k_relu_sq(0, 0, 0, x, y, ms, &err) == -1 && strstr(err.msg, "relu_sq"));
+    /* segments: not starting at 0, empty, not ending at M */
+    const int bad_seq[][3] = {{1, 2, 4}, {0, 0, 4}, {0, 2, 3}};
+    for (int i = 0; i < 3; i++) {
+        rwkv_error_clear(&err);
+        CHECK(rwkv_cuda_k_ln_shift(0, 0, 16, 4, 2, bad_seq[i], x, x, x, x, x, x, x, x, y, y, y,
+                                   ms, &err) == -1);
+        CHECKF(strstr(err.msg, "ln_shift harness"), "case %d: %s", i, err.msg);
+    }
+    /* WKV-7: head size, C not a multiple of N */
+    rwkv_cuda_k7 k7 = {.C = 96, .N = 48, .M = 1};
+    rwkv_error_clear(&err);
+    CHECK(rwkv_cuda_k_wkv7_prepare(0, 1, &k7, ms, &err) == -1 && strstr(err.msg, "N 32/64/128"));
+    k7.N = 64;
+    rwkv_error_clear(&err);
+    CHECK(rwkv_cuda_k_wkv7_output(0, 0, &k7, y, ms, &err) == -1 && strstr(err.msg, "C = H*N"));
+    /* tokens and targets beyond the vocabulary, rows beyond M */
+    uint32_t tok[2] = {0, 3};
+    rwkv_error_clear(&err);
+    CHECK(rwkv_cuda_k_embed(0, 0, 4, 3, x, x, x, 2, tok, y, ms, &err) == -1);
+    CHECKF(strstr(err.msg, "token 3"), "%s", err.msg);
+    int rows[1] = {0}, target[1] = {5};
+    rwkv_error_clear(&err);
+    CHECK(rwkv_cuda_k_head(0, 0, 4, 5, x, 1, x, 1, rows, target, y, y, ms, &err) == -1);
+    CHECKF(strstr(err.msg, "target 5"), "%s", err.msg);
+    rows[0] = 1, target[0] = -1;
+    rwkv_error_clear(&err);
+    CHECK(rwkv_cuda_k_head(0, 0, 4, 5, x, 1, x, 1, rows, target, y, y, ms, &err) == -1);
+    CHECKF(strstr(err.msg, "row 1"), "%s", err.msg);
+    /* a product whose X offset would misalign bf16 operands, or overruns */
+    rwkv_error_clear(&err);
+    CHECK(rwkv_cuda_k_gemm(0, 1, 1, 4, 4, x, 16, 4, x, y, 4, 0, 0, ms, &err) == -1);
+    CHECKF(strstr(err.msg, "gemm harness"), "%s", err.msg);
+    rwkv_error_clear(&err);
+    CHECK(rwkv_cuda_k_gemm(0, 0, 1, 4, 16, x, 16, 8, x, y, 4, 0, 0, ms, &err) == -1);
+    CHECKF(strstr(err.msg, "gemm harness"), "%s", err.msg);
+    int seq[3] = {0, 1, 2}, sum_seg[1] = {2};
+    double cs[8];
+    rwkv_error_clear(&err);
+    CHECK(rwkv_cuda_k_colsum(0, 4, 2, 2, seq, 1, sum_seg, x, cs, ms, &err) == -1);
+    CHECKF(strstr(err.msg, "segment 2 of 2"), "%s", err.msg);
+}
+
 static void test_cublas_loads(void)
 {
     rwkv_error err;
@@ -242,116 +311,6 @@ static void test_cublas_loads(void)
     CHECK(rwkv_cuda_cublas_available(&err) == 0); /* once per process, then cached */
 }
 
-/* ---------------------------------------------------------------- planner */
-
-static void make_requests(uint64_t *seed, rwkv_request *q, int n, int max_len)
-{
-    static const uint32_t tok[1] = {0};
-    for (int i = 0; i < n; i++) {
-        memset(&q[i], 0, sizeof q[i]);
-        q[i].tokens = tok; /* never read by the planner */
-        q[i].n_tokens = 1 + (int)(test_rand(seed) % (uint64_t)max_len);
-    }
-}
-
-/* Every token planned exactly once, in order; passes within max_rows; a
- * pass holds whole requests unless one request alone exceeds max_rows: such a
- * request is cut at multiples of max_rows from its own start, its full
- * pieces alone in their passes, its tail possibly opening a shared pass. */
-static void test_plan_passes(void)
-{
-    uint64_t seed = 42;
-    rwkv_request q[40];
-    rwkv_cuda_segment seg[40];
-    for (int iter = 0; iter < 3000; iter++) {
-        int n = 1 + (int)(test_rand(&seed) % 40);
-        int max_rows = 1 + (int)(test_rand(&seed) % 300);
-        make_requests(&seed, q, n, iter % 3 == 0 ? 1000 : 50);
-        int req = 0, tok = 0, rows, ns, next_req = 0, next_tok = 0, passes = 0;
-        while ((ns = rwkv_cuda_plan_pass(q, n, max_rows, &req, &tok, seg, &rows)) > 0) {
-            CHECK(ns <= n && rows >= 1 && rows <= max_rows);
-            passes++;
-            int r = 0;
-            for (int s = 0; s < ns; s++) {
-                CHECKF(seg[s].req == next_req && seg[s].t0 == next_tok,
-                       "iter %d: segment %d starts at (%d,%d), expected (%d,%d)", iter, s,
-                       seg[s].req, seg[s].t0, next_req, next_tok);
-                CHECK(seg[s].t1 > seg[s].t0 && seg[s].t1 <= q[seg[s].req].n_tokens);
-                CHECK(seg[s].row0 == r);
-                r += seg[s].t1 - seg[s].t0;
-                if (seg[s].t1 < q[seg[s].req].n_tokens) {
-                    /* a cut request: alone in its pass, cut at a multiple */
-                    CHECK(ns == 1 && seg[s].t1 % max_rows == 0 && seg[s].t0 % max_rows == 0);
-                    next_tok = seg[s].t1;
-                } else {
-                    /* a shared pass holds whole requests, except that it may
-                     * open with the tail of a request cut in earlier passes */
-                    if (ns > 1 && s > 0)
-                        CHECK(seg[s].t0 == 0);
-                    CHECK(seg[s].t0 % max_rows == 0);
-                    next_req++;
-                    next_tok = 0;
-                }
-            }
-            CHECK(r == rows);
-        }
-        CHECK(ns == 0 && next_req == n && passes >= 1);
-    }
-    /* errors */
-    int req = 0, tok = 0, rows;
-    make_requests(&seed, q, 3, 10);
-    CHECK(rwkv_cuda_plan_pass(q, 3, 0, &req, &tok, seg, &rows) == -1);
-    q[1].n_tokens = 0;
-    CHECK(rwkv_cuda_plan_pass(q, 3, 100, &req, &tok, seg, &rows) == -1);
-    req = tok = 0;
-    CHECK(rwkv_cuda_plan_pass(q, 0, 100, &req, &tok, seg, &rows) == 0 && rows == 0);
-}
-
-static void test_row_output_rules(void)
-{
-    float buf[4];
-    double sum[4];
-    rwkv_request q;
-    memset(&q, 0, sizeof q);
-    q.n_tokens = 5;
-    q.next_token = -1;
-    /* nothing asked: no row needs anything */
-    for (int t = 0; t < 5; t++)
-        CHECK(!rwkv_cuda_wants_hidden_at(&q, t) && !rwkv_cuda_wants_logits_at(&q, t));
-    /* LAST modes: the last row only */
-    q.logits = RWKV_LOGITS_LAST;
-    q.logits_out = buf;
-    for (int t = 0; t < 5; t++)
-        CHECK(rwkv_cuda_wants_logits_at(&q, t) == (t == 4) &&
-              rwkv_cuda_wants_hidden_at(&q, t) == (t == 4));
-    q.logits = RWKV_LOGITS_NONE;
-    q.hidden = RWKV_HIDDEN_LAST;
-    q.hidden_out = buf;
-    for (int t = 0; t < 5; t++)
-        CHECK(!rwkv_cuda_wants_logits_at(&q, t) && rwkv_cuda_wants_hidden_at(&q, t) == (t == 4));
-    /* MEAN and the sum need every hidden row, no logits */
-    q.hidden = RWKV_HIDDEN_MEAN;
-    for (int t = 0; t < 5; t++)
-        CHECK(!rwkv_cuda_wants_logits_at(&q, t) && rwkv_cuda_wants_hidden_at(&q, t));
-    q.hidden = RWKV_HIDDEN_NONE;
-    q.hidden_sum = sum;
-    for (int t = 0; t < 5; t++)
-        CHECK(rwkv_cuda_wants_hidden_at(&q, t));
-    q.hidden_sum = NULL;
-    /* surprisal: every row but the last unless the next token is known */
-    q.surprisal_out = buf;
-    for (int t = 0; t < 5; t++)
-        CHECK(rwkv_cuda_wants_logits_at(&q, t) == (t < 4) && rwkv_cuda_wants_hidden_at(&q, t));
-    q.next_token = 7;
-    for (int t = 0; t < 5; t++)
-        CHECK(rwkv_cuda_wants_logits_at(&q, t));
-    /* logits ALL: every row */
-    q.surprisal_out = NULL;
-    q.next_token = -1;
-    q.logits = RWKV_LOGITS_ALL;
-    for (int t = 0; t < 5; t++)
-        CHECK(rwkv_cuda_wants_logits_at(&q, t) && rwkv_cuda_wants_hidden_at(&q, t));
-}
 #endif /* !RWKV_NO_CUDA */
 
 /* ---------------------------------------------------------------- CLI */
@@ -431,6 +390,67 @@ static void test_cli_device_flag(void)
     free(err);
 }
 
+/* `make gpu-check` on a machine without a device must say so and fail
+ * (exit 3), never pass having checked nothing.  Runs the script itself
+ * (--no-build: the probe binary of this flavour is built beside this test,
+ * Makefile) with its report in a temporary directory. */
+static void test_gpu_check_without_device(void)
+{
+    if (g_have_device) {
+        test_skip("test_gpu_check_without_device",
+                  "a CUDA device is present (make gpu-check runs on it)");
+        return;
+    }
+    char dir[] = "/tmp/test_cuda_host.gpucheck.XXXXXX";
+    CHECK(mkdtemp(dir));
+    char build[PATH_MAX], out_path[PATH_MAX + 16], report[PATH_MAX + 16];
+    /* build/<flavour>, from build/<flavour>/bin/rwkv */
+    snprintf(build, sizeof build, "%s", g_bin);
+    char *p = strstr(build, "/bin/rwkv");
+    if (p)
+        *p = 0;
+    snprintf(out_path, sizeof out_path, "%s/out", dir);
+    snprintf(report, sizeof report, "%s/report.txt", dir);
+    setenv("GPU_CHECK_DIR", dir, 1);
+    setenv("GPU_CHECK_BUILD", build, 1);
+    /* the CPU stand-in would make the probe say yes and run the whole check
+     * (test-gpu included, so this test again) */
+    char *fake = getenv("RWKVD_TEST_GPU_ON_CPU");
+    fake = fake ? strdup(fake) : NULL;
+    unsetenv("RWKVD_TEST_GPU_ON_CPU");
+    const char *argv[] = {"/bin/sh", "tests/gpu_check.sh", "--no-build", NULL};
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+    posix_spawn_file_actions_addopen(&fa, 1, out_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    posix_spawn_file_actions_adddup2(&fa, 1, 2);
+    pid_t pid;
+    int rc = posix_spawn(&pid, argv[0], &fa, NULL, (char *const *)argv, environ);
+    posix_spawn_file_actions_destroy(&fa);
+    unsetenv("GPU_CHECK_DIR");
+    unsetenv("GPU_CHECK_BUILD");
+    if (fake)
+        setenv("RWKVD_TEST_GPU_ON_CPU", fake, 1);
+    free(fake);
+    int ws = 0;
+    if (rc == 0 && waitpid(pid, &ws, 0) != pid)
+        rc = -1;
+    size_t len;
+    char *out = file_read_all(out_path, &len), *rep = file_read_all(report, &len);
+    int st = WIFEXITED(ws) ? WEXITSTATUS(ws) : 128 + WTERMSIG(ws);
+    int ok = rc == 0 && st == 3 && out && rep && strstr(out, "NO CUDA DEVICE") &&
+             strstr(out, "no CUDA device") && strstr(rep, "NO CUDA DEVICE") &&
+             !strstr(rep, "== kernels");
+    if (!ok)
+        test_fail_at(__FILE__, __LINE__, "gpu_check.sh: spawn %d, status %d, output '%s'", rc,
+                     st, out ? out : "(none)");
+    free(out);
+    free(rep);
+    unlink(out_path);
+    unlink(report);
+    rmdir(dir);
+}
+
 int main(int argc, char **argv)
 {
     test_init(argc, argv);
@@ -461,18 +481,17 @@ int main(int argc, char **argv)
     test_skip("test_create_refuses_head_sizes", why);
     test_skip("test_create_refuses_bad_settings", why);
     test_skip("test_wkv7_harness_refuses_bad_args", why);
+    test_skip("test_kernel_harness_refuses_bad_args", why);
     test_skip("test_cublas_loads", why);
-    test_skip("test_plan_passes", why);
-    test_skip("test_row_output_rules", why);
 #else
     RUN(test_create_refuses_other_generations);
     RUN(test_create_refuses_head_sizes);
     RUN(test_create_refuses_bad_settings);
     RUN(test_wkv7_harness_refuses_bad_args);
+    RUN(test_kernel_harness_refuses_bad_args);
     RUN(test_cublas_loads);
-    RUN(test_plan_passes);
-    RUN(test_row_output_rules);
 #endif
     RUN(test_cli_device_flag);
+    RUN(test_gpu_check_without_device);
     return test_summary();
 }

@@ -23,7 +23,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "sup
 import msgpack
 import zmq
 from rwkvd_harness import (ASAN_BIN, REL_BIN, REPO, Daemon, TestFailure, Work, check, collect_docs, free_tcp_port,
-                           ingest, pack, run_cases, tiny_text, unpack, _CTX)
+                           ingest, pack, run_cases, tiny_text, unpack, without_inc, _CTX)
 
 BLOCK = 64
 OPTS = {"outputs": ["embedding", "surprisal"], "pooling": "mean", "normalize": False}
@@ -152,7 +152,8 @@ def control_and_metrics(binary):
         # drop, then reuse the id
         r = d.call(cmd="drop", doc="fin")
         check(r.get("ok") and r["dropped"] is True and r["doc"] == "fin", "drop: %r" % r)
-        check(not [f for f in os.listdir(d.state_dir) if f.startswith("d-66696e")],
+        # only the incarnation number stays (PROTOCOL.md §8.4)
+        check([f for f in os.listdir(d.state_dir) if f.startswith("d-66696e")] == ["d-66696e.inc"],
               "drop left files: %r" % os.listdir(d.state_dir))
         r = d.call(cmd="resume", doc="fin")
         check(r.get("ok") and r["known"] is False, "resume after drop: %r" % r)
@@ -162,7 +163,8 @@ def control_and_metrics(binary):
         res2 = collect_docs(pull, ["fin"], daemon=d)["fin"]
         check(res2["final"]["tokens"] == 100 and res2["final"]["blocks"] == 2,
               "reused id: final %r" % res2["final"])
-        check(res2["raw"][0] == res["raw"][0], "reused id: block 0 differs from the first use")
+        check(unpack(res2["raw"][0]).get("inc") == 1 and without_inc(res2["raw"][0]) == res["raw"][0],
+              "reused id: block 0 differs from the first use but for inc 1")
 
         # envelopes: DEALER without and with the empty delimiter; refusals
         dealer = _CTX.socket(zmq.DEALER)
@@ -234,6 +236,22 @@ def control_and_metrics(binary):
             raise TestFailure("/nothing answered 200")
         except urllib.error.HTTPError as e:
             check(e.code == 404, "/nothing: HTTP %d" % e.code)
+
+        # PROTOCOL.md §6: exactly one reply per request
+        r = d.call(cmd="frobnicate", id=7)
+        check(r.get("reason") == "unknown_cmd" and r.get("cmd") == "frobnicate" and r.get("id") == 7,
+              "unknown cmd not echoed: %r" % r)
+        r = d.call(cmd="x" * 33)
+        check(r.get("reason") == "unknown_cmd" and "cmd" not in r, "over-long cmd echoed: %r" % r)
+        for bad in ({"v": 1, "cmd": "health", "id": [1]}, {"v": 1, "cmd": ["health"]},
+                    {"v": 1, "cmd": "health", "doc": {}}, {"v": 1, "cmd": "health", "id": []}):
+            r = d.ctl(bad)
+            check(r.get("ok") is False and r.get("reason") == "too_deep", "nested %r: %r" % (bad, r))
+        for size in (70000, 1 << 20):  # both above ZeroMQ's old 69,632-byte drop
+            r = d.ctl({"cmd": "health", "pad": "p" * size})
+            check(r.get("ok") is False and r.get("reason") == "too_large" and "65536" in r["message"],
+                  "%d-byte request: %r" % (size, r))
+        check(d.call(cmd="health").get("status") == "ok", "health after the refused requests")
 
         # SIGTERM: exit 0, unsaved progress checkpointed
         push.send(ingest("term", 0, text[:700], opts=OPTS))

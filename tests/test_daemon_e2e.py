@@ -22,7 +22,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "sup
 from fixture_check import RAW, Ref, check_doc
 from rwkvd_harness import (ASAN_BIN, REL_BIN, TINY, Daemon, Work, check, collect_docs,
                            fixture_f32, f32, ingest, max_abs_diff, random_split, run_cases,
-                           run_doc, strip_doc, tolerance_abs)
+                           run_doc, strip_doc, tolerance_abs, unpack, without_inc)
 
 REF = None
 
@@ -60,7 +60,10 @@ def split_invariance(block_size, n_splits, binary=REL_BIN):
                 first = res["raw"]
             else:
                 for key in first:
-                    check(res["raw"].get(key) == first[key],
+                    # a reused id is a new incarnation (PROTOCOL.md §8.4): inc == i
+                    check(unpack(res["raw"][key]).get("inc") == i,
+                          "split %d: inc %r" % (i, unpack(res["raw"][key]).get("inc")))
+                    check(without_inc(res["raw"].get(key)) == first[key],
                           "split %d (%d messages): output %r differs byte-wise from split 0"
                           % (i, len(parts), key))
             drop(d, "gpl")
@@ -172,17 +175,20 @@ def test_token_payloads():
         drop(d, "t")
         arr_parts = [list(p) for p in random_split(bytes(ids), rng, 6)]
         res = run_doc(d, "t", arr_parts, RAW, kind="tokens")
+        res["raw"] = {k: without_inc(v) for k, v in res["raw"].items()}  # a reused id (§8.4)
         check(res["raw"] == base["raw"], "tokens as arrays: outputs differ from bytes")
         drop(d, "t")
         import struct
         bin_parts = [struct.pack("<%dI" % len(p), *p) for p in random_split(bytes(ids), rng, 6)]
         res = run_doc(d, "t", bin_parts, RAW, kind="tokens")
+        res["raw"] = {k: without_inc(v) for k, v in res["raw"].items()}
         check(res["raw"] == base["raw"], "tokens as bin: outputs differ from bytes")
         drop(d, "t")
         # text (the fixture is ASCII, so any split is at a character boundary)
         check(all(c < 128 for c in r.text), "fixture text is ASCII")
         txt_parts = [p.decode("ascii") for p in random_split(r.text, rng, 5)]
         res = run_doc(d, "t", txt_parts, RAW, kind="text")
+        res["raw"] = {k: without_inc(v) for k, v in res["raw"].items()}
         check(res["raw"] == base["raw"], "text payload: outputs differ from bytes")
         no_errors_logged(d)
         d.stop()
@@ -196,7 +202,7 @@ def test_documents_in_one_batch():
         d = Daemon(w, args=["--block-size", "64"]).start()
         alone = run_doc(d, "solo", [r.text], RAW)
         check_doc(r, alone, 64)
-        push, pull = d.push(), d.pull()
+        push, pull = d.push(), d.emit_pull()
         docs = ["doc-%d" % i for i in range(8)]
         splits = {doc: random_split(r.text, random.Random(i), 20 + i) for i, doc in enumerate(docs)}
         for i in range(max(len(p) for p in splits.values())):
@@ -210,7 +216,6 @@ def test_documents_in_one_batch():
         for doc in docs:
             check(strip_doc(res[doc]["raw"]) == want, "document %s in a batch differs from alone" % doc)
         push.close(0)
-        pull.close(0)
         no_errors_logged(d)
         d.stop()
 

@@ -96,7 +96,7 @@ CASES = [
     ("text: cut at the end", M(*BASE, (P("text"), rawstr(b"abc\xe2\x82"))), "bad_utf8", "h", 0),
     ("unknown field EOF", base(bytes=b"", EOF=True), "unknown_field", "h", 0),
     ("unknown opts key", base(bytes=b"", opts={"foo": 1}), "unknown_field", "h", 0),
-    ("bad version", P({"v": 2, "doc": "h", "seq": 0, "bytes": b""}), "bad_version", "h", 0),
+    ("bad version", P({"v": 3, "doc": "h", "seq": 0, "bytes": b""}), "bad_version", "h", 0),
     ("empty doc", P({"v": 1, "doc": "", "seq": 0, "bytes": b""}), "bad_doc", None, 0),
     ("257-byte doc", P({"v": 1, "doc": "x" * 257, "seq": 0, "bytes": b""}), "bad_doc", None, 0),
     ("negative seq", base(seq=-1, bytes=b""), "bad_seq", "h", None),

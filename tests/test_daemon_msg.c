@@ -189,6 +189,67 @@ static void test_opts_full(void)
     rwkvd_ingest_clear(&m);
 }
 
+/* v2: opts.task (EmbeddingRWKV); a v1 message naming it is refused as it
+ * always was. */
+static void test_opts_task_v2(void)
+{
+    static const char *const names[3] = {"retrieval", "similarity", "classification"};
+    for (int t = 0; t < 3; t++) {
+        mb_start(5);
+        s("v"), u(2), s("doc"), s("d1"), s("seq"), u(0);
+        s("text"), s("x");
+        s("opts"), msgpack_pack_map(&pk, 1), s("task"), s(names[t]);
+        CHECKF(dec() == 0, "%s", err.msg);
+        CHECK(m.v == 2 && m.has_opts && m.opts.has_task && m.opts.task == t &&
+              !m.opts.outputs_given);
+        rwkvd_ingest_clear(&m);
+    }
+    mb_start(5);
+    s("v"), u(1), s("doc"), s("d1"), s("seq"), u(0);
+    s("text"), s("x");
+    s("opts"), msgpack_pack_map(&pk, 1), s("task"), s("retrieval");
+    EXPECT_REFUSED(RWKVD_R_UNKNOWN_FIELD);
+    mb_start(5);
+    s("v"), u(2), s("doc"), s("d1"), s("seq"), u(0);
+    s("text"), s("x");
+    s("opts"), msgpack_pack_map(&pk, 1), s("task"), s("Retrieval");
+    EXPECT_REFUSED(RWKVD_R_BAD_OPTS);
+    mb_start(5);
+    s("v"), u(2), s("doc"), s("d1"), s("seq"), u(0);
+    s("text"), s("x");
+    s("opts"), msgpack_pack_map(&pk, 1), s("task"), u(1);
+    EXPECT_REFUSED(RWKVD_R_WRONG_TYPE);
+    mb_start(5);
+    s("v"), u(2), s("doc"), s("d1"), s("seq"), u(0);
+    s("text"), s("x");
+    s("opts"), msgpack_pack_map(&pk, 1), s("eos_every"), u(128);
+    CHECKF(dec() == 0, "%s", err.msg);
+    CHECK(m.opts.eos_every == 128 && !m.opts.has_task);
+    rwkvd_ingest_clear(&m);
+    mb_start(5);
+    s("v"), u(2), s("doc"), s("d1"), s("seq"), u(0);
+    s("text"), s("x");
+    s("opts"), msgpack_pack_map(&pk, 1), s("eos_every"), u(0);
+    EXPECT_REFUSED(RWKVD_R_BAD_OPTS);
+    mb_start(5);
+    s("v"), u(2), s("doc"), s("d1"), s("seq"), u(0);
+    s("text"), s("x");
+    s("opts"), msgpack_pack_map(&pk, 1), s("eos_every"), u(RWKVD_EOS_EVERY_MAX + 1ull);
+    EXPECT_REFUSED(RWKVD_R_BAD_OPTS);
+    mb_start(5);
+    s("v"), u(1), s("doc"), s("d1"), s("seq"), u(0);
+    s("text"), s("x");
+    s("opts"), msgpack_pack_map(&pk, 1), s("eos_every"), u(8);
+    EXPECT_REFUSED(RWKVD_R_UNKNOWN_FIELD);
+    mb_start(5); /* outputs_given follows the message */
+    s("v"), u(2), s("doc"), s("d1"), s("seq"), u(0);
+    s("text"), s("x");
+    s("opts"), msgpack_pack_map(&pk, 1), s("outputs"), msgpack_pack_array(&pk, 1), s("embedding");
+    CHECKF(dec() == 0, "%s", err.msg);
+    CHECK(m.opts.outputs_given && !m.opts.has_task && m.v == 2);
+    rwkvd_ingest_clear(&m);
+}
+
 static void test_doc_forms_and_limits(void)
 {
     uint8_t id[RWKVD_DOC_MAX + 1];
@@ -239,7 +300,7 @@ static void test_seq_range_and_types(void)
 static void test_version_and_missing(void)
 {
     mb_start(4);
-    s("v"), u(2), s("doc"), s("d1"), s("seq"), u(0), s("text"), s("a");
+    s("v"), u(3), s("doc"), s("d1"), s("seq"), u(0), s("text"), s("a");
     EXPECT_REFUSED(RWKVD_R_BAD_VERSION);
     CHECK(m.have_doc && m.have_seq); /* echoed even for a foreign version */
     mb_start(4);
@@ -715,6 +776,7 @@ int main(int argc, char **argv)
     RUN(test_signed_encodings_of_positive_values);
     RUN(test_eof_only);
     RUN(test_opts_full);
+    RUN(test_opts_task_v2);
     RUN(test_doc_forms_and_limits);
     RUN(test_seq_range_and_types);
     RUN(test_version_and_missing);

@@ -8,7 +8,7 @@
  *  - RWKV-5.1 (gate, per-head decay and time_first): recognised as 5.1 and
  *    bit-identical to the 5.2 file with the same decay and bonus repeated
  *    over each head's channels (the 5.2 path is checked against the
- *    official fixtures in test_rwkv_generations.c);
+ *    official fixtures in test_rwkv_golden.c);
  *  - fp16 / bf16 checkpoints: bit-identical to float32 files holding the
  *    same (rounded) values;
  *  - one hand-made bad file per failure mode of the v4-v6 loaders, each

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "core/tokenizer.h"
+#include "tests/support/stream_check.h"
 #include "tests/testutil.h"
 
 #define DIR "tokenizer-20b/"
@@ -44,64 +45,6 @@ static int whole(const uint8_t *buf, size_t n, rwkv_ids *out)
     return rwkv_tokenizer_encode(tok, buf, n, out, &err);
 }
 
-static int same(const rwkv_ids *a, const rwkv_ids *b)
-{
-    return a->n == b->n && (a->n == 0 || memcmp(a->v, b->v, a->n * sizeof *a->v) == 0);
-}
-
-/* Streams buf in pieces of 1..max_piece bytes (random); after every feed
- * checks the held bytes (the text's last bytes, at most max_pending), and
- * with ckpt_every > 0 moves them to a new encoder through pending/restore
- * every ckpt_every feeds.  0 when the ids equal want. */
-static int stream(const uint8_t *buf, size_t n, size_t max_piece, unsigned ckpt_every,
-                  uint64_t *seed, const rwkv_ids *want, char *why, size_t why_n)
-{
-    rwkv_encoder *e = rwkv_encoder_new(tok);
-    rwkv_ids got = {0};
-    rwkv_error err = {{0}};
-    int rc = e ? 0 : -1;
-    size_t pos = 0;
-    unsigned feeds = 0;
-    while (rc == 0 && pos < n) {
-        size_t k = 1 + (size_t)(test_rand(seed) % max_piece);
-        if (k > n - pos)
-            k = n - pos;
-        rc = rwkv_encoder_feed(e, buf + pos, k, &got, &err);
-        pos += k;
-        const uint8_t *held;
-        size_t nh = rwkv_encoder_pending(e, &held);
-        if (rc == 0 && (nh > rwkv_tokenizer_max_pending(tok) || nh > pos ||
-                        memcmp(held, buf + pos - nh, nh) != 0)) {
-            snprintf(why, why_n, "bad held tail (%zu bytes) at %zu", nh, pos);
-            rc = -2;
-        }
-        if (rc == 0 && ckpt_every && ++feeds % ckpt_every == 0) {
-            uint8_t saved[1024];
-            memcpy(saved, held, nh);
-            rwkv_encoder_free(e);
-            e = rwkv_encoder_new(tok);
-            if (!e || rwkv_encoder_restore(e, saved, nh, &err) != 0) {
-                snprintf(why, why_n, "restore of %zu held bytes refused: %s", nh, err.msg);
-                rc = -2;
-            }
-        }
-    }
-    if (rc == 0)
-        rc = rwkv_encoder_finish(e, &got, &err);
-    if (rc == -1)
-        snprintf(why, why_n, "error: %s", err.msg);
-    if (rc == 0 && !same(&got, want)) {
-        size_t i = 0;
-        while (i < got.n && i < want->n && got.v[i] == want->v[i])
-            i++;
-        snprintf(why, why_n, "%zu ids vs %zu whole, first difference at %zu", got.n, want->n, i);
-        rc = -3;
-    }
-    rwkv_ids_free(&got);
-    rwkv_encoder_free(e);
-    return rc;
-}
-
 static void test_long_text_random_splits(void)
 {
     CHECK(setup() == 0);
@@ -123,8 +66,8 @@ static void test_long_text_random_splits(void)
         int seeds = pieces[p] == 1 ? 1 : 12;
         for (int s = 0; s < seeds; s++) {
             uint64_t seed = 0xB0E + (uint64_t)s * 7919 + p;
-            if (stream(long_text, long_len, pieces[p], (unsigned)(s % 4), &seed, &want, why,
-                       sizeof why) != 0) {
+            if (stream_check(tok, long_text, long_len, pieces[p], (unsigned)(s % 4), &seed,
+                             &want, why, sizeof why) != 0) {
                 rwkv_ids_free(&want);
                 CHECKF(0, "pieces up to %zu, seed %d: %s", pieces[p], s, why);
             }
@@ -143,8 +86,8 @@ static void test_cases_concatenated_random_splits(void)
     for (size_t p = 0; p < sizeof pieces / sizeof *pieces; p++) {
         for (int s = 0; s < 20; s++) {
             uint64_t seed = 0xCA5E + (uint64_t)s * 104729 + p;
-            if (stream(cases_text, cases_len, pieces[p], (unsigned)(s % 3), &seed, &want, why,
-                       sizeof why) != 0) {
+            if (stream_check(tok, cases_text, cases_len, pieces[p], (unsigned)(s % 3), &seed,
+                             &want, why, sizeof why) != 0) {
                 rwkv_ids_free(&want);
                 CHECKF(0, "pieces up to %zu, seed %d: %s", pieces[p], s, why);
             }
@@ -175,7 +118,7 @@ static void test_every_split_point_of_every_case(void)
             got.n = 0; /* one encoder for every split: finish() resets it */
             if (rwkv_encoder_feed(e, text, s, &got, &err) != 0 ||
                 rwkv_encoder_feed(e, text + s, n - s, &got, &err) != 0 ||
-                rwkv_encoder_finish(e, &got, &err) != 0 || !same(&got, &want)) {
+                rwkv_encoder_finish(e, &got, &err) != 0 || !ids_same(&got, &want)) {
                 bad_case = (int)c;
                 bad_split = s;
             }
@@ -225,11 +168,12 @@ static void test_one_megabyte_of_one_character(void)
                         dn == n && memcmp(dec, text, n) == 0);
         free(dec);
         uint64_t seed = 77 + u;
-        int src = rc == 0 ? stream(text, n, 70000, 0, &seed, &want, why, sizeof why) : -1;
+        int src =
+            rc == 0 ? stream_check(tok, text, n, 70000, 0, &seed, &want, why, sizeof why) : -1;
         if (rc == 0 && src == 0) { /* a prefix in tiny pieces, with checkpoints */
             rwkv_ids w2 = {0};
             rc = whole(text, 5000, &w2);
-            src = rc == 0 ? stream(text, 5000, 3, 2, &seed, &w2, why, sizeof why) : -1;
+            src = rc == 0 ? stream_check(tok, text, 5000, 3, 2, &seed, &w2, why, sizeof why) : -1;
             rwkv_ids_free(&w2);
         }
         size_t nids = want.n;
@@ -270,8 +214,8 @@ static void test_hostile_runs_byte_by_byte(void)
         }
         rwkv_ids want = {0};
         CHECK(whole(text, n, &want) == 0);
-        int rc = stream(text, n, round % 3 == 0 ? 1 : 1 + (size_t)round * 50, (unsigned)round % 5,
-                        &seed, &want, why, sizeof why);
+        int rc = stream_check(tok, text, n, round % 3 == 0 ? 1 : 1 + (size_t)round * 50,
+                              (unsigned)round % 5, &seed, &want, why, sizeof why);
         rwkv_ids_free(&want);
         CHECKF(rc == 0, "round %d: %s", round, why);
     }

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "core/tokenizer.h"
+#include "tests/support/stream_check.h"
 #include "tests/testutil.h"
 
 #define VOCAB "tokenizer/rwkv_vocab_v20230424.txt"
@@ -42,52 +43,6 @@ static int whole(const rwkv_tokenizer *t, const uint8_t *buf, size_t n, rwkv_ids
     return rwkv_tokenizer_encode(t, buf, n, out, &err);
 }
 
-static int same(const rwkv_ids *a, const rwkv_ids *b)
-{
-    return a->n == b->n && (a->n == 0 || memcmp(a->v, b->v, a->n * sizeof *a->v) == 0);
-}
-
-/* Streams buf in pieces of 1..max_piece bytes (random), checking after each
- * feed that the held bytes are the text's last bytes and within bound.
- * Returns 0 when the ids equal `want`. */
-static int stream_random(const rwkv_tokenizer *t, const uint8_t *buf, size_t n, size_t max_piece,
-                         uint64_t *seed, const rwkv_ids *want, char *why, size_t why_n)
-{
-    rwkv_encoder *e = rwkv_encoder_new(t);
-    rwkv_ids got = {0};
-    rwkv_error err = {{0}};
-    int rc = e ? 0 : -1;
-    size_t pos = 0;
-    while (rc == 0 && pos < n) {
-        size_t k = 1 + (size_t)(test_rand(seed) % max_piece);
-        if (k > n - pos)
-            k = n - pos;
-        rc = rwkv_encoder_feed(e, buf + pos, k, &got, &err);
-        pos += k;
-        const uint8_t *held;
-        size_t nh = rwkv_encoder_pending(e, &held);
-        if (rc == 0 && (nh > rwkv_tokenizer_max_pending(t) || nh > pos ||
-                        memcmp(held, buf + pos - nh, nh) != 0)) {
-            snprintf(why, why_n, "bad held tail (%zu bytes) at %zu", nh, pos);
-            rc = -2;
-        }
-    }
-    if (rc == 0)
-        rc = rwkv_encoder_finish(e, &got, &err);
-    if (rc == -1)
-        snprintf(why, why_n, "error: %s", err.msg);
-    if (rc == 0 && !same(&got, want)) {
-        size_t i = 0;
-        while (i < got.n && i < want->n && got.v[i] == want->v[i])
-            i++;
-        snprintf(why, why_n, "%zu ids vs %zu whole, first difference at %zu", got.n, want->n, i);
-        rc = -3;
-    }
-    rwkv_ids_free(&got);
-    rwkv_encoder_free(e);
-    return rc;
-}
-
 static void test_random_splits_equal_whole(void)
 {
     CHECK(setup() == 0);
@@ -102,8 +57,8 @@ static void test_random_splits_equal_whole(void)
             int seeds = pieces[p] == 1 ? 1 : 20;
             for (int s = 0; s < seeds; s++) {
                 uint64_t seed = 0x1234 + (uint64_t)s * 7919 + p;
-                if (stream_random(world, texts[x], lens[x], pieces[p], &seed, &want, why,
-                                  sizeof why) != 0) {
+                if (stream_check(world, texts[x], lens[x], pieces[p], 0, &seed, &want, why,
+                                 sizeof why) != 0) {
                     rwkv_ids_free(&want);
                     CHECKF(0, "text %d, pieces up to %zu, seed %d: %s", x, pieces[p], s, why);
                 }
@@ -133,7 +88,7 @@ static void test_long_token_runs_stream(void)
         }
         rwkv_ids want = {0};
         CHECK(whole(world, text, n, &want) == 0);
-        int rc = stream_random(world, text, n, 1 + round * 7, &seed, &want, why, sizeof why);
+        int rc = stream_check(world, text, n, 1 + round * 7, 0, &seed, &want, why, sizeof why);
         rwkv_ids_free(&want);
         CHECKF(rc == 0, "round %d: %s", round, why);
     }
@@ -162,7 +117,7 @@ static void test_every_split_point_of_every_case(void)
             got.n = 0; /* the same encoder for every split: finish() resets it */
             if (rwkv_encoder_feed(e, text, s, &got, &err) != 0 ||
                 rwkv_encoder_feed(e, text + s, n - s, &got, &err) != 0 ||
-                rwkv_encoder_finish(e, &got, &err) != 0 || !same(&got, &want)) {
+                rwkv_encoder_finish(e, &got, &err) != 0 || !ids_same(&got, &want)) {
                 bad_case = (int)c;
                 bad_split = s;
             }
@@ -210,7 +165,7 @@ static void test_checkpoint_restore_mid_stream(void)
                 restored_nonempty += nh > 0;
             }
         }
-        if (bad < 0 && (!e || rwkv_encoder_finish(e, &got, &err) != 0 || !same(&got, &want)))
+        if (bad < 0 && (!e || rwkv_encoder_finish(e, &got, &err) != 0 || !ids_same(&got, &want)))
             bad = round;
         rwkv_encoder_free(e);
         rwkv_ids_free(&got);
@@ -267,7 +222,7 @@ static void test_restore_validates_bytes(void)
             /* finishing a restored tail gives the tail's own ids */
             rwkv_ids a = {0}, b = {0};
             if (rwkv_encoder_finish(e, &a, &err) != 0 || whole(world, s, n, &b) != 0 ||
-                !same(&a, &b))
+                !ids_same(&a, &b))
                 ok = 0;
             rwkv_ids_free(&a);
             rwkv_ids_free(&b);
@@ -299,7 +254,7 @@ static void test_encoder_reuse_and_empty_feeds(void)
              rwkv_encoder_finish(e, &got, &err) == 0 &&
              rwkv_encoder_finish(e, &got, &err) == 0; /* finishing twice adds nothing */
         ok = ok && whole(world, (const uint8_t *)"Hello, world!", 13, &want) == 0 &&
-             same(&got, &want) && want.n == 4;
+             ids_same(&got, &want) && want.n == 4;
     }
     rwkv_ids_free(&got);
     rwkv_ids_free(&want);

@@ -29,20 +29,31 @@ the daemon does not have yet.  Message seq k always carries the same bytes
 after a crash — of this process or of the daemon — continues exactly.
 
 Outputs are at-least-once (a daemon restart re-emits the blocks after its last
-checkpoint); ``outputs`` drops repeats by (doc, block) and (doc, "final").
+checkpoint); ``outputs`` drops repeats by (doc, inc, block) and (doc, inc,
+"final"), ``inc`` being the document's incarnation (absent = 0; it grows each
+time the id is dropped and reused, PROTOCOL.md §8.4).
+
+CURVE: for a daemon run with ``--curve-secret-key``, pass
+``curve_server_key`` (the daemon's public key file) and ``curve_key`` (this
+client's key pair file from ``rwkvd keygen``, mode 0600); its public key
+must be in the allow-list of every role used (producer: send, consumer:
+outputs, operator: control requests).  A refused key or a wrong server key
+raises RwkvdError when the socket is made, instead of a silent hang.
 
 A Client is not thread safe (ZeroMQ sockets belong to one thread).  Run with
 /usr/bin/python3 on Debian (the system Python has the two modules).
 """
 
 import array
+import os
+import stat
 import sys
 import time
 
 import msgpack
 import zmq
 
-__all__ = ["Client", "RwkvdError", "RwkvdTimeout", "decode_output",
+__all__ = ["Client", "RwkvdError", "RwkvdTimeout", "decode_output", "load_curve_key",
            "DEFAULT_INGEST", "DEFAULT_EMIT", "DEFAULT_CONTROL", "DEFAULT_CHUNK_SIZE"]
 
 DEFAULT_INGEST = "tcp://127.0.0.1:5555"
@@ -50,6 +61,8 @@ DEFAULT_EMIT = "tcp://127.0.0.1:5556"
 DEFAULT_CONTROL = "tcp://127.0.0.1:5557"
 DEFAULT_CHUNK_SIZE = 64 * 1024   # the same default as rwkvd-send
 PROTOCOL_VERSION = 1
+# opts.task (EmbeddingRWKV models) is a v2 field (PROTOCOL.md §3.4)
+PROTOCOL_VERSION_TASK = 2
 DOC_MAX = 256
 
 _F32_FIELDS = ("embedding", "logits_last", "surprisal")
@@ -72,6 +85,41 @@ class RwkvdError(Exception):
 class RwkvdTimeout(RwkvdError):
     """No answer (or no room to send) within the timeout: the daemon is down,
     stuck, or slower than the timeout allows."""
+
+
+_Z85 = set(b"0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ.-:+=^!/*?&<>()[]{}@%$#")
+
+
+def load_curve_key(path, need_secret=False):
+    """Reads a CURVE key file (the daemon's format, core/curve_key.h): line 1
+    the 40-character Z85 public key, line 2 (key pair files) the Z85 secret
+    key, nothing else.  Returns ``(public_z85, secret_z85 or None)`` as bytes.
+    Raises RwkvdError naming the file: bad format, a secret key in a file
+    that group or others may access, or no secret when ``need_secret``."""
+    with open(path, "rb") as f:
+        st = os.fstat(f.fileno())
+        if not stat.S_ISREG(st.st_mode):
+            raise RwkvdError("key file %s: not a regular file" % path)
+        data = f.read(4097)
+    if len(data) > 4096:
+        raise RwkvdError("key file %s: over 4096 bytes" % path)
+    lines = data.split(b"\n")
+    if lines and lines[-1] == b"":
+        lines.pop()
+    lines = [ln[:-1] if ln.endswith(b"\r") else ln for ln in lines]
+    if not 1 <= len(lines) <= 2:
+        raise RwkvdError("key file %s: %d lines, expected 1 (public key) or 2 (key pair)"
+                         % (path, len(lines)))
+    for i, ln in enumerate(lines):
+        if len(ln) != 40 or not set(ln) <= _Z85:
+            raise RwkvdError("key file %s: line %d is not a 40-character Z85 key" % (path, i + 1))
+    secret = lines[1] if len(lines) == 2 else None
+    if secret is not None and st.st_mode & 0o077:
+        raise RwkvdError("key file %s: holds a secret key but its mode %04o lets others than "
+                         "its owner at it (chmod 600 it)" % (path, st.st_mode & 0o7777))
+    if need_secret and secret is None:
+        raise RwkvdError("key file %s: no secret key line (a key pair file has two lines)" % path)
+    return lines[0], secret
 
 
 def _doc_bytes(doc):
@@ -135,11 +183,12 @@ class Client:
     the client connects).  ``timeout`` (seconds) bounds every control request
     and every send (a PUSH blocks while the daemon applies backpressure); None
     waits forever.  ``context`` is a zmq.Context to share (default: the
-    process-wide instance).
+    process-wide instance).  ``curve_server_key`` and ``curve_key`` (file
+    paths, both or neither) turn CURVE on (see the module text).
     """
 
     def __init__(self, ingest=DEFAULT_INGEST, emit=DEFAULT_EMIT, control=DEFAULT_CONTROL,
-                 timeout=10.0, context=None):
+                 timeout=10.0, context=None, curve_server_key=None, curve_key=None):
         self.ingest_endpoint = ingest
         self.emit_endpoint = emit
         self.control_endpoint = control
@@ -150,18 +199,61 @@ class Client:
         self._req = None
         self._next_id = 1
         self._pending = []   # outputs read while waiting for another doc
-        self._seen = set()   # (doc bytes, block number or "final") already yielded
+        self._seen = set()   # (doc bytes, inc, block number or "final") already yielded
+        self._curve = None
+        if (curve_server_key is None) != (curve_key is None):
+            raise ValueError("curve_server_key and curve_key go together")
+        if curve_key is not None:
+            if not zmq.has("curve"):
+                raise RwkvdError("this pyzmq's libzmq is built without CURVE")
+            server, _ = load_curve_key(curve_server_key)
+            public, secret = load_curve_key(curve_key, need_secret=True)
+            self._curve = (server, public, secret)
 
     # ------------------------------------------------------------ plumbing
     def _ms(self, seconds):
         return -1 if seconds is None else max(0, int(seconds * 1000))
+
+    def _connect(self, s, endpoint, what):
+        """Connects s; with CURVE, waits up to 3 s for the handshake's verdict
+        (none heard: the daemon is not up yet and ZeroMQ keeps trying)."""
+        if self._curve is None:
+            s.connect(endpoint)
+            return
+        s.curve_serverkey, s.curve_publickey, s.curve_secretkey = self._curve
+        from zmq.utils.monitor import recv_monitor_message
+        mon = s.get_monitor_socket(zmq.EVENT_HANDSHAKE_SUCCEEDED | zmq.EVENT_HANDSHAKE_FAILED_AUTH
+                                   | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL
+                                   | zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL)
+        try:
+            s.connect(endpoint)
+            end = time.monotonic() + 3.0
+            while True:
+                left = end - time.monotonic()
+                if left <= 0 or not mon.poll(int(left * 1000)):
+                    return
+                ev = recv_monitor_message(mon)
+                if ev["event"] == zmq.EVENT_HANDSHAKE_SUCCEEDED:
+                    return
+                s.close(linger=0)
+                if ev["event"] == zmq.EVENT_HANDSHAKE_FAILED_AUTH:
+                    raise RwkvdError("%s %s: the daemon refused this client's key (ZAP status %s): "
+                                     "it is not in the allow-list of this socket's role"
+                                     % (what, endpoint, ev["value"]), reason="auth")
+                raise RwkvdError("%s %s: the daemon broke off the CURVE handshake: is "
+                                 "curve_server_key the daemon's public key, and does the daemon "
+                                 "run with --curve-secret-key?" % (what, endpoint), reason="auth")
+        finally:
+            if not s.closed:
+                s.disable_monitor()
+            mon.close(linger=0)
 
     def _push_socket(self):
         if self._push is None:
             s = self._ctx.socket(zmq.PUSH)
             s.setsockopt(zmq.LINGER, self._ms(self.timeout))
             s.setsockopt(zmq.SNDTIMEO, self._ms(self.timeout))
-            s.connect(self.ingest_endpoint)
+            self._connect(s, self.ingest_endpoint, "ingest")
             self._push = s
         return self._push
 
@@ -169,7 +261,7 @@ class Client:
         if self._pull is None:
             s = self._ctx.socket(zmq.PULL)
             s.setsockopt(zmq.LINGER, 0)
-            s.connect(self.emit_endpoint)
+            self._connect(s, self.emit_endpoint, "emit")
             self._pull = s
         return self._pull
 
@@ -214,7 +306,7 @@ class Client:
         if self._req is None:
             s = self._ctx.socket(zmq.REQ)
             s.setsockopt(zmq.LINGER, 0)
-            s.connect(self.control_endpoint)
+            self._connect(s, self.control_endpoint, "control")
             self._req = s
         try:
             self._req.send(msgpack.packb(req, use_bin_type=True), flags=zmq.NOBLOCK)
@@ -347,7 +439,8 @@ class Client:
             cur = b""
         while cur is not None:
             nxt = next(chunks, None)   # one chunk of look-ahead: eof goes on the last
-            msg = {"v": PROTOCOL_VERSION, "doc": doc, "seq": seq}
+            msg = {"v": PROTOCOL_VERSION_TASK if opts and "task" in opts else PROTOCOL_VERSION,
+                   "doc": doc, "seq": seq}
             if isinstance(cur, str):
                 msg["text"] = cur
             elif isinstance(cur, (bytes, bytearray, memoryview)):
@@ -383,8 +476,8 @@ class Client:
         other_model).  Outputs of other documents read meanwhile are kept and
         returned by later calls.  ``timeout``: stop after that many seconds
         without an output (None: never).  ``dedupe``: skip a block or final
-        output already yielded by this client (key (doc, block) or
-        (doc, "final")), as the at-least-once contract expects.  Errors and
+        output already yielded by this client (key (doc, inc, block) or
+        (doc, inc, "final")), as the at-least-once contract expects.  Errors and
         acks are yielded as they come.
         """
         want = None if doc is None else _doc_bytes(doc)
@@ -401,7 +494,8 @@ class Client:
                     continue
                 t = out["type"]
                 if dedupe and t in ("block", "final") and key_doc is not None:
-                    key = (key_doc, out.get("block") if t == "block" else "final")
+                    key = (key_doc, out.get("inc", 0),
+                           out.get("block") if t == "block" else "final")
                     if key in self._seen:
                         continue
                     self._seen.add(key)

@@ -28,6 +28,7 @@
 
 #include "clients/rwkv/cli.h"
 #include "clients/rwkv/commands.h"
+#include "clients/rwkv/eval_segments.h"
 #include "core/forward.h"
 
 static const char *const CMD = "eval";
@@ -51,6 +52,12 @@ static void help(void)
            "      --out-hidden FILE   float32 [T][C] (all) or [C] (last, mean)\n"
            "      --out-surprisal F   float32 [T-1]: -ln p(token t | tokens before), t=1..T-1\n"
            "      --out-state FILE    final recurrent state, float32\n"
+           "      --segments SEP      line (default) or a delimiter of 1..16 bytes (escapes\n"
+           "                          \\n \\r \\t \\\\ \\xHH): per-segment surprisal records\n"
+           "      --out-segments F    JSON lines, one per segment (as the daemon's segments\n"
+           "                          messages: byte and token ranges, surprisal sum/max,\n"
+           "                          anomaly score); needs a bytes or World tokenizer\n"
+           "      --segment-text N    add each segment's first N bytes (0..256) as \"text\"\n"
            "      --in-state FILE     start from this state (exactly the model's state size)\n"
            "  -t, --threads N         worker threads (default 0: one per CPU)\n"
            "      --device DEV        cpu (default), cuda or cuda:N (a GPU; precision bf16,\n"
@@ -69,7 +76,9 @@ typedef struct eval_opts {
     int bytes, quiet;
     long block, threads;
     int logits, hidden; /* rwkv_logits_mode / rwkv_hidden_mode, -1 = not given */
-    cli_out out_logits, out_hidden, out_state, out_surprisal;
+    cli_out out_logits, out_hidden, out_state, out_surprisal, out_segments;
+    const char *segments; /* --segments argument, NULL: line */
+    long segment_text;    /* --segment-text N */
     const char *in_state;
     const char *device; /* NULL: cpu */
     int precision, precision_given; /* rwkv_precision */
@@ -85,6 +94,8 @@ typedef struct eval_run {
     uint64_t tokens;
     double surprisal_sum;
     uint64_t surprisal_n;
+    int use_segs;
+    eval_segments segs;
 } eval_run;
 
 static int parse_mode(const char *opt, const char *s, int allow_mean, int *out)
@@ -103,7 +114,8 @@ static int parse_mode(const char *opt, const char *s, int allow_mean, int *out)
 static int parse_args(int argc, char **argv, eval_opts *o, int *status)
 {
     enum { O_VOCAB = 256, O_BYTES, O_LOGITS, O_HIDDEN, O_OUT_LOGITS, O_OUT_HIDDEN,
-           O_OUT_STATE, O_IN_STATE, O_OUT_SURPRISAL, O_DEVICE, O_PRECISION };
+           O_OUT_STATE, O_IN_STATE, O_OUT_SURPRISAL, O_DEVICE, O_PRECISION, O_SEGMENTS,
+           O_OUT_SEGMENTS, O_SEGMENT_TEXT };
     static const struct option longs[] = {
         {"model", required_argument, NULL, 'm'},
         {"vocab", required_argument, NULL, O_VOCAB},
@@ -116,6 +128,9 @@ static int parse_args(int argc, char **argv, eval_opts *o, int *status)
         {"out-state", required_argument, NULL, O_OUT_STATE},
         {"in-state", required_argument, NULL, O_IN_STATE},
         {"out-surprisal", required_argument, NULL, O_OUT_SURPRISAL},
+        {"segments", required_argument, NULL, O_SEGMENTS},
+        {"out-segments", required_argument, NULL, O_OUT_SEGMENTS},
+        {"segment-text", required_argument, NULL, O_SEGMENT_TEXT},
         {"threads", required_argument, NULL, 't'},
         {"device", required_argument, NULL, O_DEVICE},
         {"precision", required_argument, NULL, O_PRECISION},
@@ -144,6 +159,12 @@ static int parse_args(int argc, char **argv, eval_opts *o, int *status)
         case O_OUT_STATE: o->out_state.path = optarg; break;
         case O_IN_STATE: o->in_state = optarg; break;
         case O_OUT_SURPRISAL: o->out_surprisal.path = optarg; break;
+        case O_SEGMENTS: o->segments = optarg; break;
+        case O_OUT_SEGMENTS: o->out_segments.path = optarg; break;
+        case O_SEGMENT_TEXT:
+            bad = cli_parse_long(CMD, "--segment-text", optarg, 0, RWKV_SEG_TEXT_MAX,
+                                 &o->segment_text);
+            break;
         case O_DEVICE: o->device = optarg; bad = cli_parse_device(CMD, optarg) != 0; break;
         case O_PRECISION:
             bad = cli_parse_precision(CMD, optarg, &o->precision, &o->precision_given) != 0;
@@ -176,13 +197,16 @@ static int parse_args(int argc, char **argv, eval_opts *o, int *status)
     if ((o->hidden != RWKV_HIDDEN_NONE) != (o->out_hidden.path != NULL))
         return cli_usage(CMD, o->out_hidden.path ? "--out-hidden with --hidden none"
                                                  : "--hidden needs --out-hidden FILE"), -1;
+    if ((o->segments || o->segment_text) && !o->out_segments.path)
+        return cli_usage(CMD, "--segments and --segment-text need --out-segments FILE"), -1;
     /* no output may overwrite another output or an input while it is read */
     const char *names[] = {"--out-logits", "--out-hidden", "--out-state", "--out-surprisal",
-                           "--in-state", "INPUT", "--model", "--vocab"};
+                           "--out-segments", "--in-state", "INPUT", "--model", "--vocab"};
     const char *paths[] = {o->out_logits.path, o->out_hidden.path, o->out_state.path,
-                           o->out_surprisal.path, o->in_state, o->input, o->model, o->vocab};
-    for (int i = 0; i < 4; i++)
-        for (int j = i + 1; j < 8; j++)
+                           o->out_surprisal.path, o->out_segments.path, o->in_state, o->input,
+                           o->model, o->vocab};
+    for (int i = 0; i < 5; i++)
+        for (int j = i + 1; j < 9; j++)
             if (paths[i] && paths[j] && strcmp(paths[i], paths[j]) == 0)
                 return cli_usage(CMD, "%s and %s name the same file '%s'", names[i], names[j],
                                  paths[i]), -1;
@@ -259,9 +283,12 @@ static int run_block(eval_run *r, const uint32_t *tok, int n, int64_t next)
         for (size_t i = 0; i < m; i++)
             r->surprisal_sum += r->surprisal[i];
         r->surprisal_n += m;
-        if (cli_out_write(CMD, &r->o->out_surprisal, r->surprisal, m * sizeof(float)))
+        if (r->o->out_surprisal.path &&
+            cli_out_write(CMD, &r->o->out_surprisal, r->surprisal, m * sizeof(float)))
             return CLI_FAIL;
     }
+    if (r->use_segs && eval_segments_block(CMD, &r->segs, tok, n, r->surprisal, final) != CLI_OK)
+        return CLI_FAIL;
     if (final && q.logits == RWKV_LOGITS_LAST &&
         cli_out_write(CMD, &r->o->out_logits, r->logits, r->V * sizeof(float)))
         return CLI_FAIL;
@@ -362,7 +389,8 @@ int cmd_eval(int argc, char **argv)
     eval_run r;
     memset(&r, 0, sizeof r);
     r.o = &o;
-    cli_out *outs[] = {&o.out_logits, &o.out_hidden, &o.out_state, &o.out_surprisal};
+    cli_out *outs[] = {&o.out_logits, &o.out_hidden, &o.out_state, &o.out_surprisal,
+                       &o.out_segments};
     rwkv_error err;
     rwkv_error_clear(&err);
 
@@ -389,11 +417,23 @@ int cmd_eval(int argc, char **argv)
         r.hidden = malloc((o.hidden == RWKV_HIDDEN_ALL ? T : 1) * r.C * sizeof(float));
     if (o.hidden == RWKV_HIDDEN_MEAN)
         r.hidden_sum = calloc(r.C, sizeof(double));
-    if (o.out_surprisal.path)
+    if (o.out_segments.path) {
+        rwkv_seg_config sc;
+        if (eval_segments_parse(CMD, o.segments ? o.segments : "line", &sc) != 0) {
+            status = CLI_USAGE;
+            goto out;
+        }
+        sc.text_cap = (uint16_t)o.segment_text;
+        if (eval_segments_init(CMD, &r.segs, &sc, tok, &o.out_segments) != 0)
+            goto out;
+        r.use_segs = 1;
+    }
+    if (o.out_surprisal.path || r.use_segs)
         r.surprisal = malloc(T * sizeof(float));
     if ((o.logits != RWKV_LOGITS_NONE && !r.logits) ||
         (o.hidden != RWKV_HIDDEN_NONE && !r.hidden) ||
-        (o.hidden == RWKV_HIDDEN_MEAN && !r.hidden_sum) || (o.out_surprisal.path && !r.surprisal)) {
+        (o.hidden == RWKV_HIDDEN_MEAN && !r.hidden_sum) || (r.use_segs && !r.surprisal) ||
+        (o.out_surprisal.path && !r.surprisal)) {
         cli_fail(CMD, "out of memory for blocks of %zu tokens (try a smaller --block)", T);
         goto out;
     }
@@ -405,7 +445,7 @@ int cmd_eval(int argc, char **argv)
     }
     if (!(in = cli_open_input(CMD, o.input)))
         goto out;
-    for (int i = 0; i < 4; i++)
+    for (int i = 0; i < 5; i++)
         if (cli_out_open(CMD, outs[i]) != CLI_OK)
             goto out;
 
@@ -414,11 +454,11 @@ int cmd_eval(int argc, char **argv)
         goto out;
     double secs = cli_now() - t0;
     status = CLI_OK;
-    for (int i = 0; i < 4; i++)
+    for (int i = 0; i < 5; i++)
         if (cli_out_close(CMD, outs[i]) != CLI_OK)
             status = CLI_FAIL;
     if (status != CLI_OK) { /* a late write error: leave no half set of outputs */
-        for (int i = 0; i < 4; i++)
+        for (int i = 0; i < 5; i++)
             if (outs[i]->path)
                 unlink(outs[i]->path);
         goto out;
@@ -436,7 +476,7 @@ int cmd_eval(int argc, char **argv)
                 o.device || o.precision_given ? rwkv_engine_device(r.eng) : "");
     }
 out:
-    for (int i = 0; i < 4; i++)
+    for (int i = 0; i < 5; i++)
         cli_out_discard(outs[i]);
     cli_close_input(in);
     rwkv_engine_free(r.eng);

@@ -14,6 +14,7 @@
 #include "clients/rwkv/cli.h"
 #include "clients/rwkv/commands.h"
 #include "core/precision.h"
+#include "core/embedding.h"
 #include "core/tensor_file.h"
 
 static const char *const CMD = "info";
@@ -67,6 +68,20 @@ static json_t *words(const char *s)
     return a;
 }
 
+/* "cls/sts/retr" for the heads present (rwkv-emb's order); "" for none. */
+static const char *task_heads(const rwkv_model_info *mi, char *buf, size_t cap)
+{
+    static const rwkv_embed_task order[] = {RWKV_TASK_CLASSIFICATION, RWKV_TASK_SIMILARITY,
+                                            RWKV_TASK_RETRIEVAL};
+    size_t n = 0;
+    buf[0] = 0;
+    for (int i = 0; i < 3; i++)
+        if (mi->embed_tasks & (1u << order[i]) && n < cap)
+            n += (size_t)snprintf(buf + n, cap - n, "%s%s", n ? "/" : "",
+                                  rwkv_embed_task_head(order[i]));
+    return buf;
+}
+
 static int print_json(const rwkv_model_info *mi, const size_t *dtype_count)
 {
     json_t *o = json_object(), *dt = json_object();
@@ -80,6 +95,10 @@ static int print_json(const rwkv_model_info *mi, const size_t *dtype_count)
     json_object_set_new(o, "head_size", json_integer(mi->head_size));
     json_object_set_new(o, "ffn_dim", json_integer(mi->ffn_dim));
     json_object_set_new(o, "vocab_size", json_integer(mi->vocab_size));
+    char th[32];
+    json_object_set_new(o, "lm_head", json_boolean(mi->has_lm_head));
+    if (mi->embed_tasks)
+        json_object_set_new(o, "embedding", json_string(task_heads(mi, th, sizeof th)));
     json_object_set_new(o, "matrix_dtype", json_string(rwkv_dtype_name(mi->matrix_dtype)));
     for (int d = RWKV_F32; d <= RWKV_BF16; d++)
         if (dtype_count[d])
@@ -112,6 +131,11 @@ static void print_text(const rwkv_model_info *mi, const size_t *dtype_count)
     char a[40], b[40];
     printf("file:        %s (%s)\n", mi->path, mi->format);
     printf("generation:  %s\n", mi->generation_name);
+    if (mi->embed_tasks) {
+        char th[32];
+        printf("model:       EmbeddingRWKV, heads %s (no LM head)\n",
+               task_heads(mi, th, sizeof th));
+    }
     printf("layers:      %d\n", mi->n_layer);
     printf("embedding:   %d\n", mi->n_embd);
     printf("heads:       %d x %d\n", mi->n_head, mi->head_size);

@@ -35,6 +35,18 @@ static void help(void)
         "                     seq 0; a document keeps the options it started with)\n"
         "  --ingest EP        ingest endpoint (default " SEND_DEFAULT_INGEST ")\n"
         "  --control EP       control endpoint (default " SEND_DEFAULT_CONTROL ")\n"
+        "  --curve-server-key FILE  the daemon's CURVE public key (for a daemon run with\n"
+        "                     --curve-secret-key); needs --curve-key\n"
+        "  --curve-key FILE   this client's key pair (`rwkvd keygen`, mode 0600); its public\n"
+        "                     key must be in the daemon's producer AND operator allow-lists\n"
+        "  --nats URL         send to a cluster of rwkvd workers on NATS JetStream instead\n"
+        "                     (PROTOCOL.md 12): every message is published with its msg id\n"
+        "                     and the server's PubAck awaited; exit 0 means the document is\n"
+        "                     stored in the stream (the workers take it from there).  A\n"
+        "                     re-run sends from seq 0: the server drops repeats within its\n"
+        "                     duplicate window and workers ignore older seqs.\n"
+        "  --nats-creds PATH  NATS user credentials file; --nats-ca PATH: CA certificates\n"
+        "                     (PEM) of the server's TLS certificate (turns TLS on)\n"
         "  --timeout S        give up after S seconds without progress: no message accepted\n"
         "                     and the document not advancing (default 60; 0 = never)\n"
         "  --no-wait          exit once every message is handed over, without waiting for\n"
@@ -119,7 +131,8 @@ static void set_label(send_config *cfg)
 }
 
 enum { OPT_DOC = 256, OPT_CHUNK, OPT_OUTPUTS, OPT_POOLING, OPT_NO_NORM, OPT_TOPK, OPT_INGEST,
-       OPT_CONTROL, OPT_TIMEOUT, OPT_NO_WAIT };
+       OPT_CONTROL, OPT_TIMEOUT, OPT_NO_WAIT, OPT_CURVE_SERVER, OPT_CURVE_KEY, OPT_NATS,
+       OPT_NATS_CREDS, OPT_NATS_CA };
 
 int send_parse_args(int argc, char **argv, send_config *cfg)
 {
@@ -134,6 +147,11 @@ int send_parse_args(int argc, char **argv, send_config *cfg)
         {"control", required_argument, NULL, OPT_CONTROL},
         {"timeout", required_argument, NULL, OPT_TIMEOUT},
         {"no-wait", no_argument, NULL, OPT_NO_WAIT},
+        {"curve-server-key", required_argument, NULL, OPT_CURVE_SERVER},
+        {"curve-key", required_argument, NULL, OPT_CURVE_KEY},
+        {"nats", required_argument, NULL, OPT_NATS},
+        {"nats-creds", required_argument, NULL, OPT_NATS_CREDS},
+        {"nats-ca", required_argument, NULL, OPT_NATS_CA},
         {"quiet", no_argument, NULL, 'q'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
@@ -191,8 +209,23 @@ int send_parse_args(int argc, char **argv, send_config *cfg)
             cfg->timeout = t;
             break;
         }
+        case OPT_CURVE_SERVER:
+            cfg->curve_server_key = optarg;
+            break;
+        case OPT_CURVE_KEY:
+            cfg->curve_key = optarg;
+            break;
         case OPT_NO_WAIT:
             cfg->no_wait = true;
+            break;
+        case OPT_NATS:
+            cfg->nats = optarg;
+            break;
+        case OPT_NATS_CREDS:
+            cfg->nats_creds = optarg;
+            break;
+        case OPT_NATS_CA:
+            cfg->nats_ca = optarg;
             break;
         case 'q':
             cfg->quiet = true;
@@ -209,6 +242,8 @@ int send_parse_args(int argc, char **argv, send_config *cfg)
     if (optind != argc - 1)
         return usage("%s", optind >= argc ? "one FILE (or '-' for stdin) is required"
                                           : "exactly one FILE is accepted");
+    if (!cfg->curve_server_key != !cfg->curve_key)
+        return usage("%s", "--curve-server-key and --curve-key go together");
     cfg->path = argv[optind];
     if (!doc) {
         if (strcmp(cfg->path, "-") == 0)

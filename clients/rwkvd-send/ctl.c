@@ -20,9 +20,15 @@ struct ctl_client {
     void *sock;       /* NULL until the first call, and after a timeout */
     char *endpoint;
     uint64_t next_id;
+    rwkvd_curve_client curve; /* copied: on = false for plaintext */
 };
 
-ctl_client *ctl_open(void *zctx, const char *endpoint, rwkv_error *err)
+/* How long a new socket waits for the CURVE handshake's verdict; without one
+ * (daemon not up) the call's own timeout takes over. */
+#define CTL_HANDSHAKE_WAIT_MS 3000
+
+ctl_client *ctl_open(void *zctx, const char *endpoint, const rwkvd_curve_client *curve,
+                     rwkv_error *err)
 {
     ctl_client *c = calloc(1, sizeof *c);
     if (!c || !(c->endpoint = strdup(endpoint))) {
@@ -32,6 +38,8 @@ ctl_client *ctl_open(void *zctx, const char *endpoint, rwkv_error *err)
     }
     c->zctx = zctx;
     c->next_id = 1;
+    if (curve)
+        c->curve = *curve;
     return c;
 }
 
@@ -50,6 +58,7 @@ void ctl_close(ctl_client *c)
     if (!c)
         return;
     drop_socket(c);
+    memset(&c->curve, 0, sizeof c->curve);
     free(c->endpoint);
     free(c);
 }
@@ -63,8 +72,8 @@ static int ensure_socket(ctl_client *c, rwkv_error *err)
         return rwkv_fail(err, "control socket: %s", zmq_strerror(errno));
     int zero = 0;
     zmq_setsockopt(c->sock, ZMQ_LINGER, &zero, sizeof zero);
-    if (zmq_connect(c->sock, c->endpoint) != 0) {
-        rwkv_fail(err, "control endpoint %s: %s", c->endpoint, zmq_strerror(errno));
+    if (rwkvd_curve_client_connect(&c->curve, c->zctx, c->sock, c->endpoint, "control",
+                                   CTL_HANDSHAKE_WAIT_MS, err) != 0) {
         drop_socket(c);
         return -1;
     }

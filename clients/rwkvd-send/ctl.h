@@ -21,6 +21,7 @@
 #include <stdint.h>
 
 #include "core/error.h"
+#include "daemon/wire/curve_client.h"
 
 typedef struct ctl_client ctl_client;
 
@@ -43,7 +44,8 @@ typedef enum ctl_status {
 
 /* A client for `endpoint` on the ZeroMQ context zctx (not owned).  Connects
  * lazily.  NULL with err set when memory runs out. */
-ctl_client *ctl_open(void *zctx, const char *endpoint, rwkv_error *err);
+ctl_client *ctl_open(void *zctx, const char *endpoint, const rwkvd_curve_client *curve,
+                     rwkv_error *err);
 /* Closes the socket; accepts NULL. */
 void ctl_close(ctl_client *c);
 

@@ -101,9 +101,8 @@ static void note(sender *s, const char *fmt, ...)
     va_end(ap);
 }
 
-/* One ingest message: v, doc, seq, bytes, [eof], [opts] (PROTOCOL.md §3). */
-static int encode(const send_config *cfg, uint64_t seq, const uint8_t *data, size_t len,
-                  bool eof, msgpack_sbuffer *sb)
+int send_encode(const send_config *cfg, uint64_t seq, const uint8_t *data, size_t len, bool eof,
+                msgpack_sbuffer *sb)
 {
     bool opts = seq == 0 && (cfg->set_outputs || cfg->pooling || cfg->no_normalize || cfg->topk);
     msgpack_packer pk;
@@ -251,7 +250,7 @@ static int transfer(sender *s)
                     goto out;
                 }
                 msgpack_sbuffer_clear(&sb);
-                if (encode(cfg, s->seq, data, msg_len, msg_last, &sb) != 0) {
+                if (send_encode(cfg, s->seq, data, msg_len, msg_last, &sb) != 0) {
                     fail(s, "out of memory encoding message %llu", (unsigned long long)s->seq);
                     goto out;
                 }
@@ -354,7 +353,13 @@ int send_run(const send_config *cfg)
         fail(s, "zmq context: %s", zmq_strerror(errno));
         goto out;
     }
-    if (!(s->ctl = ctl_open(s->zctx, cfg->control, &err))) {
+    rwkvd_curve_client curve;
+    if (rwkvd_curve_client_load(cfg->curve_server_key, cfg->curve_key, &curve, &err) != 0) {
+        fail(s, "%s", err.msg);
+        goto out;
+    }
+    s->ctl = ctl_open(s->zctx, cfg->control, &curve, &err);
+    if (!s->ctl) {
         fail(s, "%s", err.msg);
         goto out;
     }
@@ -366,8 +371,13 @@ int send_run(const send_config *cfg)
         fail(s, "ingest socket: %s", zmq_strerror(errno));
         goto out;
     }
-    if (zmq_connect(s->push, cfg->ingest) != 0) {
-        fail(s, "ingest endpoint %s: %s", cfg->ingest, zmq_strerror(errno));
+    /* a key refused here would otherwise look like a daemon that never
+     * takes a message */
+    int curve_rc = rwkvd_curve_client_connect(&curve, s->zctx, s->push, cfg->ingest, "ingest",
+                                              3000, &err);
+    memset(&curve, 0, sizeof curve);
+    if (curve_rc != 0) {
+        fail(s, "%s", err.msg);
         goto out;
     }
     ctl_resume r;
@@ -428,5 +438,5 @@ int main(int argc, char **argv)
         return SEND_OK; /* --help */
     if (rc != SEND_OK)
         return rc;
-    return send_run(&cfg);
+    return cfg.nats ? send_run_nats(&cfg) : send_run(&cfg);
 }

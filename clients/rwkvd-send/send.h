@@ -43,9 +43,13 @@ typedef struct send_config {
     unsigned topk;                 /* 0: not given */
     const char *ingest;
     const char *control;
+    const char *curve_server_key;  /* the daemon's public key file; NULL = plaintext */
+    const char *curve_key;         /* this client's key pair file */
     double timeout;                /* seconds without progress; 0 = wait forever */
     bool quiet;
     bool no_wait;                  /* exit once handed over, without confirmation */
+    const char *nats;              /* NULL: ZeroMQ; else NATS URL(s) (nats_out.c) */
+    const char *nats_creds, *nats_ca; /* NULL: none */
 } send_config;
 
 /* Parses argv into *cfg.  Returns SEND_OK, SEND_USAGE after printing one
@@ -54,5 +58,13 @@ int send_parse_args(int argc, char **argv, send_config *cfg);
 
 /* Runs the whole transfer; returns the exit status (after printing). */
 int send_run(const send_config *cfg);
+
+/* The same to a NATS JetStream cluster (nats_out.c). */
+int send_run_nats(const send_config *cfg);
+
+struct msgpack_sbuffer;
+/* One ingest message: v, doc, seq, bytes, [eof], [opts] (PROTOCOL.md §3). */
+int send_encode(const send_config *cfg, uint64_t seq, const uint8_t *data, size_t len, bool eof,
+                struct msgpack_sbuffer *sb);
 
 #endif

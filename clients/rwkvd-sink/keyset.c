@@ -1,22 +1,14 @@
-/* keyset.c — hash set of written (doc, block) keys (see keyset.h). */
+/* keyset.c — hash set of written (doc, inc, block) keys (see keyset.h). */
 #include "clients/rwkvd-sink/keyset.h"
 
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/rng.h"
+
 #define K1 UINT64_C(0x9E3779B97F4A7C15)
 #define K2 UINT64_C(0xC2B2AE3D27D4EB4F)
 #define ARENA_CHUNK 65536
-
-static uint64_t mix(uint64_t x) /* splitmix64's finalizer */
-{
-    x ^= x >> 30;
-    x *= UINT64_C(0xbf58476d1ce4e5b9);
-    x ^= x >> 27;
-    x *= UINT64_C(0x94d049bb133111eb);
-    x ^= x >> 31;
-    return x;
-}
 
 static uint64_t load64(const uint8_t *p)
 {
@@ -43,11 +35,12 @@ uint64_t hash64(const void *data, size_t n, uint64_t seed)
     memcpy(tail, p, n);
     a ^= load64(tail) * K2;
     b ^= load64(tail + 8) * K1;
-    return mix(a ^ mix(b + n));
+    return rwkv_mix64(a ^ rwkv_mix64(b + n));
 }
 
 typedef struct entry {
     uint64_t key_hash;  /* 0 = empty slot (real hashes are forced non-zero) */
+    uint64_t inc;
     uint64_t block;
     uint64_t msg_hash;
     const uint8_t *doc;
@@ -96,13 +89,13 @@ void keyset_free(keyset *s)
     free(s);
 }
 
-static uint64_t key_hash(const uint8_t *doc, size_t doc_len, uint64_t block)
+static uint64_t key_hash(const uint8_t *doc, size_t doc_len, uint64_t inc, uint64_t block)
 {
-    uint64_t h = hash64(doc, doc_len, block);
+    uint64_t h = hash64(doc, doc_len, block ^ (inc * UINT64_C(0x9E3779B97F4A7C15)));
     return h ? h : 1;
 }
 
-static size_t probe(const keyset *s, uint64_t h, const uint8_t *doc, size_t doc_len,
+static size_t probe(const keyset *s, uint64_t h, const uint8_t *doc, size_t doc_len, uint64_t inc,
                     uint64_t block)
 {
     size_t mask = s->cap - 1;
@@ -110,16 +103,17 @@ static size_t probe(const keyset *s, uint64_t h, const uint8_t *doc, size_t doc_
         const entry *e = &s->slots[i];
         if (e->key_hash == 0)
             return i;
-        if (e->key_hash == h && e->block == block && e->doc_len == doc_len &&
+        if (e->key_hash == h && e->block == block && e->inc == inc && e->doc_len == doc_len &&
             memcmp(e->doc, doc, doc_len) == 0)
             return i;
     }
 }
 
-int keyset_find(const keyset *s, const uint8_t *doc, size_t doc_len, uint64_t block,
-                uint64_t *msg_hash, bool *has_hash)
+int keyset_find(const keyset *s, const uint8_t *doc, size_t doc_len, uint64_t inc,
+                uint64_t block, uint64_t *msg_hash, bool *has_hash)
 {
-    const entry *e = &s->slots[probe(s, key_hash(doc, doc_len, block), doc, doc_len, block)];
+    const entry *e =
+        &s->slots[probe(s, key_hash(doc, doc_len, inc, block), doc, doc_len, inc, block)];
     if (e->key_hash == 0)
         return 0;
     if (msg_hash)
@@ -166,21 +160,22 @@ static const uint8_t *arena_copy(keyset *s, const uint8_t *doc, size_t n)
     return p;
 }
 
-int keyset_add(keyset *s, const uint8_t *doc, size_t doc_len, uint64_t block, uint64_t msg_hash,
-               bool has_hash)
+int keyset_add(keyset *s, const uint8_t *doc, size_t doc_len, uint64_t inc, uint64_t block,
+               uint64_t msg_hash, bool has_hash)
 {
     if (doc_len > 0xFFFF)
         return -1;
     if ((s->count + 1) * 10 > s->cap * 7 && grow(s) != 0)
         return -1;
-    uint64_t h = key_hash(doc, doc_len, block);
-    size_t i = probe(s, h, doc, doc_len, block);
+    uint64_t h = key_hash(doc, doc_len, inc, block);
+    size_t i = probe(s, h, doc, doc_len, inc, block);
     if (s->slots[i].key_hash != 0)
         return 0; /* already present: nothing to do */
     const uint8_t *copy = arena_copy(s, doc, doc_len);
     if (!copy && doc_len)
         return -1;
-    s->slots[i] = (entry){.key_hash = h, .block = block, .msg_hash = msg_hash, .doc = copy,
+    s->slots[i] = (entry){.key_hash = h, .inc = inc, .block = block, .msg_hash = msg_hash,
+                          .doc = copy,
                           .doc_len = (uint16_t)doc_len, .has_hash = has_hash};
     s->count++;
     return 0;

@@ -1,5 +1,7 @@
 /* keyset.h — the set of outputs already written, for deduplication:
- * key (doc bytes, block number) — KEYSET_FINAL stands for "final" — mapped
+ * key (doc bytes, incarnation, block number) — KEYSET_FINAL stands for
+ * "final"; the incarnation is the output's `inc`, 0 when absent (PROTOCOL.md
+ * §8.4), so a dropped and reused document id is a new document — mapped
  * to a 64-bit hash of the message bytes first written under it (for
  * --verify-identical).
  *
@@ -16,6 +18,9 @@
 #include <stdint.h>
 
 #define KEYSET_FINAL UINT64_MAX
+/* A segments output (PROTOCOL.md §4.6) after block b is keyed b | this bit
+ * (block numbers stay below 2^63). */
+#define KEYSET_SEGMENTS_BIT (UINT64_C(1) << 63)
 
 typedef struct keyset keyset;
 
@@ -26,14 +31,14 @@ void keyset_free(keyset *s);
 
 /* 1 when the key is present (*msg_hash, *has_hash filled when not NULL),
  * 0 when absent. */
-int keyset_find(const keyset *s, const uint8_t *doc, size_t doc_len, uint64_t block,
-                uint64_t *msg_hash, bool *has_hash);
+int keyset_find(const keyset *s, const uint8_t *doc, size_t doc_len, uint64_t inc,
+                uint64_t block, uint64_t *msg_hash, bool *has_hash);
 
 /* Adds a key that is not present yet (has_hash false: its hash is unknown,
  * e.g. a record written by an older sink).  0, or -1 when out of memory
  * (the set is unchanged). */
-int keyset_add(keyset *s, const uint8_t *doc, size_t doc_len, uint64_t block, uint64_t msg_hash,
-               bool has_hash);
+int keyset_add(keyset *s, const uint8_t *doc, size_t doc_len, uint64_t inc, uint64_t block,
+               uint64_t msg_hash, bool has_hash);
 
 size_t keyset_count(const keyset *s);
 

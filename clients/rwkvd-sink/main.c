@@ -5,7 +5,7 @@
  * burst costs one flush, and a quiet socket never leaves lines in a buffer.
  * Each message is pre-scanned (core/mp_scan.h: outputs are untrusted
  * bytes too), unpacked, classified (render.h), and
- *   - block / final: looked up by (doc, block) / (doc, "final") in the key
+ *   - block / final: looked up by (doc, inc, block) / (doc, inc, "final") in the key
  *     set; a duplicate is dropped (and with --verify-identical its hash64 is
  *     compared with the first copy's); a new one is written, then added;
  *   - error / ack: written as records and reported on stderr;
@@ -28,7 +28,9 @@
 #include "clients/rwkvd-sink/reload.h"
 #include "clients/rwkvd-sink/render.h"
 #include "clients/rwkvd-sink/sink.h"
+#include "clients/rwkvd-sink/top.h"
 #include "core/mp_scan.h"
+#include "daemon/wire/curve_client.h"
 
 #define OUT_BUFFER (1 << 20)
 
@@ -36,13 +38,14 @@ typedef struct sink {
     const sink_config *cfg;
     FILE *out;             /* JSONL destination (NULL in raw mode) */
     keyset *keys;
+    seg_top *top;          /* --segments-top, else NULL */
     tbuf line;
     tbuf note;             /* stderr lines */
     uint64_t finals;       /* distinct final outputs written (or reloaded) */
     uint64_t written, duplicates, differing, undecodable, messages;
 } sink;
 
-static volatile sig_atomic_t stop_signal;
+static volatile int stop_signal; /* set by the handler; sig_atomic_t is int here */
 
 static void on_signal(int sig) { stop_signal = sig; }
 
@@ -136,15 +139,21 @@ static int write_record(sink *s, const msgpack_object *root, const out_info *inf
                         uint64_t h)
 {
     const sink_config *cfg = s->cfg;
-    char stem[32];
+    char stem[64];
     render_blob blobs[RENDER_MAX_BLOBS];
     size_t n_blobs = 0;
     bool raw = cfg->raw && info->has_doc && keyed;
     if (raw) {
+        /* a later incarnation of the id (PROTOCOL.md §8.4) gets its own names */
+        char inc[24] = "";
+        if (info->inc > 0)
+            snprintf(inc, sizeof inc, "i%llu.", (unsigned long long)info->inc);
         if (info->type == OUT_FINAL)
-            snprintf(stem, sizeof stem, "final");
+            snprintf(stem, sizeof stem, "%sfinal", inc);
+        else if (info->type == OUT_SEGMENTS)
+            snprintf(stem, sizeof stem, "%ssegments.%llu", inc, (unsigned long long)info->block);
         else
-            snprintf(stem, sizeof stem, "%llu", (unsigned long long)info->block);
+            snprintf(stem, sizeof stem, "%s%llu", inc, (unsigned long long)info->block);
     }
     s->line.len = 0;
     render_record(&s->line, root, info, raw ? stem : NULL, blobs, &n_blobs);
@@ -201,13 +210,16 @@ static int handle(sink *s, const uint8_t *p, size_t len)
              (unsigned long long)s->messages, len, err.msg);
         goto out;
     }
-    bool keyed = info.type == OUT_BLOCK || info.type == OUT_FINAL;
+    bool keyed = info.type == OUT_BLOCK || info.type == OUT_FINAL || info.type == OUT_SEGMENTS;
     uint64_t h = hash64(p, len, 0);
     if (keyed) {
-        uint64_t key_block = info.type == OUT_FINAL ? KEYSET_FINAL : info.block;
+        uint64_t key_block = info.type == OUT_FINAL      ? KEYSET_FINAL
+                             : info.type == OUT_SEGMENTS ? info.block | KEYSET_SEGMENTS_BIT
+                                                         : info.block;
         uint64_t first;
         bool has_first;
-        if (keyset_find(s->keys, info.doc, info.doc_len, key_block, &first, &has_first)) {
+        if (keyset_find(s->keys, info.doc, info.doc_len, info.inc, key_block, &first,
+                        &has_first)) {
             s->duplicates++;
             if (s->cfg->verify && has_first && first != h) {
                 s->differing++;
@@ -216,6 +228,9 @@ static int handle(sink *s, const uint8_t *p, size_t len)
                 char what[96];
                 if (info.type == OUT_FINAL)
                     snprintf(what, sizeof what, " final");
+                else if (info.type == OUT_SEGMENTS)
+                    snprintf(what, sizeof what, " segments after block %llu",
+                             (unsigned long long)info.block);
                 else
                     snprintf(what, sizeof what, " block %llu", (unsigned long long)info.block);
                 tbuf_puts(&s->note, what);
@@ -231,7 +246,7 @@ static int handle(sink *s, const uint8_t *p, size_t len)
             rc = -1;
             goto out;
         }
-        if (keyset_add(s->keys, info.doc, info.doc_len, key_block, h, true) != 0) {
+        if (keyset_add(s->keys, info.doc, info.doc_len, info.inc, key_block, h, true) != 0) {
             fail("out of memory for the set of written outputs");
             rc = -1;
             goto out;
@@ -239,6 +254,12 @@ static int handle(sink *s, const uint8_t *p, size_t len)
         s->written++;
         if (info.type == OUT_FINAL)
             s->finals++;
+        if (info.type == OUT_SEGMENTS && s->top &&
+            seg_top_offer(s->top, info.doc, info.doc_len, &u.data) != 0) {
+            fail("out of memory for --segments-top");
+            rc = -1;
+            goto out;
+        }
     } else {
         if (write_record(s, &u.data, &info, false, h) != 0) {
             rc = -1;
@@ -291,10 +312,31 @@ static int open_output(sink *s)
     return 0;
 }
 
+static int nats_msg(void *ctx, const uint8_t *p, size_t n)
+{
+    return handle(ctx, p, n);
+}
+
+static int nats_batch(void *ctx)
+{
+    return flush_out(ctx);
+}
+
+static bool nats_done(void *ctx)
+{
+    sink *s = ctx;
+    return s->cfg->until_final && s->finals >= s->cfg->until_final;
+}
+
 static int run(sink *s)
 {
     const sink_config *cfg = s->cfg;
     int rc = SINK_FAIL;
+    if (cfg->nats) {
+        rc = nats_done(s) ? SINK_OK
+                          : sink_nats_run(cfg, nats_msg, nats_batch, nats_done, s, &stop_signal);
+        return flush_out(s) != 0 ? SINK_FAIL : rc;
+    }
     void *zctx = zmq_ctx_new(), *pull = NULL;
     if (!zctx)
         return fail("zmq context: %s", zmq_strerror(errno));
@@ -304,9 +346,19 @@ static int run(sink *s)
         fail("emit socket: %s", zmq_strerror(errno));
         goto out;
     }
-    if (zmq_connect(pull, cfg->emit) != 0) {
-        fail("emit endpoint %s: %s", cfg->emit, zmq_strerror(errno));
-        goto out;
+    {
+        rwkvd_curve_client curve;
+        rwkv_error err;
+        /* a refused key or a wrong server key is otherwise a sink that
+         * silently never receives anything */
+        int crc = rwkvd_curve_client_load(cfg->curve_server_key, cfg->curve_key, &curve, &err);
+        if (crc == 0)
+            crc = rwkvd_curve_client_connect(&curve, zctx, pull, cfg->emit, "emit", 3000, &err);
+        memset(&curve, 0, sizeof curve);
+        if (crc != 0) {
+            fail("%s", err.msg);
+            goto out;
+        }
     }
     if (cfg->until_final && s->finals >= cfg->until_final) {
         rc = SINK_OK;
@@ -391,8 +443,11 @@ int main(int argc, char **argv)
     sink s;
     memset(&s, 0, sizeof s);
     s.cfg = &cfg;
-    if (!(s.keys = keyset_new()))
+    if (!(s.keys = keyset_new()) ||
+        (cfg.segments_top && !(s.top = seg_top_new((size_t)cfg.segments_top)))) {
+        keyset_free(s.keys);
         return fail("out of memory");
+    }
     rc = open_output(&s) == 0 ? run(&s) : SINK_FAIL;
     if (s.out && s.out != stdout && fclose(s.out) != 0 && rc == SINK_OK)
         rc = fail("%s: close: %s", cfg.out, strerror(errno));
@@ -404,6 +459,9 @@ int main(int argc, char **argv)
                 (unsigned long long)s.written, (unsigned long long)s.duplicates,
                 s.differing ? ", SOME DIFFERED from the first copy" : "",
                 s.undecodable ? ", some could not be decoded" : "");
+    if (s.top && !fatal)
+        seg_top_print(s.top, stderr);
+    seg_top_free(s.top);
     keyset_free(s.keys);
     tbuf_free(&s.line);
     tbuf_free(&s.note);

@@ -1,6 +1,7 @@
 /* raw.h — rwkvd-sink's raw output directory: per document a directory
  * DIR/<doc-hex>/ holding, per output, the vectors as raw little-endian
- * files (<stem>.embedding.f32, ...; stem = block number or "final") and
+ * files (<stem>.embedding.f32, ...; stem = block number or "final", prefixed
+ * "i<inc>." for a later incarnation of the id, PROTOCOL.md §8.4) and
  * <stem>.json with every other field (render.h's record with the vectors
  * replaced by {"file", "n"}).
  *

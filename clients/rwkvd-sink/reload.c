@@ -81,6 +81,22 @@ static int parse_jhex(cursor *c, uint8_t *out, size_t cap, size_t *n)
     return lit(c, "\"}") ? 0 : -1;
 }
 
+/* Decimal digits at c (at least one) below 2^64-1 into *out. */
+static int parse_count(cursor *c, const char *what, uint64_t *out, rwkv_error *err)
+{
+    if (c->p >= c->end || *c->p < '0' || *c->p > '9')
+        return rwkv_fail(err, "\"%s\" is not a number", what);
+    uint64_t v = 0;
+    while (c->p < c->end && *c->p >= '0' && *c->p <= '9') {
+        unsigned d = (unsigned)(*c->p++ - '0');
+        if (v > (UINT64_MAX - 1 - d) / 10)
+            return rwkv_fail(err, "\"%s\" number too large", what);
+        v = v * 10 + d;
+    }
+    *out = v;
+    return 0;
+}
+
 int record_parse(const char *line, size_t len, record_key *k, rwkv_error *err)
 {
     cursor c = {line, line + len};
@@ -98,7 +114,8 @@ int record_parse(const char *line, size_t len, record_key *k, rwkv_error *err)
     }
     bool block = type_len == 5 && memcmp(type, "block", 5) == 0;
     bool final = type_len == 5 && memcmp(type, "final", 5) == 0;
-    if (!block && !final)
+    bool segs = type_len == 8 && memcmp(type, "segments", 8) == 0;
+    if (!block && !final && !segs)
         return 0;
     if (!lit(&c, ",\"doc\":"))
         return rwkv_fail(err, "\"doc\" does not follow \"type\"");
@@ -107,17 +124,17 @@ int record_parse(const char *line, size_t len, record_key *k, rwkv_error *err)
     if (rc != 0 || k->doc_len == 0)
         return rwkv_fail(err, "bad \"doc\" (not 1..256 bytes as a string or {\"hex\":...})");
     k->block = KEYSET_FINAL;
-    if (block) {
-        if (!lit(&c, ",\"block\":") || c.p >= c.end || *c.p < '0' || *c.p > '9')
+    if (lit(&c, ",\"inc\":") && parse_count(&c, "inc", &k->inc, err) != 0)
+        return -1;
+    if (block || segs) {
+        if (!lit(&c, ",\"block\":"))
             return rwkv_fail(err, "\"block\" does not follow \"doc\"");
-        uint64_t v = 0;
-        while (c.p < c.end && *c.p >= '0' && *c.p <= '9') {
-            unsigned d = (unsigned)(*c.p++ - '0');
-            if (v > (UINT64_MAX - 1 - d) / 10)
-                return rwkv_fail(err, "\"block\" number too large");
-            v = v * 10 + d;
-        }
-        k->block = v;
+        uint64_t v;
+        if (parse_count(&c, "block", &v, err) != 0)
+            return -1;
+        if (segs && v >= KEYSET_SEGMENTS_BIT)
+            return rwkv_fail(err, "segments \"block\" number too large");
+        k->block = segs ? v | KEYSET_SEGMENTS_BIT : v;
     }
     k->keyed = true;
     /* ,"msg_hash":"<16 hex>"} at the very end (absent in older records). */
@@ -143,9 +160,9 @@ int record_parse(const char *line, size_t len, record_key *k, rwkv_error *err)
 
 static int add_key(keyset *ks, const record_key *k, uint64_t *finals, rwkv_error *err)
 {
-    if (keyset_find(ks, k->doc, k->doc_len, k->block, NULL, NULL))
+    if (keyset_find(ks, k->doc, k->doc_len, k->inc, k->block, NULL, NULL))
         return 0; /* a duplicate in the file itself: harmless */
-    if (keyset_add(ks, k->doc, k->doc_len, k->block, k->msg_hash, k->has_hash) != 0)
+    if (keyset_add(ks, k->doc, k->doc_len, k->inc, k->block, k->msg_hash, k->has_hash) != 0)
         return rwkv_fail(err, "out of memory");
     if (k->block == KEYSET_FINAL)
         (*finals)++;

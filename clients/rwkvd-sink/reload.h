@@ -29,6 +29,7 @@ typedef struct record_key {
     bool keyed;                  /* a block or final record */
     uint8_t doc[RWKVD_DOC_MAX];
     size_t doc_len;
+    uint64_t inc;                /* "inc" after "doc"; 0 when absent */
     uint64_t block;              /* KEYSET_FINAL for final */
     bool has_hash;
     uint64_t msg_hash;

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "clients/rwkvd-sink/keyset.h"
 #include "core/msg_decode.h"
 #include "core/utf8.h"
 
@@ -348,6 +349,10 @@ int render_classify(const msgpack_object *root, out_info *info, rwkv_error *err)
         } else if (key_is(k, "block") && v->type == MSGPACK_OBJECT_POSITIVE_INTEGER) {
             has_block = true;
             info->block = v->via.u64;
+        } else if (key_is(k, "inc")) {
+            if (v->type != MSGPACK_OBJECT_POSITIVE_INTEGER)
+                return rwkv_fail(err, "output field \"inc\" is not a non-negative integer");
+            info->inc = v->via.u64;
         } else if (key_is(k, "seq") && v->type == MSGPACK_OBJECT_POSITIVE_INTEGER) {
             info->has_seq = true;
             info->seq = v->via.u64;
@@ -388,6 +393,8 @@ int render_classify(const msgpack_object *root, out_info *info, rwkv_error *err)
         info->type = OUT_ERROR;
     else if (key_is(type, "ack"))
         info->type = OUT_ACK;
+    else if (key_is(type, "segments"))
+        info->type = OUT_SEGMENTS;
     else
         info->type = OUT_OTHER;
     if ((info->type == OUT_BLOCK || info->type == OUT_FINAL) &&
@@ -398,13 +405,18 @@ int render_classify(const msgpack_object *root, out_info *info, rwkv_error *err)
         return rwkv_fail(err, "block output without an integer \"block\"");
     if (info->type == OUT_BLOCK && info->block == UINT64_MAX)
         return rwkv_fail(err, "block output with block number 2^64-1");
+    if (info->type == OUT_SEGMENTS &&
+        (!info->has_doc || info->doc_len < 1 || info->doc_len > RWKVD_DOC_MAX || !has_block ||
+         info->block >= KEYSET_SEGMENTS_BIT))
+        return rwkv_fail(err, "segments output without a str or bin \"doc\" of 1..%d bytes "
+                         "and an integer \"block\" below 2^63", RWKVD_DOC_MAX);
     return 0;
 }
 
 void render_record(tbuf *b, const msgpack_object *root, const out_info *info,
                    const char *raw_stem, render_blob *blobs, size_t *n_blobs)
 {
-    static const char *const skip[] = {"type", "doc", "block"};
+    static const char *const skip[] = {"type", "doc", "inc", "block"};
     raw_ctx raw = {.stem = raw_stem, .blobs = blobs, .n_blobs = n_blobs};
     if (n_blobs)
         *n_blobs = 0;
@@ -419,10 +431,14 @@ void render_record(tbuf *b, const msgpack_object *root, const out_info *info,
         render_bytes_as_text(b, info->doc, info->doc_len);
     else
         tbuf_puts(b, "null");
-    size_t n_skip = 2;
-    if (info->type == OUT_BLOCK) {
+    /* the key fields first, in a fixed order reload.c reads back: doc, then
+     * inc (only when above 0), then block */
+    if (info->inc > 0)
+        putf(b, ",\"inc\":%llu", (unsigned long long)info->inc);
+    size_t n_skip = 3;
+    if (info->type == OUT_BLOCK || info->type == OUT_SEGMENTS) {
         putf(b, ",\"block\":%llu", (unsigned long long)info->block);
-        n_skip = 3;
+        n_skip = 4;
     }
     put_entries(b, root, false, true, skip, n_skip, false, &raw);
 }

@@ -43,14 +43,15 @@ void tbuf_puts(tbuf *b, const char *s);
 void tbuf_free(tbuf *b);
 
 /* The fields of an output that the sink acts on. */
-typedef enum out_type { OUT_BLOCK, OUT_FINAL, OUT_ERROR, OUT_ACK, OUT_OTHER } out_type;
+typedef enum out_type { OUT_BLOCK, OUT_FINAL, OUT_ERROR, OUT_ACK, OUT_SEGMENTS, OUT_OTHER } out_type;
 
 typedef struct out_info {
     out_type type;
     bool has_doc;                 /* doc is str or bin (not nil/absent) */
     const uint8_t *doc;           /* points into the msgpack object */
     size_t doc_len;
-    uint64_t block;               /* OUT_BLOCK */
+    uint64_t block;               /* OUT_BLOCK, OUT_SEGMENTS (below 2^63) */
+    uint64_t inc;                 /* the document's incarnation ("inc"; 0 when absent) */
     /* for the stderr line of errors and acks (absent: has_* false) */
     bool has_seq, has_next_seq, has_expected_seq;
     uint64_t seq, next_seq, expected_seq;

@@ -16,7 +16,7 @@
 
 static int warm_up(rwkv_engine *e, rwkv_error *err)
 {
-    const rwkv_model *m = e->model;
+    const rwkv_model *m = rwkv_engine_model(e);
     rwkv_state *st = rwkv_state_new(m);
     float *logits = malloc((size_t)m->info.vocab_size * sizeof(float));
     uint32_t toks[5] = {0, 0, 0, 0, 0};
@@ -59,8 +59,9 @@ rwkv_engine *rwkv_engine_new_opts(const rwkv_model *m, const rwkv_engine_opts *o
     rwkv_engine *e = rwkv_engine_new(m, o->n_threads, err);
     if (!e || p == RWKV_PRECISION_FP32)
         return e;
+    rwkv_cpu *ctx = rwkv_engine_cpu(e);
     rwkv_lowp_weights *w = rwkv_lowp_weights_acquire(m, p);
-    rwkv_lowp_ctx *lc = w ? rwkv_lowp_ctx_new(w, e->n_threads) : NULL;
+    rwkv_lowp_ctx *lc = w ? rwkv_lowp_ctx_new(w, ctx->n_threads) : NULL;
     if (!lc) {
         rwkv_engine_free(e);
         rwkv_fail(err, "engine: cannot set up %s products (out of memory, or oneDNN failed "
@@ -68,9 +69,9 @@ rwkv_engine *rwkv_engine_new_opts(const rwkv_model *m, const rwkv_engine_opts *o
                   rwkv_precision_name(p));
         return NULL;
     }
-    rwkv_matmul_scratch_set_lowp(e->mm, lc);
-    e->precision = p;
-    snprintf(e->device, sizeof e->device, "cpu (%d threads, %s)", e->n_threads,
+    rwkv_matmul_scratch_set_lowp(ctx->mm, lc);
+    ctx->precision = p;
+    snprintf(ctx->device, sizeof ctx->device, "cpu (%d threads, %s)", ctx->n_threads,
              rwkv_precision_name(p));
     if (warm_up(e, err) != 0 || rwkv_lowp_weights_failed(w)) {
         if (rwkv_lowp_weights_failed(w))
@@ -84,5 +85,6 @@ rwkv_engine *rwkv_engine_new_opts(const rwkv_model *m, const rwkv_engine_opts *o
 
 rwkv_precision rwkv_engine_precision(const rwkv_engine *e)
 {
-    return e->precision;
+    const rwkv_cpu *cpu = rwkv_engine_cpu(e);
+    return cpu ? cpu->precision : RWKV_PRECISION_FP32;
 }

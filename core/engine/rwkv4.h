@@ -27,7 +27,7 @@ enum { RWKV4_X_PREV, RWKV4_AA, RWKV4_BB, RWKV4_PP, RWKV4_FFN_X_PREV, RWKV4_STATE
 #define RWKV4_PP_INIT (-1e30f)
 
 size_t rwkv4_scratch_floats(const struct rwkv_model *m, int M);
-void rwkv4_layer_forward(struct rwkv_engine *e, int layer, const struct rwkv_batch *b, float *x,
+void rwkv4_layer_forward(struct rwkv_cpu *e, int layer, const struct rwkv_batch *b, float *x,
                          float *scratch);
 
 #endif

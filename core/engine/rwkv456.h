@@ -39,7 +39,7 @@ size_t rwkv_cmix_scratch_per_row(int C, int F);
 
 /* x += ChannelMix(LN(x; ln2)) over the batch; ffn_x_prev of each state is
  * at `state_off` floats. */
-void rwkv_cmix_forward(rwkv_engine *e, const rwkv_batch *b, const rwkv_cmix *f, int C, int F,
+void rwkv_cmix_forward(rwkv_cpu *e, const rwkv_batch *b, const rwkv_cmix *f, int C, int F,
                        size_t state_off, float *x, float *scratch);
 
 /* ---- v5/v6 attention core ---- */
@@ -73,7 +73,7 @@ size_t rwkv56_att_scratch_per_row(int C);
 
 /* x += TimeMix core over the batch; att_kv of each state is at
  * `kv_off` floats ([H][N][N], S[h][key][value]). */
-void rwkv56_att_forward(rwkv_engine *e, const rwkv_batch *b, const rwkv56_att *a, int C, int H,
+void rwkv56_att_forward(rwkv_cpu *e, const rwkv_batch *b, const rwkv56_att *a, int C, int H,
                         int N, size_t kv_off, const rwkv56_inputs *in, float *x, float *scratch);
 
 /* One head over T tokens (rows of stride ld in r, k, v, y; the decay rows

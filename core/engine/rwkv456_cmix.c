@@ -61,7 +61,7 @@ static void out_rows(void *arg, int m0, int m1)
     gated_add(c->x + o, c->r + o, c->vo + o, (m1 - m0) * c->C);
 }
 
-void rwkv_cmix_forward(rwkv_engine *e, const rwkv_batch *b, const rwkv_cmix *f, int C, int F,
+void rwkv_cmix_forward(rwkv_cpu *e, const rwkv_batch *b, const rwkv_cmix *f, int C, int F,
                        size_t state_off, float *x, float *scratch)
 {
     size_t MC = (size_t)b->M * C;

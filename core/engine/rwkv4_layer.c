@@ -74,7 +74,7 @@ static void wkv_task(void *arg, int task, int thread)
          c->ly->decay + c0, c->ly->first + c0, c->r + o, c->k + o, c->v + o, c->y + o);
 }
 
-void rwkv4_layer_forward(rwkv_engine *e, int layer, const rwkv_batch *b, float *x, float *scratch)
+void rwkv4_layer_forward(rwkv_cpu *e, int layer, const rwkv_batch *b, float *x, float *scratch)
 {
     const rwkv_model *m = e->model;
     const rwkv4_weights *w = m->layers;

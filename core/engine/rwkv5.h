@@ -23,7 +23,7 @@ typedef struct rwkv5_weights {
 } rwkv5_weights;
 
 size_t rwkv5_scratch_floats(const struct rwkv_model *m, int M);
-void rwkv5_layer_forward(struct rwkv_engine *e, int layer, const struct rwkv_batch *b, float *x,
+void rwkv5_layer_forward(struct rwkv_cpu *e, int layer, const struct rwkv_batch *b, float *x,
                          float *scratch);
 
 #endif

@@ -98,7 +98,7 @@ static void norm_rows(void *arg, int m0, int m1)
     }
 }
 
-void rwkv56_att_forward(rwkv_engine *e, const rwkv_batch *b, const rwkv56_att *a, int C, int H,
+void rwkv56_att_forward(rwkv_cpu *e, const rwkv_batch *b, const rwkv56_att *a, int C, int H,
                         int N, size_t kv_off, const rwkv56_inputs *in, float *x, float *scratch)
 {
     size_t MC = (size_t)b->M * C;

@@ -12,7 +12,7 @@ size_t rwkv5_scratch_floats(const rwkv_model *m, int M)
     return (tmix > cmix ? tmix : cmix) * (size_t)M;
 }
 
-void rwkv5_layer_forward(rwkv_engine *e, int layer, const rwkv_batch *b, float *x, float *scratch)
+void rwkv5_layer_forward(rwkv_cpu *e, int layer, const rwkv_batch *b, float *x, float *scratch)
 {
     const rwkv_model *m = e->model;
     const rwkv5_weights *w = m->layers;

@@ -30,7 +30,7 @@ typedef struct rwkv6_weights {
 } rwkv6_weights;
 
 size_t rwkv6_scratch_floats(const struct rwkv_model *m, int M);
-void rwkv6_layer_forward(struct rwkv_engine *e, int layer, const struct rwkv_batch *b, float *x,
+void rwkv6_layer_forward(struct rwkv_cpu *e, int layer, const struct rwkv_batch *b, float *x,
                          float *scratch);
 
 #endif

@@ -76,7 +76,7 @@ static void decay_rows(void *arg, int m0, int m1)
         decay(c->ly->time_decay, c->w + (size_t)m * c->C, c->C);
 }
 
-void rwkv6_layer_forward(rwkv_engine *e, int layer, const rwkv_batch *b, float *x, float *scratch)
+void rwkv6_layer_forward(rwkv_cpu *e, int layer, const rwkv_batch *b, float *x, float *scratch)
 {
     const rwkv_model *m = e->model;
     const rwkv6_weights *wts = m->layers;

@@ -41,12 +41,23 @@ static inline size_t rwkv7_layer_state_floats(int C, int H, int N)
 void rwkv7_wkv_head(float *S, int N, int T, int ld, const float *r, const float *w,
                     const float *k, const float *v, const float *kk, const float *a, float *y);
 
-struct rwkv_engine;
+/* The per-token arithmetic around the recurrence, one row of C = H*N
+ * channels (also the references the CUDA kernel tests compare against).
+ * prepare: a, w (decay), kk (normalised removal key), k (modified key) in
+ * place, and the value residual: first_layer keeps v as vfirst, later layers
+ * mix v towards vfirst by vm.  output: y = GroupNorm(y) + the current
+ * token's bonus, times the gate g, in place. */
+void rwkv7_prepare_row(const rwkv7_layer *ly, int first_layer, int H, int N, float *w, float *a,
+                       float *k, float *kk, float *v, float *vfirst, const float *vm);
+void rwkv7_output_row(const rwkv7_layer *ly, int H, int N, float *y, const float *r,
+                      const float *k, const float *v, const float *g);
+
+struct rwkv_cpu;
 struct rwkv_batch;
 struct rwkv_model;
 /* The arch hooks (rwkv7_layer.c). */
 size_t rwkv7_scratch_floats(const struct rwkv_model *m, int M);
-void rwkv7_layer_forward(struct rwkv_engine *e, int layer, const struct rwkv_batch *b, float *x,
+void rwkv7_layer_forward(struct rwkv_cpu *e, int layer, const struct rwkv_batch *b, float *x,
                          float *scratch);
 
 #endif

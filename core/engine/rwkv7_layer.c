@@ -116,18 +116,25 @@ static void l2_normalize_heads(float *kk, int H, int N)
     }
 }
 
+void rwkv7_prepare_row(const rwkv7_layer *ly, int first_layer, int H, int N, float *w, float *a,
+                       float *k, float *kk, float *v, float *vfirst, const float *vm)
+{
+    int C = H * N;
+    decay_gate_rows(ly, w, a, k, kk, C);
+    l2_normalize_heads(kk, H, N);
+    if (first_layer)
+        memcpy(vfirst, v, (size_t)C * sizeof(float));
+    else
+        value_residual(ly->v0, vfirst, vm, v, C);
+}
+
 static void elementwise_rows(void *arg, int m0, int m1)
 {
     v7 *c = arg;
-    const rwkv7_layer *ly = c->ly;
     for (int m = m0; m < m1; m++) {
         size_t o = (size_t)m * c->C;
-        decay_gate_rows(ly, c->w + o, c->a + o, c->k + o, c->kk + o, c->C);
-        l2_normalize_heads(c->kk + o, c->H, c->N);
-        if (c->layer == 0)
-            memcpy(c->vfirst + o, c->v + o, (size_t)c->C * sizeof(float));
-        else
-            value_residual(ly->v0, c->vfirst + o, c->vm + o, c->v + o, c->C);
+        rwkv7_prepare_row(c->ly, c->layer == 0, c->H, c->N, c->w + o, c->a + o, c->k + o,
+                          c->kk + o, c->v + o, c->vfirst + o, c->vm + o);
     }
 }
 
@@ -153,23 +160,25 @@ static float dot3(const float *a, const float *b, const float *d, int n)
     return s;
 }
 
+void rwkv7_output_row(const rwkv7_layer *ly, int H, int N, float *y, const float *r,
+                      const float *k, const float *v, const float *g)
+{
+    rwkv_groupnorm(y, y, H, N, ly->lnx_w, ly->lnx_b, GN_EPS);
+    for (int h = 0; h < H; h++) {
+        size_t ho = (size_t)h * N;
+        float bonus = dot3(r + ho, k + ho, ly->r_k + ho, N);
+        for (int j = 0; j < N; j++)
+            y[ho + j] += bonus * v[ho + j];
+    }
+    rwkv_mul_inplace(y, g, H * N);
+}
+
 static void output_rows(void *arg, int m0, int m1)
 {
     v7 *c = arg;
-    const rwkv7_layer *ly = c->ly;
-    int N = c->N;
     for (int m = m0; m < m1; m++) {
         size_t o = (size_t)m * c->C;
-        float *y = c->y + o;
-        rwkv_groupnorm(y, y, c->H, N, ly->lnx_w, ly->lnx_b, GN_EPS);
-        for (int h = 0; h < c->H; h++) {
-            size_t ho = (size_t)h * N;
-            float bonus = dot3(c->r + o + ho, c->k + o + ho, ly->r_k + ho, N);
-            const float *v = c->v + o + ho;
-            for (int j = 0; j < N; j++)
-                y[ho + j] += bonus * v[j];
-        }
-        rwkv_mul_inplace(y, c->g + o, c->C);
+        rwkv7_output_row(c->ly, c->H, c->N, c->y + o, c->r + o, c->k + o, c->v + o, c->g + o);
     }
 }
 
@@ -179,7 +188,7 @@ static void relu_sq_rows(void *arg, int m0, int m1)
     rwkv_relu_sq_inplace(c->hid + (size_t)m0 * c->F, (m1 - m0) * c->F);
 }
 
-void rwkv7_layer_forward(rwkv_engine *e, int layer, const rwkv_batch *b, float *x, float *scratch)
+void rwkv7_layer_forward(rwkv_cpu *e, int layer, const rwkv_batch *b, float *x, float *scratch)
 {
     const rwkv_model *m = e->model;
     v7 c = {.m = m, .wts = m->layers, .b = b, .layer = layer, .C = m->info.n_embd,

@@ -25,7 +25,9 @@ struct rwkv_state {
     int host_stale; /* the device copy is newer than data */
 };
 
-void rwkv_state_drop_device(rwkv_state *s)
+/* Frees the state's device copy, if any (the host array is then the only
+ * copy; callers bring it home first when the device copy is newer). */
+static void rwkv_state_drop_device(rwkv_state *s)
 {
     if (s->dev)
         s->dev_ops->state_free(s->dev_ctx, s->dev);

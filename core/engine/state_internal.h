@@ -17,8 +17,4 @@ float *rwkv_state_host(rwkv_state *s, rwkv_error *err);
 void *rwkv_state_device(rwkv_state *s, const rwkv_backend_ops *ops, void *ctx,
                         rwkv_error *err);
 
-/* Frees every state's device copy held for ctx... cannot be enumerated;
- * an engine context being destroyed calls this for the states it knows. */
-void rwkv_state_drop_device(rwkv_state *s);
-
 #endif

@@ -78,7 +78,7 @@ static void shift_rows(void *arg, int m0, int m1)
     }
 }
 
-void rwkv_ln_shift(rwkv_engine *e, const rwkv_batch *b, int C, const float *x, const float *ln_w,
+void rwkv_ln_shift(rwkv_cpu *e, const rwkv_batch *b, int C, const float *x, const float *ln_w,
                    const float *ln_b, size_t state_off, float *xx, const rwkv_shift *sh)
 {
     shift_ctx c = {b, C, x, ln_w, ln_b, state_off, xx, sh};

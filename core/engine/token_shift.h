@@ -38,7 +38,7 @@ typedef struct rwkv_shift {
  * `sh`, then each document's last xx row is written to its state at
  * `state_off` floats (the slot the previous row came from).  x, xx and the
  * outputs are [b->M][C]; xx must not alias x or an output. */
-void rwkv_ln_shift(rwkv_engine *e, const rwkv_batch *b, int C, const float *x, const float *ln_w,
+void rwkv_ln_shift(rwkv_cpu *e, const rwkv_batch *b, int C, const float *x, const float *ln_w,
                    const float *ln_b, size_t state_off, float *xx, const rwkv_shift *sh);
 
 #endif

@@ -47,7 +47,9 @@ static void shape_str(const rwkv_tensor *t, char *buf, size_t cap)
 static const rwkv_tensor *find_v(rwkv_binder *b, const char *fmt, va_list ap, char *name,
                                  size_t cap)
 {
-    vsnprintf(name, cap, fmt, ap);
+    size_t pre = (size_t)snprintf(name, cap, "%s", b->prefix ? b->prefix : "");
+    if (pre < cap)
+        vsnprintf(name + pre, cap - pre, fmt, ap);
     size_t n = rwkv_tensor_file_count(b->f);
     for (size_t i = 0; i < n; i++) {
         const rwkv_tensor *t = rwkv_tensor_file_at(b->f, i);

@@ -7,13 +7,14 @@
 #include "core/engine/matmul.h"
 #include "core/model.h"
 
-struct rwkv_engine;
+struct rwkv_cpu;
 struct rwkv_batch;
 struct rwkv_binder;
 
 /* One generation's code.  Everything the generations share (embedding, final
- * norm, head, outputs, state handling, batching) lives in forward.c and
- * state.c; an arch supplies only what differs. */
+ * norm, head, outputs, state handling, batching) lives in
+ * core/engine/cpu_forward.c, plan.c and state.c; an arch supplies only what
+ * differs. */
 typedef struct rwkv_arch {
     rwkv_generation generation;
     /* Binds this generation's layer weights (m->layers) and fills the shape
@@ -27,9 +28,15 @@ typedef struct rwkv_arch {
     size_t (*scratch_floats)(const struct rwkv_model *m, int M);
     /* Runs layer `layer` over the batch: x [M][C] is the residual stream,
      * updated in place; the batch's states are updated. */
-    void (*layer)(struct rwkv_engine *e, int layer, const struct rwkv_batch *b, float *x,
+    void (*layer)(struct rwkv_cpu *e, int layer, const struct rwkv_batch *b, float *x,
                   float *scratch);
 } rwkv_arch;
+
+/* One EmbeddingRWKV task head (core/embedding.h): float32 copies. */
+typedef struct rwkv_task_head {
+    const float *fc1, *fc2;       /* [C][C], (out, in) */
+    const float *norm_w, *norm_b; /* [C] */
+} rwkv_task_head;
 
 struct rwkv_model {
     rwkv_model_info info;
@@ -39,7 +46,8 @@ struct rwkv_model {
     rwkv_matrix emb;          /* [V][C], stored dtype; ln0 applied per lookup */
     const float *ln0_w, *ln0_b;
     const float *ln_out_w, *ln_out_b;
-    rwkv_matrix head;         /* [V][C] */
+    rwkv_matrix head;         /* [V][C]; rows 0 when info.has_lm_head is 0 */
+    rwkv_task_head task_heads[3]; /* by rwkv_embed_task, where info.embed_tasks says */
     void *layers;             /* the arch's per-layer weights */
     /* float32 copies made at load; freed with the model */
     void **owned;
@@ -51,6 +59,7 @@ typedef struct rwkv_binder {
     struct rwkv_model *m;
     const rwkv_tensor_file *f;
     unsigned char *used;      /* per tensor: bound or deliberately ignored */
+    const char *prefix;       /* prepended to every name ("rwkv." for EmbeddingRWKV) */
 } rwkv_binder;
 
 /* Finds a tensor by printf-style name; NULL (no error) when absent. */
@@ -84,6 +93,12 @@ void rwkv_bind_ignore(rwkv_binder *b, const char *fmt, ...) __attribute__((forma
 
 /* Squeezed shape of a tensor (size-1 dims removed): returns the count. */
 int rwkv_squeezed_shape(const rwkv_tensor *t, int64_t *dims);
+
+/* EmbeddingRWKV (embedding_heads.c): whether f is one (an "rwkv." body and
+ * at least one head.*_head.* tensor), and binding its task heads (names
+ * taken without the body's prefix). */
+int rwkv_is_embedding_checkpoint(const rwkv_tensor_file *f);
+int rwkv_bind_task_heads(rwkv_binder *b, rwkv_error *err);
 
 /* Owned memory freed with the model; NULL on OOM. */
 void *rwkv_model_alloc(struct rwkv_model *m, size_t bytes);

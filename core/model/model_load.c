@@ -72,6 +72,18 @@ static void list_some_names(const rwkv_tensor_file *f, char *buf, size_t cap)
 int rwkv_detect_generation(const rwkv_tensor_file *f, rwkv_generation *gen, rwkv_error *err)
 {
     const char *path = rwkv_tensor_file_path(f);
+    if (rwkv_is_embedding_checkpoint(f)) {
+        /* rwkv-emb's body is always x070; anything else is a variant we do
+         * not know how it was trained to pool */
+        if (!rwkv_tensor_file_find(f, "rwkv.blocks.0.att.r_k") ||
+            !rwkv_tensor_file_find(f, "rwkv.blocks.0.att.k_k"))
+            return rwkv_fail(err,
+                             "%s: an EmbeddingRWKV checkpoint (rwkv.emb.weight and task heads) "
+                             "whose body is not RWKV-7: no rwkv.blocks.0.att.r_k / k_k",
+                             path);
+        *gen = RWKV_GEN_V7;
+        return 0;
+    }
     if (!rwkv_tensor_file_find(f, "emb.weight") || !rwkv_tensor_file_find(f, "head.weight") ||
         !block0_has(f, "")) {
         char names[200];
@@ -103,17 +115,18 @@ int rwkv_detect_generation(const rwkv_tensor_file *f, rwkv_generation *gen, rwkv
     return 0;
 }
 
-static int count_layers(const rwkv_tensor_file *f, rwkv_error *err)
+/* Layers are blocks.<i>.* under the body's prefix. */
+static int count_layers(const rwkv_tensor_file *f, const char *prefix, rwkv_error *err)
 {
     long max_layer = -1;
-    size_t n = rwkv_tensor_file_count(f);
+    size_t n = rwkv_tensor_file_count(f), pl = strlen(prefix);
     for (size_t i = 0; i < n; i++) {
         const char *name = rwkv_tensor_file_at(f, i)->name;
-        if (strncmp(name, "blocks.", 7) != 0)
+        if (strncmp(name, prefix, pl) != 0 || strncmp(name + pl, "blocks.", 7) != 0)
             continue;
         char *end;
-        long l = strtol(name + 7, &end, 10);
-        if (end == name + 7 || *end != '.' || l < 0 || l > 4096)
+        long l = strtol(name + pl + 7, &end, 10);
+        if (end == name + pl + 7 || *end != '.' || l < 0 || l > 4096)
             return rwkv_fail(err, "%s: tensor name '%s' has no valid layer index",
                              rwkv_tensor_file_path(f), name);
         if (l > max_layer)
@@ -166,24 +179,26 @@ int rwkv_model_from_tensors(rwkv_tensor_file *f, rwkv_model **out, rwkv_error *e
     m->info.generation_name = rwkv_generation_name(gen);
     m->info.path = path;
     m->info.format = rwkv_tensor_file_format(f);
-    rwkv_binder b = {.m = m, .f = f, .used = used};
+    int embedding = rwkv_is_embedding_checkpoint(f);
+    rwkv_binder b = {.m = m, .f = f, .used = used, .prefix = embedding ? "rwkv." : ""};
+    m->info.has_lm_head = !embedding;
 
     const rwkv_tensor *emb = rwkv_bind_find(&b, "emb.weight");
     if (emb->ndim != 2 || emb->shape[0] < 1 || emb->shape[1] < 1 || emb->shape[0] > (1 << 24) ||
         emb->shape[1] > 65536) {
-        rwkv_fail(err, "%s: emb.weight must be (vocab <= 2^24, n_embd <= 65536), found %d dims",
-                  path, emb->ndim);
+        rwkv_fail(err, "%s: %semb.weight must be (vocab <= 2^24, n_embd <= 65536), found %d dims",
+                  path, b.prefix, emb->ndim);
         goto fail;
     }
     int V = (int)emb->shape[0], C = (int)emb->shape[1];
     m->info.vocab_size = V;
     m->info.n_embd = C;
-    int L = count_layers(f, err);
+    int L = count_layers(f, b.prefix, err);
     if (L < 0)
         goto fail;
     m->info.n_layer = L;
     if (rwkv_bind_matrix(&b, err, &m->emb, V, C, "emb.weight") != 0 ||
-        rwkv_bind_matrix(&b, err, &m->head, V, C, "head.weight") != 0)
+        (!embedding && rwkv_bind_matrix(&b, err, &m->head, V, C, "head.weight") != 0))
         goto fail;
     if (!(m->ln0_w = rwkv_bind_vec(&b, err, C, "blocks.0.ln0.weight")) ||
         !(m->ln0_b = rwkv_bind_vec(&b, err, C, "blocks.0.ln0.bias")) ||
@@ -191,6 +206,8 @@ int rwkv_model_from_tensors(rwkv_tensor_file *f, rwkv_model **out, rwkv_error *e
         !(m->ln_out_b = rwkv_bind_vec(&b, err, C, "ln_out.bias")))
         goto fail;
     if (arch->bind(m, &b, err) != 0)
+        goto fail;
+    if (embedding && rwkv_bind_task_heads(&b, err) != 0)
         goto fail;
     size_t n = rwkv_tensor_file_count(f);
     for (size_t i = 0; i < n; i++) {
@@ -205,7 +222,7 @@ int rwkv_model_from_tensors(rwkv_tensor_file *f, rwkv_model **out, rwkv_error *e
         m->info.n_params += t->numel;
         m->info.weight_bytes += t->numel * rwkv_dtype_size(t->dtype);
     }
-    m->info.matrix_dtype = m->head.dtype;
+    m->info.matrix_dtype = embedding ? m->emb.dtype : m->head.dtype;
     free(used);
     *out = m;
     return 0;

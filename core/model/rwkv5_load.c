@@ -6,7 +6,7 @@
  * both become per-channel [C] vectors here so that one layer function and
  * one WKV kernel serve every v5 file.  5.1 (gate, per-head decay) has no
  * official fixture; it is the 5.0 layout plus the 5.2 gate and runs
- * through the same code (tests/test_rwkv_generations.c checks it against
+ * through the same code (tests/test_rwkv_golden.c checks it against
  * an equivalent 5.2 file). */
 #include <math.h>
 #include <stdlib.h>

@@ -192,12 +192,14 @@ int rwkvd_mp_scan(const uint8_t *p, size_t len, const rwkvd_mp_limits *lim,
             return scan_fail(reason, offset, err, RWKVD_R_MALFORMED, at,
                              h.kind == RWKVD_MP_MAP ? "map claims more entries than bytes remain"
                                                     : "array claims more elements than bytes remain");
+        /* depth before counts: a container where the schema allows none
+         * (max_array 0 in a flat control map) is too deep, not too many */
+        if (depth + 1 > max_depth)
+            return scan_fail(reason, offset, err, RWKVD_R_TOO_DEEP, at, "containers nested too deeply");
         if (h.kind == RWKVD_MP_MAP && h.n > lim->max_map)
             return scan_fail(reason, offset, err, RWKVD_R_TOO_MANY, at, "map has too many entries");
         if (h.kind == RWKVD_MP_ARRAY && h.n > lim->max_array)
             return scan_fail(reason, offset, err, RWKVD_R_TOO_MANY, at, "array has too many elements");
-        if (depth + 1 > max_depth)
-            return scan_fail(reason, offset, err, RWKVD_R_TOO_DEEP, at, "containers nested too deeply");
         left[++depth] = kids;
     }
     if (off != len)

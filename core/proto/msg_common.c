@@ -136,7 +136,7 @@ const char *rwkvd_output_name(uint32_t bit)
 
 const char *rwkvd_pooling_name(rwkvd_pooling p)
 {
-    return p == RWKVD_POOL_LAST ? "last" : p == RWKVD_POOL_MEAN ? "mean" : "?";
+    return p == RWKVD_POOL_LAST ? "last" : p == RWKVD_POOL_MEAN ? "mean" : p == RWKVD_POOL_EOS ? "eos" : "?";
 }
 
 void rwkvd_doc_opts_default(rwkvd_doc_opts *o)
@@ -145,16 +145,29 @@ void rwkvd_doc_opts_default(rwkvd_doc_opts *o)
     o->pooling = RWKVD_POOL_LAST;
     o->normalize = true;
     o->topk = RWKVD_TOPK_DEFAULT;
+    o->segment = false;
+    rwkv_seg_config_lines(&o->seg);
 }
 
 int rwkvd_doc_opts_check(const rwkvd_doc_opts *o, rwkv_error *err)
 {
     if (o->outputs & ~(uint32_t)RWKVD_OUT_ALL)
         return rwkv_fail(err, "outputs: unknown bits 0x%x", (unsigned)(o->outputs & ~RWKVD_OUT_ALL));
-    if (o->pooling != RWKVD_POOL_LAST && o->pooling != RWKVD_POOL_MEAN)
-        return rwkv_fail(err, "pooling: %d is neither last nor mean", (int)o->pooling);
+    if (o->pooling != RWKVD_POOL_LAST && o->pooling != RWKVD_POOL_MEAN &&
+        o->pooling != RWKVD_POOL_EOS)
+        return rwkv_fail(err, "pooling: %d is not last, mean or eos", (int)o->pooling);
+    /* a decoded message may carry a task before the daemon resolves it to
+     * eos pooling; eos pooling always has its task */
+    if (o->eos_every > RWKVD_EOS_EVERY_MAX)
+        return rwkv_fail(err, "eos_every: %u out of range", (unsigned)o->eos_every);
+    if (o->task > 2 || (o->task && !o->has_task) ||
+        (o->pooling == RWKVD_POOL_EOS && !o->has_task))
+        return rwkv_fail(err, "task: %u%s", (unsigned)o->task,
+                         o->has_task ? " out of range" : " without a task (eos pooling needs one)");
     if (o->topk < 1 || o->topk > RWKVD_TOPK_MAX)
         return rwkv_fail(err, "topk: %u is not in 1..%d", o->topk, RWKVD_TOPK_MAX);
+    if (o->segment && rwkv_seg_config_check(&o->seg, err) != 0)
+        return -1;
     return 0;
 }
 

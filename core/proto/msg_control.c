@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "core/proto/msg_internal.h"
+#include "core/utf8.h"
 
 enum { C_V, C_CMD, C_DOC, C_ID, C_COUNT };
 static const char *const ctl_names[C_COUNT] = {"v", "cmd", "doc", "id"};
@@ -48,6 +49,13 @@ static void peek(const msgpack_object *m, rwkvd_ctl_request *out)
             set_id(v, &out->id);
         if (!out->have_cmd && rwkvd_dstr_eq(key, "cmd") && lookup_cmd(v, &out->cmd) == 0)
             out->have_cmd = true;
+        if (out->cmd_text_len == 0 && rwkvd_dstr_eq(key, "cmd") && v->type == MSGPACK_OBJECT_STR &&
+            v->via.str.size >= 1 && v->via.str.size <= RWKVD_CTL_CMD_MAX &&
+            rwkvd_utf8_check((const uint8_t *)v->via.str.ptr, v->via.str.size) ==
+                v->via.str.size) {
+            memcpy(out->cmd_text, v->via.str.ptr, v->via.str.size);
+            out->cmd_text_len = v->via.str.size;
+        }
     }
 }
 

@@ -77,13 +77,19 @@ static int kv_u64(msgpack_packer *pk, const char *k, uint64_t v)
 }
 
 /* v, type, doc: the first three fields of every emit message. */
-static int head3(msgpack_packer *pk, size_t n_fields, const char *type, const uint8_t *doc,
-                 size_t doc_len)
+static int head3v(msgpack_packer *pk, uint32_t v, size_t n_fields, const char *type,
+                  const uint8_t *doc, size_t doc_len)
 {
-    if (msgpack_pack_map(pk, n_fields) || kv_u64(pk, "v", RWKVD_PROTOCOL_VERSION) ||
+    if (msgpack_pack_map(pk, n_fields) || kv_u64(pk, "v", v ? v : RWKVD_PROTOCOL_VERSION) ||
         kv_str(pk, "type", type) || rwkvd_pack_cstr(pk, "doc"))
         return -1;
     return doc ? rwkvd_pack_doc(pk, doc, doc_len) : msgpack_pack_nil(pk);
+}
+
+static int head3(msgpack_packer *pk, size_t n_fields, const char *type, const uint8_t *doc,
+                 size_t doc_len)
+{
+    return head3v(pk, RWKVD_PROTOCOL_VERSION, n_fields, type, doc, doc_len);
 }
 
 /* model, dim, pooling, normalize */
@@ -113,10 +119,12 @@ int rwkvd_encode_block(msgpack_sbuffer *sb, const rwkvd_out_head *h, const rwkvd
         ((o & RWKVD_OUT_SURPRISAL) && !b->surprisal))
         return rwkv_fail(err, "encoding block message: the block struct breaks its contract");
     size_t n_tok = (size_t)(b->tok_end - b->tok_start);
-    size_t n = 10 + __builtin_popcount(o);
+    size_t n = 10 + __builtin_popcount(o) + (h->incarnation > 0);
     msgpack_packer pk;
     msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
-    P(head3(&pk, n, "block", h->doc, h->doc_len));
+    P(head3v(&pk, h->v, n, "block", h->doc, h->doc_len));
+    if (h->incarnation > 0)
+        P(kv_u64(&pk, "inc", h->incarnation));
     P(kv_u64(&pk, "block", b->block));
     P(kv_u64(&pk, "tok_start", b->tok_start));
     P(kv_u64(&pk, "tok_end", b->tok_end));
@@ -151,12 +159,18 @@ int rwkvd_encode_final(msgpack_sbuffer *sb, const rwkvd_out_head *h, const rwkvd
                        rwkv_error *err)
 {
     if (f->outputs & ~(uint32_t)RWKVD_OUT_ALL || h->dim == 0 ||
-        ((f->outputs & RWKVD_OUT_EMBEDDING) && !f->embedding && f->tokens > 0))
+        ((f->outputs & RWKVD_OUT_EMBEDDING) && !f->embedding && f->tokens > 0 &&
+         !f->embedding_error) ||
+        (f->embedding_error && (h->v < 2 || f->embedding)))
         return rwkv_fail(err, "encoding final message: the final struct breaks its contract");
     bool emb = f->outputs & RWKVD_OUT_EMBEDDING, sur = f->outputs & RWKVD_OUT_SURPRISAL;
+    bool why = f->embedding_error != NULL;
     msgpack_packer pk;
     msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
-    P(head3(&pk, 9 + emb + sur, "final", h->doc, h->doc_len));
+    P(head3v(&pk, h->v, 9 + emb + why + sur + (h->incarnation > 0), "final", h->doc,
+             h->doc_len));
+    if (h->incarnation > 0)
+        P(kv_u64(&pk, "inc", h->incarnation));
     P(kv_u64(&pk, "tokens", f->tokens));
     P(kv_u64(&pk, "blocks", f->blocks));
     P(model4(&pk, h));
@@ -164,6 +178,8 @@ int rwkvd_encode_final(msgpack_sbuffer *sb, const rwkvd_out_head *h, const rwkvd
         P(rwkvd_pack_cstr(&pk, "embedding"));
         P(f->embedding ? rwkvd_pack_f32(&pk, f->embedding, h->dim) : msgpack_pack_nil(&pk));
     }
+    if (why)
+        P(kv_str(&pk, "embedding_error", f->embedding_error));
     if (sur) {
         P(rwkvd_pack_cstr(&pk, "mean_surprisal"));
         P(f->has_mean_surprisal ? msgpack_pack_double(&pk, f->mean_surprisal) : msgpack_pack_nil(&pk));

@@ -17,8 +17,14 @@ enum { F_V, F_DOC, F_SEQ, F_TEXT, F_BYTES, F_TOKENS, F_EOF, F_OPTS, F_COUNT };
 static const char *const ingest_names[F_COUNT] = {"v",      "doc", "seq",  "text",
                                                   "bytes",  "tokens", "eof", "opts"};
 
-enum { O_OUTPUTS, O_POOLING, O_NORMALIZE, O_TOPK, O_COUNT };
-static const char *const opts_names[O_COUNT] = {"outputs", "pooling", "normalize", "topk"};
+/* O_TASK and after: v 2 only (a v 1 message naming them is refused as
+ * unknown_field, as it always was) */
+enum { O_OUTPUTS, O_POOLING, O_NORMALIZE, O_TOPK, O_TASK, O_EOS_EVERY, O_SEGMENT, O_QUANTILE,
+       O_WARMUP, O_TEXT, O_COUNT };
+static const char *const opts_names[O_COUNT] = {
+    "outputs", "pooling", "normalize",        "topk",           "task",
+    "eos_every", "segment", "anomaly_quantile", "anomaly_warmup", "segment_text"};
+static const char *const task_names[3] = {"retrieval", "similarity", "classification"};
 
 /* Offset of the first data byte of the str/bin at off. */
 static size_t data_off(const rwkvd_dctx *c, size_t off)
@@ -153,15 +159,113 @@ static int decode_outputs(const rwkvd_dctx *c, const rwkvd_field *f, uint32_t *o
     return 0;
 }
 
-static int decode_opts(const rwkvd_dctx *c, const rwkvd_field *f, rwkvd_doc_opts *opts)
+/* opts.segment ("line" or {"delimiter": str/bin of 1..16 bytes}),
+ * opts.anomaly_quantile (float in (0, 1)), opts.anomaly_warmup (uint),
+ * opts.segment_text (0..256); the last three only with segment. */
+static int decode_segment_opts(const rwkvd_dctx *c, const rwkvd_field *of, rwkvd_doc_opts *opts)
+{
+    const rwkvd_field *f = &of[O_SEGMENT];
+    if (!f->val) {
+        for (int i = O_QUANTILE; i <= O_TEXT; i++)
+            if (of[i].val)
+                return rwkvd_dfail(c, RWKVD_R_BAD_OPTS, of[i].key_off,
+                                   "opts.%s: only with opts.segment", opts_names[i]);
+        return 0;
+    }
+    rwkv_seg_config_lines(&opts->seg);
+    if (f->val->type == MSGPACK_OBJECT_STR) {
+        if (!rwkvd_dstr_eq(f->val, "line"))
+            return rwkvd_dfail(c, RWKVD_R_BAD_OPTS, f->val_off,
+                               "opts.segment: must be \"line\" or {\"delimiter\": bytes}");
+    } else if (f->val->type == MSGPACK_OBJECT_MAP) {
+        static const char *const names[1] = {"delimiter"};
+        rwkvd_field d;
+        if (rwkvd_dfields(c, f->val, f->val_off, names, 1, &d, "opts.segment") != 0)
+            return -1;
+        if (!d.val)
+            return rwkvd_dfail(c, RWKVD_R_MISSING_FIELD, f->val_off,
+                               "opts.segment: a map must hold \"delimiter\"");
+        if (d.val->type != MSGPACK_OBJECT_STR && d.val->type != MSGPACK_OBJECT_BIN)
+            return rwkvd_dfail(c, RWKVD_R_WRONG_TYPE, d.val_off,
+                               "opts.segment.delimiter: must be str or bin");
+        const char *p = d.val->type == MSGPACK_OBJECT_STR ? d.val->via.str.ptr : d.val->via.bin.ptr;
+        size_t n = d.val->type == MSGPACK_OBJECT_STR ? d.val->via.str.size : d.val->via.bin.size;
+        if (n < 1 || n > RWKV_SEG_DELIM_MAX)
+            return rwkvd_dfail(c, RWKVD_R_BAD_OPTS, d.val_off,
+                               "opts.segment.delimiter: %zu bytes, must be 1..%d", n,
+                               RWKV_SEG_DELIM_MAX);
+        memset(opts->seg.delim, 0, sizeof opts->seg.delim);
+        memcpy(opts->seg.delim, p, n);
+        opts->seg.delim_len = (uint8_t)n;
+    } else {
+        return rwkvd_dfail(c, RWKVD_R_WRONG_TYPE, f->val_off,
+                           "opts.segment: must be \"line\" or a map");
+    }
+    if (of[O_QUANTILE].val) {
+        const msgpack_object *q = of[O_QUANTILE].val;
+        if (q->type != MSGPACK_OBJECT_FLOAT32 && q->type != MSGPACK_OBJECT_FLOAT64)
+            return rwkvd_dfail(c, RWKVD_R_WRONG_TYPE, of[O_QUANTILE].val_off,
+                               "opts.anomaly_quantile: must be a float");
+        if (!(q->via.f64 > 0 && q->via.f64 < 1))
+            return rwkvd_dfail(c, RWKVD_R_BAD_OPTS, of[O_QUANTILE].val_off,
+                               "opts.anomaly_quantile: must be in (0, 1)");
+        opts->seg.anomaly_quantile = q->via.f64;
+    }
+    if (of[O_WARMUP].val) {
+        uint64_t w;
+        if (rwkvd_duint(c, &of[O_WARMUP], "opts.anomaly_warmup", UINT64_MAX, RWKVD_R_BAD_OPTS,
+                        &w) != 0)
+            return -1;
+        opts->seg.warmup = w;
+    }
+    if (of[O_TEXT].val) {
+        uint64_t n;
+        if (rwkvd_duint(c, &of[O_TEXT], "opts.segment_text", RWKV_SEG_TEXT_MAX, RWKVD_R_BAD_OPTS,
+                        &n) != 0)
+            return -1;
+        opts->seg.text_cap = (uint16_t)n;
+    }
+    opts->segment = true;
+    return 0;
+}
+
+static int decode_opts(const rwkvd_dctx *c, const rwkvd_field *f, uint64_t v,
+                       rwkvd_doc_opts *opts)
 {
     if (f->val->type != MSGPACK_OBJECT_MAP)
         return rwkvd_dfail(c, RWKVD_R_WRONG_TYPE, f->val_off, "field \"opts\": must be a map");
     rwkvd_field of[O_COUNT];
-    if (rwkvd_dfields(c, f->val, f->val_off, opts_names, O_COUNT, of, "opts") != 0)
+    memset(of, 0, sizeof of);
+    if (rwkvd_dfields(c, f->val, f->val_off, opts_names, v >= 2 ? O_COUNT : O_TASK, of,
+                      "opts") != 0)
         return -1;
     if (of[O_OUTPUTS].val && decode_outputs(c, &of[O_OUTPUTS], &opts->outputs) != 0)
         return -1;
+    opts->outputs_given = of[O_OUTPUTS].val != NULL;
+    if (of[O_TASK].val) {
+        const rwkvd_field *t = &of[O_TASK];
+        if (t->val->type != MSGPACK_OBJECT_STR)
+            return rwkvd_dfail(c, RWKVD_R_WRONG_TYPE, t->val_off, "opts.task: must be str");
+        int k = 0;
+        while (k < 3 && !rwkvd_dstr_eq(t->val, task_names[k]))
+            k++;
+        if (k == 3)
+            return rwkvd_dfail(c, RWKVD_R_BAD_OPTS, t->val_off,
+                               "opts.task: must be \"retrieval\", \"similarity\" or "
+                               "\"classification\"");
+        opts->has_task = true;
+        opts->task = (uint8_t)k;
+    }
+    if (of[O_EOS_EVERY].val) {
+        uint64_t k;
+        if (rwkvd_duint(c, &of[O_EOS_EVERY], "opts.eos_every", RWKVD_EOS_EVERY_MAX,
+                        RWKVD_R_BAD_OPTS, &k) != 0)
+            return -1;
+        if (k == 0)
+            return rwkvd_dfail(c, RWKVD_R_BAD_OPTS, of[O_EOS_EVERY].val_off,
+                               "opts.eos_every: must be 1..%u", (unsigned)RWKVD_EOS_EVERY_MAX);
+        opts->eos_every = (uint32_t)k;
+    }
     if (of[O_POOLING].val) {
         const rwkvd_field *p = &of[O_POOLING];
         if (p->val->type != MSGPACK_OBJECT_STR)
@@ -189,7 +293,7 @@ static int decode_opts(const rwkvd_dctx *c, const rwkvd_field *f, rwkvd_doc_opts
                                RWKVD_TOPK_MAX);
         opts->topk = (uint32_t)k;
     }
-    return 0;
+    return decode_segment_opts(c, of, opts);
 }
 
 static int decode(const rwkvd_dctx *c, const rwkvd_msg_limits *lim, msgpack_unpacked *u,
@@ -221,10 +325,12 @@ static int decode(const rwkvd_dctx *c, const rwkvd_msg_limits *lim, msgpack_unpa
     uint64_t v;
     if (rwkvd_duint(c, &fs[F_V], "v", UINT64_MAX, RWKVD_R_BAD_VERSION, &v) != 0)
         return -1;
-    if (v != RWKVD_PROTOCOL_VERSION)
+    if (v < RWKVD_PROTOCOL_VERSION || v > RWKVD_PROTOCOL_VERSION_MAX)
         return rwkvd_dfail(c, RWKVD_R_BAD_VERSION, fs[F_V].val_off,
-                           "protocol version %llu is not supported (this daemon speaks %d)",
-                           (unsigned long long)v, RWKVD_PROTOCOL_VERSION);
+                           "protocol version %llu is not supported (this daemon speaks %d..%d)",
+                           (unsigned long long)v, RWKVD_PROTOCOL_VERSION,
+                           RWKVD_PROTOCOL_VERSION_MAX);
+    out->v = (uint32_t)v;
     if (rwkvd_ddoc(c, &fs[F_DOC], out->doc, &out->doc_len) != 0)
         return -1;
     if (rwkvd_duint(c, &fs[F_SEQ], "seq", RWKVD_SEQ_MAX, RWKVD_R_BAD_SEQ, &out->seq) != 0)
@@ -251,7 +357,7 @@ static int decode(const rwkvd_dctx *c, const rwkvd_msg_limits *lim, msgpack_unpa
                            "field \"opts\": only allowed with seq 0 (this is seq %llu)",
                            (unsigned long long)out->seq);
     if (fs[F_OPTS].val) {
-        if (decode_opts(c, &fs[F_OPTS], &out->opts) != 0)
+        if (decode_opts(c, &fs[F_OPTS], v, &out->opts) != 0)
             return -1;
         out->has_opts = true;
     }

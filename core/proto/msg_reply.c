@@ -38,12 +38,17 @@ static int kv_bool(msgpack_packer *pk, const char *k, bool v)
 static int head(msgpack_packer *pk, msgpack_sbuffer *sb, const rwkvd_ctl_request *req, bool ok,
                 size_t extra)
 {
-    bool cmd = req && req->have_cmd, id = req && req->id.kind != RWKVD_ID_NONE;
+    /* a known cmd by its name; an unknown one as sent, when it was readable */
+    bool known = req && req->have_cmd, raw = req && !known && req->cmd_text_len > 0;
+    bool cmd = known || raw, id = req && req->id.kind != RWKVD_ID_NONE;
     msgpack_packer_init(pk, sb, msgpack_sbuffer_write);
     if (msgpack_pack_map(pk, 2 + cmd + id + extra) || kv_u64(pk, "v", RWKVD_PROTOCOL_VERSION) ||
         kv_bool(pk, "ok", ok))
         return -1;
-    if (cmd && kv_str(pk, "cmd", rwkvd_cmd_name(req->cmd)))
+    if (known && kv_str(pk, "cmd", rwkvd_cmd_name(req->cmd)))
+        return -1;
+    if (raw && (key(pk, "cmd") || msgpack_pack_str(pk, req->cmd_text_len) ||
+                msgpack_pack_str_body(pk, req->cmd_text, req->cmd_text_len)))
         return -1;
     if (id) {
         if (key(pk, "id"))
@@ -95,7 +100,7 @@ int rwkvd_reply_status(msgpack_sbuffer *sb, const rwkvd_ctl_request *req,
     msgpack_packer pk;
     char hex[65];
     rwkvd_sha256_hex(s->model_sha256, hex);
-    P(head(&pk, sb, req, true, 12));
+    P(head(&pk, sb, req, true, s->cluster.on ? 13 : 12));
     P(key(&pk, "model"));
     P(msgpack_pack_map(&pk, 8));
     P(kv_str(&pk, "sha256", hex));
@@ -133,6 +138,31 @@ int rwkvd_reply_status(msgpack_sbuffer *sb, const rwkvd_ctl_request *req,
     P(msgpack_pack_map(&pk, RWKVD_REASON_COUNT - 1));
     for (int r = 1; r < RWKVD_REASON_COUNT; r++)
         P(kv_u64(&pk, rwkvd_reason_name((rwkvd_reason)r), s->rejected[r]));
+    if (s->cluster.on) {
+        const struct rwkvd_cluster_status *c = &s->cluster;
+        P(key(&pk, "cluster"));
+        P(msgpack_pack_map(&pk, 13));
+        P(kv_str(&pk, "worker", c->worker));
+        P(kv_u64(&pk, "partitions", c->partitions));
+        P(kv_u64(&pk, "owned", c->owned));
+        P(kv_u64(&pk, "workers", c->workers));
+        P(key(&pk, "leases"));
+        P(msgpack_pack_array(&pk, c->n_leases));
+        for (uint32_t i = 0; i < c->n_leases; i++) {
+            P(msgpack_pack_map(&pk, 3));
+            P(kv_u64(&pk, "partition", c->leases[i].partition));
+            P(kv_u64(&pk, "revision", c->leases[i].revision));
+            P(kv_u64(&pk, "lag", c->leases[i].lag));
+        }
+        P(kv_u64(&pk, "leases_acquired", c->leases_acquired));
+        P(kv_u64(&pk, "leases_lost", c->leases_lost));
+        P(kv_u64(&pk, "leases_released", c->leases_released));
+        P(kv_u64(&pk, "lease_renewals", c->lease_renewals));
+        P(kv_u64(&pk, "unacked", c->unacked));
+        P(kv_u64(&pk, "published", c->published));
+        P(kv_u64(&pk, "acked", c->acked));
+        P(kv_u64(&pk, "lag", c->lag));
+    }
     return 0;
 nomem:
     return nomem(err);

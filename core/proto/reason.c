@@ -17,7 +17,7 @@ static const struct {
     [RWKVD_R_BAD_KEY] = {"bad_key", "a map key is not a string of at most 32 bytes, or repeats"},
     [RWKVD_R_UNKNOWN_FIELD] = {"unknown_field", "a field this protocol version does not define"},
     [RWKVD_R_MISSING_FIELD] = {"missing_field", "a required field is absent"},
-    [RWKVD_R_BAD_VERSION] = {"bad_version", "the protocol version v is not 1"},
+    [RWKVD_R_BAD_VERSION] = {"bad_version", "the protocol version v is not 1 or 2"},
     [RWKVD_R_BAD_DOC] = {"bad_doc", "the document id is empty or longer than 256 bytes"},
     [RWKVD_R_BAD_SEQ] = {"bad_seq", "seq is negative or above 2^53-1"},
     [RWKVD_R_PAYLOAD_CONFLICT] = {"payload_conflict", "more than one of text, bytes, tokens"},

@@ -24,6 +24,7 @@
 #include <utf8proc.h>
 
 #include "core/tokenize/bpe_internal.h"
+#include "core/utf8.h"
 
 size_t bpe_utf8_next(const uint8_t *s, size_t n, uint32_t *cp)
 {
@@ -33,29 +34,13 @@ size_t bpe_utf8_next(const uint8_t *s, size_t n, uint32_t *cp)
         return 1;
     }
     size_t need;
-    uint32_t v;
-    uint8_t lo = 0x80, hi = 0xBF;
-    if (c >= 0xC2 && c <= 0xDF) {
-        need = 1;
-        v = c & 0x1F;
-    } else if (c >= 0xE0 && c <= 0xEF) {
-        need = 2;
-        v = c & 0x0F;
-        if (c == 0xE0)
-            lo = 0xA0;
-        else if (c == 0xED)
-            hi = 0x9F;
-    } else if (c >= 0xF0 && c <= 0xF4) {
-        need = 3;
-        v = c & 0x07;
-        if (c == 0xF0)
-            lo = 0x90;
-        else if (c == 0xF4)
-            hi = 0x8F;
-    } else {
+    uint8_t lo, hi;
+    if (rwkv_utf8_lead(c, &need, &lo, &hi) != 0) {
         *cp = 0xFFFD;
         return 1;
     }
+    /* the lead's payload bits: 5, 4 or 3 of them */
+    uint32_t v = c & (0x3Fu >> need);
     size_t i = 1;
     for (; i <= need && i < n; i++) {
         uint8_t d = s[i];

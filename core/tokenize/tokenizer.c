@@ -183,6 +183,13 @@ uint32_t rwkv_tokenizer_vocab_size(const rwkv_tokenizer *t)
     return t->vocab_size;
 }
 
+bool rwkv_tokenizer_spells_input(const rwkv_tokenizer *t)
+{
+    /* bytes: id = byte; World: greedy match over the raw bytes.  BPE
+     * normalises (NFC, U+FFFD for invalid UTF-8), so its tokens may not. */
+    return t->kind != RWKV_TOKENIZER_BPE;
+}
+
 size_t rwkv_tokenizer_max_pending(const rwkv_tokenizer *t)
 {
     return t->max_pending;

@@ -10,6 +10,8 @@
 
 #include <stdbool.h>
 
+#include "core/utf8.h"
+
 #define FAIL(off, msg)                                                                \
     do {                                                                              \
         *err_off = (off);                                                             \
@@ -24,25 +26,11 @@ size_t world_utf8_seq_len(const uint8_t *s, size_t len)
     uint8_t c = s[0];
     if (c < 0x80)
         return 1;
-    size_t n;
-    uint8_t lo = 0x80, hi = 0xBF; /* allowed range of the second byte */
-    if (c >= 0xC2 && c <= 0xDF) {
-        n = 2;
-    } else if (c >= 0xE0 && c <= 0xEF) {
-        n = 3;
-        if (c == 0xE0)
-            lo = 0xA0; /* no overlongs */
-        else if (c == 0xED)
-            hi = 0x9F; /* no surrogates */
-    } else if (c >= 0xF0 && c <= 0xF4) {
-        n = 4;
-        if (c == 0xF0)
-            lo = 0x90;
-        else if (c == 0xF4)
-            hi = 0x8F; /* <= U+10FFFF */
-    } else {
+    size_t need;
+    uint8_t lo, hi; /* allowed range of the second byte */
+    if (rwkv_utf8_lead(c, &need, &lo, &hi) != 0)
         return 0;
-    }
+    size_t n = need + 1;
     if (len < n || s[1] < lo || s[1] > hi)
         return 0;
     for (size_t i = 2; i < n; i++)

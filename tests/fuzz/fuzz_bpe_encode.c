@@ -20,6 +20,7 @@
 #include <utf8proc.h>
 
 #include "core/tokenize/bpe_internal.h"
+#include "core/rng.h"
 #include "core/tokenizer.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -44,10 +45,7 @@ static const rwkv_tokenizer *get_tok(void)
 
 static uint64_t next(uint64_t *s)
 {
-    uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
+    return rwkv_splitmix64(s);
 }
 
 static int same(const rwkv_ids *a, const rwkv_ids *b)

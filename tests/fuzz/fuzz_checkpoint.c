@@ -4,8 +4,9 @@
  * The first input byte picks a mode:
  *   even: the rest is a checkpoint file image, read as it is (header check
  *         and full decode, with and without an expected model);
- *   odd:  the rest is a header image (first 204 + doc_len bytes, doc_len
- *         taken from offset 116) followed by a RAW payload; the target seals
+ *   odd:  the rest is a header image (first 204 + doc_len bytes, 212 +
+ *         doc_len for format v2, doc_len taken from offset 116) followed by a
+ *         RAW payload; the target seals
  *         the header CRC, compresses the payload into a checksummed zstd
  *         frame and fixes the sizes, so the fuzzer reaches the field and
  *         payload checks behind the checksums instead of dying at them.
@@ -87,7 +88,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                        (uint32_t)p[119] << 24;
     if (doc_len > 256)
         doc_len = 256;
-    size_t hs = RWKVD_CKPT_HEADER_FIXED + doc_len;
+    /* versions 2..4 have more header bytes before the doc id */
+    uint32_t version = (uint32_t)p[8] | (uint32_t)p[9] << 8 | (uint32_t)p[10] << 16 |
+                       (uint32_t)p[11] << 24;
+    size_t hs = version >= RWKVD_CKPT_VERSION && version <= RWKVD_CKPT_VERSION_MAX
+                    ? rwkvd_ckpt_header_bytes(version, doc_len)
+                    : RWKVD_CKPT_HEADER_FIXED + doc_len;
     if (n < hs)
         return 0;
     size_t raw = n - hs, bound = ZSTD_compressBound(raw);

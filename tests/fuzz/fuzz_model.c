@@ -46,6 +46,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 /* 6 tokens: the batch path; then 1 token: the decode path */
                 rwkv_request q = {.state = st, .tokens = tok, .n_tokens = 6,
                                   .logits = RWKV_LOGITS_LAST, .logits_out = lg, .next_token = -1};
+                double eos_sum[64] = {0};
+                int64_t eos_n = 0;
+                if (!mi->has_lm_head && mi->n_embd <= 64 && mi->n_embd <= mi->vocab_size) {
+                    /* EmbeddingRWKV: the final norm's output and an EOS sum */
+                    tok[5] = (uint32_t)mi->vocab_size - 1;
+                    q = (rwkv_request){.state = st, .tokens = tok, .n_tokens = 6,
+                                       .hidden = RWKV_HIDDEN_LAST, .hidden_out = lg,
+                                       .next_token = -1, .eos_sum = eos_sum,
+                                       .eos_count = &eos_n, .eos_id = tok[5]};
+                }
                 if (rwkv_forward(e, &q, 1, &err) == 0) {
                     q.n_tokens = 1;
                     rwkv_forward(e, &q, 1, &err);

@@ -8,8 +8,8 @@
  *     restarted sink (--append) relies on to deduplicate;
  *   - a record line of an existing output file (record_parse), which must
  *     never read outside the line and only return keys of 1..256 bytes.
- * The client sources are compiled into this file (they are not part of
- * libcore/libdaemon).
+ * The client's parser sources are linked in (Makefile FUZZ_LINK_sink; they
+ * are not part of libcore/libdaemon).
  *
  * Seeds in tests/fuzz/corpus/sink/ were written with python3-msgpack: block
  * outputs with every vector field, finals with nil and present embeddings,
@@ -22,9 +22,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "clients/rwkvd-sink/keyset.c"
-#include "clients/rwkvd-sink/reload.c"
-#include "clients/rwkvd-sink/render.c"
+#include "clients/rwkvd-sink/keyset.h"
+#include "clients/rwkvd-sink/reload.h"
+#include "clients/rwkvd-sink/render.h"
+#include "clients/rwkvd-sink/top.h"
 #include "core/mp_scan.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -56,7 +57,13 @@ static void check_message(const uint8_t *data, size_t size)
         msgpack_unpacked_destroy(&u);
         return;
     }
-    bool keyed = info.type == OUT_BLOCK || info.type == OUT_FINAL;
+    bool keyed = info.type == OUT_BLOCK || info.type == OUT_FINAL || info.type == OUT_SEGMENTS;
+    if (info.type == OUT_SEGMENTS) { /* --segments-top reads any segments output */
+        seg_top *t = seg_top_new(2);
+        if (!t || seg_top_offer(t, info.doc, info.doc_len, &u.data) != 0)
+            abort();
+        seg_top_free(t);
+    }
     uint64_t h = hash64(data, size, 0);
     tbuf b = {0};
     render_record(&b, &u.data, &info, NULL, NULL, NULL);
@@ -73,7 +80,10 @@ static void check_message(const uint8_t *data, size_t size)
         record_key k;
         if (record_parse(b.p, b.len, &k, &err) != 0 || !k.keyed || k.doc_len != info.doc_len ||
             memcmp(k.doc, info.doc, k.doc_len) != 0 || !k.has_hash || k.msg_hash != h ||
-            k.block != (info.type == OUT_FINAL ? KEYSET_FINAL : info.block))
+            k.inc != info.inc ||
+            k.block != (info.type == OUT_FINAL      ? KEYSET_FINAL
+                        : info.type == OUT_SEGMENTS ? (info.block | KEYSET_SEGMENTS_BIT)
+                                                    : info.block))
             abort();
         /* raw mode: vectors become blobs inside the message */
         render_blob blobs[RENDER_MAX_BLOBS];

@@ -175,6 +175,7 @@ class Daemon:
         self.proc = None
         self.starts = 0
         self._ctl = None
+        self._emit_pull = None
         self.stderr_files = []
 
     # -- life cycle
@@ -246,6 +247,9 @@ class Daemon:
 
     def _reaped(self):
         self.proc = None
+        if self._emit_pull is not None:
+            self._emit_pull.close(0)
+            self._emit_pull = None
         if self in _LIVE:
             _LIVE.remove(self)
         if self._ctl is not None:
@@ -301,6 +305,16 @@ class Daemon:
         s.connect(self.ingest_ep)
         return s
 
+    def emit_pull(self):
+        """One PULL socket kept for this daemon process's life (closed when
+        it stops).  Sequential run_doc calls share it: a PULL closed after
+        each document stays a peer of the daemon's PUSH until the daemon
+        notices, and PUSH deals messages round-robin over its peers, so the
+        next document's outputs would alternate into the dead socket."""
+        if self._emit_pull is None:
+            self._emit_pull = self.pull()
+        return self._emit_pull
+
     def pull(self, hwm=None):
         s = _CTX.socket(zmq.PULL)
         s.setsockopt(zmq.LINGER, 0)
@@ -337,8 +351,8 @@ def pack(obj):
     return msgpack.packb(obj, use_bin_type=True)
 
 
-def ingest(doc, seq, payload=None, kind="bytes", eof=False, opts=None):
-    m = {"v": 1, "doc": doc, "seq": seq}
+def ingest(doc, seq, payload=None, kind="bytes", eof=False, opts=None, v=1):
+    m = {"v": v, "doc": doc, "seq": seq}
     if payload is not None:
         m[kind] = payload
     if eof:
@@ -373,10 +387,12 @@ def recv_until(pull, pred, timeout=60.0, daemon=None, keep=None):
 
 def collect_docs(pull, docs, timeout=60.0, daemon=None):
     """Receives until every doc in `docs` has its final message.  Returns
-    {doc: {"blocks": {n: out}, "final": out, "raw": {n|"final": bytes},
-    "errors": [...]}}; a duplicate block must be byte-identical."""
+    {doc: {"blocks": {n: out}, "final": out, "raw": {n|"final"|("segments", n): bytes},
+    "segments": {n: out}, "errors": [...]}}; a duplicate block or segments
+    message must be byte-identical."""
     want = set(docs)
-    res = {d: {"blocks": {}, "final": None, "raw": {}, "errors": []} for d in docs}
+    res = {d: {"blocks": {}, "final": None, "raw": {}, "segments": {}, "errors": []}
+           for d in docs}
     deadline = time.time() + timeout
     while want:
         left = deadline - time.time()
@@ -399,6 +415,13 @@ def collect_docs(pull, docs, timeout=60.0, daemon=None):
             if k in r["raw"]:
                 check(r["raw"][k] == raw, "doc %r block %d sent twice with different bytes" % (d, k))
             r["blocks"][k] = out
+            r["raw"][k] = raw
+        elif t == "segments":
+            k = ("segments", out["block"])
+            if k in r["raw"]:
+                check(r["raw"][k] == raw, "doc %r segments after block %d sent twice with "
+                      "different bytes" % (d, k[1]))
+            r["segments"][out["block"]] = out
             r["raw"][k] = raw
         elif t == "final":
             r["final"] = out
@@ -504,28 +527,27 @@ def random_split(data, rng, n):
     return chunks_at(data, cuts)
 
 
-def send_doc(push, doc, parts, kind="bytes", opts=None, start_seq=0):
+def send_doc(push, doc, parts, kind="bytes", opts=None, start_seq=0, v=1):
     """Sends parts as seq start_seq.. with eof on the last (an extra empty
-    eof message when parts is empty)."""
+    eof message when parts is empty); v is the protocol version named."""
     if not parts:
-        push.send(ingest(doc, start_seq, None, eof=True, opts=opts))
+        push.send(ingest(doc, start_seq, None, eof=True, opts=opts, v=v))
         return
     for i, p in enumerate(parts):
         seq = start_seq + i
         push.send(ingest(doc, seq, p, kind=kind, eof=(i == len(parts) - 1),
-                         opts=opts if seq == 0 else None))
+                         opts=opts if seq == 0 else None, v=v))
 
 
-def run_doc(d, doc, parts, opts=None, kind="bytes", timeout=120.0):
+def run_doc(d, doc, parts, opts=None, kind="bytes", timeout=120.0, v=1):
     """Sends one whole document (send_doc) to daemon d and returns its
     collect_docs entry."""
-    push, pull = d.push(), d.pull()
+    push, pull = d.push(), d.emit_pull()
     try:
-        send_doc(push, doc, parts, kind=kind, opts=opts)
+        send_doc(push, doc, parts, kind=kind, opts=opts, v=v)
         return collect_docs(pull, [doc], timeout=timeout, daemon=d)[doc]
     finally:
         push.close(0)
-        pull.close(0)
 
 
 def interrupted_run(d, doc, parts, n_first, min_blocks, opts=None, timeout=120.0):
@@ -571,6 +593,25 @@ def strip_doc(raw_map):
         m = unpack(v)
         m.pop("doc")
         out[k] = m
+    return out
+
+
+def without_inc(raw):
+    """An output's bytes with its `inc` entry (PROTOCOL.md §8.4) cut out, so
+    that outputs of two incarnations of one document id compare byte for
+    byte.  `inc` is the entry right after `doc` when present."""
+    m = unpack(raw)
+    if "inc" not in m:
+        return raw
+    key = b"\xa3inc"
+    at = raw.index(key)
+    v = raw[at + 4]
+    width = 1 if v <= 0x7f else 1 + {0xcc: 1, 0xcd: 2, 0xce: 4, 0xcf: 8}[v]
+    head = raw[0]
+    check(0x81 <= head <= 0x8f, "output map header 0x%02x" % head)  # our outputs have < 16 fields
+    out = bytes([head - 1]) + raw[1:at] + raw[at + 4 + width:]
+    n = unpack(out)
+    check("inc" not in n and len(n) == len(m) - 1, "without_inc: %r" % n)
     return out
 
 

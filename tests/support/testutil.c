@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/rng.h"
+
 int test_current_failed;
 const char *test_current_name = "";
 static int n_pass, n_fail;
@@ -174,8 +176,5 @@ double max_abs_f32(const float *a, size_t n)
 
 uint64_t test_rand(uint64_t *s)
 {
-    uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
+    return rwkv_splitmix64(s);
 }

@@ -27,7 +27,7 @@
 # Debian packages the build and the tests need; installed on demand (root).
 DEB_PACKAGES := build-essential libzmq3-dev libmsgpack-dev libzstd-dev \
                 libopenblas-pthread-dev libjansson-dev libssl-dev libsystemd-dev \
-                libmicrohttpd-dev libutf8proc-dev python3 python3-zmq python3-msgpack \
+                libmicrohttpd-dev libutf8proc-dev libdnnl-dev python3 python3-zmq python3-msgpack \
                 libnats-dev nats-server
 
 FIXTURES ?= $(if $(RWKVD_FIXTURES),$(RWKVD_FIXTURES),../shared/fixtures)
@@ -49,7 +49,7 @@ WARN := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes 
         -Wformat=2 -Wvla -Wno-format-nonliteral
 BASE_CFLAGS := -std=c11 -D_GNU_SOURCE -g -fopenmp-simd -ffp-contract=fast -pthread $(WARN) -I. -I$(BLAS_INC)
 LIBS := -L$(BLAS_LIB) -Wl,-rpath,$(BLAS_LIB) -lopenblas -ljansson -lzstd -lzmq -lmsgpackc \
-        -lcrypto -lsystemd -lmicrohttpd -lutf8proc -lnats -lm -lpthread
+        -lcrypto -lsystemd -lmicrohttpd -lutf8proc -ldnnl -lgomp -lnats -lm -lpthread
 
 REL_CFLAGS := $(BASE_CFLAGS) -O2
 SAN_FLAGS := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer

@@ -27,6 +27,7 @@
 
 #include "core/error.h"
 #include "core/model.h"
+#include "core/precision.h"
 #include "core/state.h"
 
 typedef enum rwkv_logits_mode {
@@ -89,7 +90,28 @@ rwkv_engine *rwkv_engine_new(const rwkv_model *m, int n_threads, rwkv_error *err
 rwkv_engine *rwkv_engine_new_on(const rwkv_model *m, const char *device, int n_threads,
                                 rwkv_error *err);
 
-/* "cpu (N threads)" or the device backend's description. */
+/* Everything an engine can be asked for; zero-initialised means a CPU
+ * engine, one thread per CPU, fp32. */
+typedef struct rwkv_engine_opts {
+    const char *device;      /* as rwkv_engine_new_on; NULL: cpu */
+    int n_threads;           /* <= 0: one per online CPU */
+    rwkv_precision precision; /* CPU only (core/precision.h); a device
+                                 engine accepts fp32 and auto, and keeps its
+                                 own rule (RWKV_CUDA_PRECISION) */
+} rwkv_engine_opts;
+
+/* An engine with options.  NULL with err when the device or the precision
+ * is unavailable (the message names the missing CPU feature).  A bf16/int8
+ * engine converts the model's large matrices before it returns (shared by
+ * every engine of the same model and precision). */
+rwkv_engine *rwkv_engine_new_opts(const rwkv_model *m, const rwkv_engine_opts *o,
+                                  rwkv_error *err);
+
+/* The precision the engine computes in (never auto). */
+rwkv_precision rwkv_engine_precision(const rwkv_engine *e);
+
+/* "cpu (N threads)" or the device backend's description; ", bf16" or
+ * ", int8" is added inside the parentheses of a low-precision CPU engine. */
 const char *rwkv_engine_device(const rwkv_engine *e);
 void rwkv_engine_free(rwkv_engine *e); /* accepts NULL */
 int rwkv_engine_threads(const rwkv_engine *e);

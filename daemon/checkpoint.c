@@ -51,7 +51,8 @@ uint32_t rwkvd_ckpt_flags(const rwkvd_ckpt *ck)
     return (ck->finished ? RWKVD_CKPT_FL_FINISHED : 0) | (ck->state ? RWKVD_CKPT_FL_STATE : 0) |
            (ck->last_emb ? RWKVD_CKPT_FL_LAST_EMB : 0) | (ck->has_carry ? RWKVD_CKPT_FL_CARRY : 0) |
            (ck->eof ? RWKVD_CKPT_FL_EOF : 0) |
-           (ck->segment_state ? RWKVD_CKPT_FL_SEGMENTS : 0);
+           (ck->segment_state ? RWKVD_CKPT_FL_SEGMENTS : 0) |
+           ((uint32_t)ck->model.precision << RWKVD_CKPT_FL_PRECISION_SHIFT);
 }
 
 uint64_t rwkvd_ckpt_raw_size(const rwkvd_ckpt *ck, uint32_t flags)
@@ -78,6 +79,8 @@ int rwkvd_ckpt_check_scalars(const rwkvd_ckpt *ck, uint32_t flags, rwkv_error *w
         m->state_floats < 1 || m->state_floats > RWKVD_CKPT_STATE_MAX)
         return rwkv_fail(why, "model shape out of range (n_layer %u, n_embd %u, vocab %u, state %llu)",
                          m->n_layer, m->n_embd, m->vocab, (unsigned long long)m->state_floats);
+    if (m->precision > RWKVD_CKPT_PRECISION_MAX)
+        return rwkv_fail(why, "precision %u unknown (0 fp32, 1 bf16, 2 int8)", m->precision);
     if (ck->block_size < 1 || ck->block_size > RWKVD_BLOCK_MAX)
         return rwkv_fail(why, "block size %u not in 1..%d", ck->block_size, RWKVD_BLOCK_MAX);
     rwkv_error e;

@@ -3,7 +3,9 @@
  *
  * File format v1 (all integers little-endian):
  *
- *   header, uncompressed, 204 + doc_len bytes, protected by its own CRC-32:
+ *   header, uncompressed, 204 + doc_len bytes, protected by its own CRC-32
+ *   (flags bits 6-7: the precision, 0 fp32, 1 bf16, 2 int8; see
+ *   rwkvd_model_id):
  *     0   8  magic "RWKVDCKP"             100  1  pooling (0 last, 1 mean)
  *     8   4  format version (1)           101  1  normalize (0/1)
  *    12   4  header size (204 + doc_len)  102  1  input kind (0 none yet,
@@ -12,7 +14,8 @@
  *              embedding, 8 has carried   104  4  topk
  *              surprisal, 16 eof received 108  4  pending tokenizer bytes
  *              (final still due), 32 segment
- *              state; others 0
+ *              state, 64-128 precision;
+ *              others 0
  *    20   4  generation (rwkv_generation) 112  4  pending tokens
  *    24   4  n_layer                      116  4  doc_len (1..256)
  *    28   4  n_embd (C)                   120  8  compressed payload size
@@ -123,6 +126,7 @@ static inline size_t rwkvd_ckpt_header_bytes(uint32_t v, size_t doc_len)
 #define RWKVD_CKPT_VOCAB_MAX (1u << 24)
 #define RWKVD_CKPT_LAYER_MAX 4096
 #define RWKVD_CKPT_STATE_MAX (UINT64_C(1) << 32)
+#define RWKVD_CKPT_PRECISION_MAX 2        /* int8 */
 #define RWKVD_CKPT_RAW_DEFAULT_MAX (UINT64_C(1) << 33) /* 8 GiB decompressed */
 
 /* What a checkpoint must match to be continued by the running daemon. */
@@ -132,6 +136,10 @@ typedef struct rwkvd_model_id {
     uint32_t generation;          /* rwkv_generation value (70 = RWKV-7) */
     uint32_t n_layer, n_embd, vocab;
     uint64_t state_floats;
+    /* rwkv_precision the state was computed in (0 fp32, 1 bf16, 2 int8):
+     * header byte 103, which format v1 wrote as 0, so older files read as
+     * fp32.  A document never continues in another precision. */
+    uint8_t precision;
 } rwkvd_model_id;
 
 typedef enum rwkvd_input_kind {

@@ -74,6 +74,8 @@ static int parse_header(const char *label, const uint8_t *p, size_t len,
     /* v1/v2: pooling last/mean, byte 103 reserved; v3/v4: pooling eos with its task */
     if (rwkvd_get32(p + 12) != hs || (eos ? p[103] > 2 : p[103] != 0) ||
         (fl & ~(uint32_t)RWKVD_CKPT_FL_ALL) ||
+        ((fl & RWKVD_CKPT_FL_PRECISION) >> RWKVD_CKPT_FL_PRECISION_SHIFT) >
+            RWKVD_CKPT_PRECISION_MAX ||
         (!(fl & RWKVD_CKPT_FL_CARRY) && rwkvd_get32(p + 132)) ||
         (eos ? p[100] != RWKVD_POOL_EOS : p[100] > 1) || p[101] > 1)
         return dfail(st, RWKVD_CKPT_CORRUPT, err, label,
@@ -99,6 +101,7 @@ static int parse_header(const char *label, const uint8_t *p, size_t len,
     ck->opts.task = eos ? p[103] : 0;
     ck->opts.normalize = p[101];
     ck->input = (rwkvd_input_kind)p[102];
+    ck->model.precision = (uint8_t)((fl & RWKVD_CKPT_FL_PRECISION) >> RWKVD_CKPT_FL_PRECISION_SHIFT);
     ck->opts.topk = rwkvd_get32(p + 104);
     rwkv_seg_config_lines(&ck->opts.seg); /* set from the payload when flag 32 is */
     ck->n_pending_bytes = rwkvd_get32(p + 108);
@@ -142,6 +145,15 @@ static int parse_header(const char *label, const uint8_t *p, size_t len,
             rwkvd_sha256_hex(expect->tokenizer_sha256, b);
             return dfail(st, RWKVD_CKPT_OTHER_MODEL, err, label,
                          "made with tokenizer sha256 %.16s..., the running one is %.16s...", a, b);
+        }
+        if (expect->precision != ck->model.precision) {
+            static const char *const names[] = {"fp32", "bf16", "int8"};
+            return dfail(st, RWKVD_CKPT_OTHER_MODEL, err, label,
+                         "its state was computed in %s, the daemon runs %s: a document never "
+                         "mixes precisions (restart with --precision %s to continue it, or "
+                         "drop it)",
+                         names[ck->model.precision], names[expect->precision % 3],
+                         names[ck->model.precision]);
         }
         if (expect->generation != ck->model.generation || expect->n_layer != ck->model.n_layer ||
             expect->n_embd != ck->model.n_embd || expect->vocab != ck->model.vocab ||

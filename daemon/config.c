@@ -5,6 +5,8 @@
  */
 #include "daemon/config.h"
 
+#include "core/precision.h"
+
 #include <ctype.h>
 #include <errno.h>
 #include <math.h>
@@ -28,6 +30,10 @@ static const rwkvd_option options[] = {
      "vocabulary is 256."},
     {"device", RWKVD_OPT_DEVICE, F(device), "cpu", 0, 0, false, false, "DEV",
      "Where the model runs: cpu, cuda or cuda:N."},
+    {"precision", RWKVD_OPT_PRECISION, F(precision), "fp32", 0, 0, false, false, "P",
+     "Arithmetic of the CPU engine's large products: fp32 (exact, the reference), bf16, "
+     "int8, or auto (the fastest this CPU runs; see docs/precision.md). A document's "
+     "checkpoint records it: resuming under another precision is refused (other_model)."},
     {"threads", RWKVD_OPT_INT, F(threads), "0", 0, 1024, false, false, "N",
      "CPU worker threads; 0 = one per online CPU."},
     {"block_size", RWKVD_OPT_INT, F(block_size), "256", 1, 65536, false, false, "N",
@@ -245,6 +251,13 @@ int rwkvd_config_set(rwkvd_config *c, const char *name, const char *v, rwkv_erro
                 return 0;
             }
         return rwkv_fail(err, "%s: '%.64s' is not one of error, warn, info, debug", o->name, v);
+    case RWKVD_OPT_PRECISION: {
+        rwkv_precision p;
+        if (rwkv_precision_parse(v, &p, NULL) != 0)
+            return rwkv_fail(err, "%s: '%.64s' is not one of " RWKV_PRECISION_NAMES, o->name, v);
+        c->precision_code = (int)p;
+        return set_text(field, o->size, o, v, err);
+    }
     case RWKVD_OPT_DEVICE:
         if (strcmp(v, "cpu") == 0) {
             c->device_kind = RWKVD_DEVICE_CPU;

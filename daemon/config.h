@@ -55,6 +55,8 @@ typedef struct rwkvd_config {
     rwkvd_device_kind device_kind;        /* parsed from device */
     int device_index;                     /* N of cuda:N (0 for "cuda") */
     int threads;                          /* 0 = one per online CPU */
+    char precision[RWKVD_CFG_STR_MAX];    /* as given: fp32, bf16, int8, auto */
+    int precision_code;                   /* rwkv_precision parsed from precision */
     int block_size;
     /* sockets */
     char ingest[RWKVD_CFG_STR_MAX];
@@ -105,6 +107,7 @@ typedef enum rwkvd_opt_type {
     RWKVD_OPT_SECONDS,  /* decimal number, within [min, max] */
     RWKVD_OPT_LOGLEVEL, /* error|warn|info|debug */
     RWKVD_OPT_DEVICE,   /* cpu|cuda|cuda:N */
+    RWKVD_OPT_PRECISION, /* fp32|bf16|int8|auto (core/precision.h) */
 } rwkvd_opt_type;
 
 typedef struct rwkvd_option {

@@ -265,6 +265,8 @@ int rwkvd_config_reload(const rwkvd_config *cur, rwkvd_config *next, int argc,
             next->device_kind = cur->device_kind;
             next->device_index = cur->device_index;
         }
+        if (o->type == RWKVD_OPT_PRECISION)
+            next->precision_code = cur->precision_code;
         if (kept_len > used + 1) {
             int k = snprintf(kept + used, kept_len - used, "%s%s", used ? ", " : "", o->name);
             used = k > 0 && (size_t)k < kept_len - used ? used + (size_t)k : kept_len - 1;

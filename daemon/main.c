@@ -11,6 +11,8 @@
 #include "daemon/http_embeddings.h"
 #include "daemon/metrics_http.h"
 #include "daemon/server.h"
+#include "core/cpu_features.h"
+#include "core/precision.h"
 #include "daemon/wire/keygen.h"
 #include "core/sha256.h"
 
@@ -80,9 +82,16 @@ static int load_model(rwkvd_server *srv, rwkv_error *err)
     id->state_floats = srv->mi->state_floats;
     memcpy(srv->head_template.model_sha256, id->model_sha256, 32);
     srv->head_template.dim = (uint32_t)srv->mi->n_embd;
-    srv->engine = rwkv_engine_new_on(srv->model, c->device, c->threads, err);
+    rwkv_engine_opts eo = {c->device, c->threads, (rwkv_precision)c->precision_code};
+    srv->engine = rwkv_engine_new_opts(srv->model, &eo, err);
     if (!srv->engine)
         return -1;
+    /* checkpoints record the precision their state was computed in */
+    id->precision = (uint8_t)rwkv_engine_precision(srv->engine);
+    char feat[256];
+    rwkv_cpu_features_describe(rwkv_cpu_features_get(), feat, sizeof feat);
+    LOG_INFO("cpu features: %s; precision %s (asked: %s)", feat,
+             rwkv_precision_name(rwkv_engine_precision(srv->engine)), c->precision);
     char hex[65];
     rwkvd_sha256_hex(id->model_sha256, hex);
     LOG_INFO("model %s: %s, %d layers, dim %d, vocab %d, %zu parameters (%s), sha256 %s, "

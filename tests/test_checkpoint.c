@@ -376,6 +376,52 @@ static void test_other_model_refused(void)
     rwkvd_ckpt_release(&back);
 }
 
+/* The precision a state was computed in is part of its identity: a bf16
+ * checkpoint round-trips, is refused by an fp32 daemon with a reason naming
+ * both precisions, and an fp32 one (flag bits 6-7 = 0, as in every file
+ * written before precisions existed) by a bf16 daemon. */
+static void test_other_precision_refused(void)
+{
+    rwkvd_ckpt ck, back;
+    full_ckpt(&ck);
+    ck.model.precision = 1; /* bf16 */
+    size_t n;
+    uint8_t *b = enc(&ck, &n);
+    CHECK(b);
+    CHECK(((b[16] >> 6) & 3) == 1 && b[103] == 0);
+    rwkvd_model_id bf = model;
+    bf.precision = 1;
+    rwkv_error err;
+    rwkvd_ckpt_status st;
+    int rc = rwkvd_ckpt_decode("p.ckpt", b, n, &bf, 0, &back, &st, &err);
+    if (rc == 0) {
+        CHECK(back.model.precision == 1);
+        rwkvd_ckpt_release(&back);
+    }
+    CHECKF(rc == 0, "%s", err.msg);
+    rc = rwkvd_ckpt_decode("p.ckpt", b, n, &model, 0, &back, &st, &err);
+    free(b);
+    CHECKF(rc == -1 && st == RWKVD_CKPT_OTHER_MODEL && strstr(err.msg, "computed in bf16") &&
+               strstr(err.msg, "runs fp32"),
+           "%s", err.msg);
+    full_ckpt(&ck);
+    b = enc(&ck, &n);
+    CHECK(b);
+    CHECK(((b[16] >> 6) & 3) == 0);
+    rwkvd_ckpt_info info;
+    rc = rwkvd_ckpt_read_header("p.ckpt", b, n, &bf, &info, &st, &err);
+    free(b);
+    CHECKF(rc == -1 && st == RWKVD_CKPT_OTHER_MODEL && strstr(err.msg, "computed in fp32"), "%s",
+           err.msg);
+    /* the writer refuses an unknown precision */
+    full_ckpt(&ck);
+    ck.model.precision = 3;
+    uint8_t *out = NULL;
+    rc = rwkvd_ckpt_encode(&ck, 1, &out, &n, &err);
+    free(out);
+    CHECKF(rc == -1 && strstr(err.msg, "precision"), "%s", err.msg);
+}
+
 /* Rewrites header field bytes and re-seals the header CRC, so only the
  * field checks can catch the change. */
 static void reseal(uint8_t *b, size_t doc_len)
@@ -422,7 +468,8 @@ static void test_sealed_bad_headers(void)
         {96, 4, 0x10, "options"},
         {100, 1, 2, "out of range"},            /* pooling 2 */
         {102, 1, 3, "input kind"},
-        {103, 1, 1, "out of range"},            /* reserved byte */
+        {103, 1, 3, "out of range"},            /* reserved in v1 (the task of v3) */
+        {16, 4, 0xC2, "out of range"},          /* precision 3 (0 fp32, 1 bf16, 2 int8) */
         {104, 4, 0, "options"},                 /* topk 0 */
         {108, 4, 5000, "pending tokenizer bytes"},
         {112, 4, 0x40000001u, "pending tokens"}, /* > 2^30 */
@@ -738,6 +785,7 @@ int main(int argc, char **argv)
     RUN(test_every_byte_flip_refused);
     RUN(test_every_truncation_refused);
     RUN(test_other_model_refused);
+    RUN(test_other_precision_refused);
     RUN(test_sealed_bad_headers);
     RUN(test_sealed_bad_payloads);
     RUN(test_raw_cap_checked_before_allocating);

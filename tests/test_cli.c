@@ -757,6 +757,8 @@ static void test_bad_arguments_one_line_errors(void)
         {"generate", "--model", g_model, "--bytes", "--prompt", "a", "--temperature", "nan", NULL},
         {"generate", "--model", g_model, "--bytes", "--prompt", "a", "--top-k", "-3", NULL},
         {"generate", "--model", "/nonexistent", "--bytes", "--prompt", "a", NULL},
+        {"eval", "--model", g_model, "--bytes", "--precision", "fp16", g_input, NULL},
+        {"generate", "--model", g_model, "--bytes", "--prompt", "a", "--precision", "", NULL},
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
         run_result r;
@@ -779,6 +781,33 @@ static void test_bad_arguments_one_line_errors(void)
         CHECKF(stat(out, &sb) != 0 && stat(m, &sb) != 0, "case %zu (rwkv %s) left an output file",
                i, what);
     }
+}
+
+/* --precision: the summary names the engine's precision, and the
+ * surprisal stays near the fp32 one (tests/test_precision.c has the
+ * bounds); info lists the precisions this CPU runs. */
+static void test_precision_option(void)
+{
+    run_result r;
+    RUN_OK(&r, NULL, "info", "--model", g_model);
+    int listed = strstr(r.out, "precisions:  fp32") != NULL && strstr(r.out, "cpu:") != NULL;
+    int has_bf16 = strstr(r.out, "bf16") != NULL;
+    run_free(&r);
+    CHECK(listed);
+    if (!has_bf16) {
+        test_skip("test_precision_option bf16", "this CPU has no avx512_bf16");
+        return;
+    }
+    char sur[PATH_MAX];
+    RUN_OK(&r, g_input, "eval", "--model", g_model, "--bytes", "--precision", "bf16",
+           "--out-surprisal", tmp("prec-sur.f32", sur), "-");
+    int named = strstr(r.err, "threads, bf16)") != NULL;
+    char *ms = strstr(r.err, "mean surprisal ");
+    double s = ms ? strtod(ms + 15, NULL) : 0;
+    char msg[300];
+    snprintf(msg, sizeof msg, "%s", r.err);
+    run_free(&r);
+    CHECKF(named && s > 3.7 && s < 3.85, "%s", msg); /* fp32: 3.771305 */
 }
 
 static void test_help(void)
@@ -836,6 +865,7 @@ int main(int argc, char **argv)
         return 1;
     }
     RUN(test_help);
+    RUN(test_precision_option);
     RUN(test_eval_matches_fixtures);
     RUN(test_eval_last_outputs);
     RUN(test_block_sizes_agree);

@@ -13,7 +13,8 @@ uninterrupted run.  Both generations damaged: `resume` refuses with
 checkpoint_bad naming the file, a message for A gets the same error output,
 and document B, on disk beside it, still completes correctly.  A daemon on
 the bf16 copy of the model (another sha256, so "another model") refuses A
-with other_model.  The daemon must never crash.
+with other_model, and so does a daemon on the same model at another
+precision (--precision bf16).  The daemon must never crash.
 
 Runs against the rel binary and once against the ASan+UBSan binary, so the
 sanitizers watch the checkpoint decoder on real damaged files.
@@ -129,6 +130,11 @@ def damage(path, how):
 
 DAMAGES = ["magic", "header", "payload", "last_byte", "cut_1", "cut_header", "cut_payload",
            "empty", "grown"]
+
+
+def cpu_has_bf16():
+    with open("/proc/cpuinfo") as f:
+        return " avx512_bf16" in f.read()
 
 
 def resume(d, doc):
@@ -261,6 +267,22 @@ def corruption(binary):
         push.close(0)
         c.close()
         d2.stop()
+        check(open(newest, "rb").read() == good[newest], "a refused checkpoint was modified")
+
+        # the same model at another precision (PROTOCOL.md §8.1): refused as
+        # other_model, the message naming both precisions
+        if not cpu_has_bf16():
+            print("SKIP: another precision: this CPU has no avx512_bf16")
+            return
+        restore()
+        d3 = Daemon(w, state_dir=state, binary=binary, args=ARGS + ["--precision", "bf16"],
+                    tag="prec").start()
+        r = resume(d3, "A")
+        d3.stop()
+        check(r.get("ok") is False and r.get("reason") == "other_model"
+              and "computed in fp32" in r.get("message", "")
+              and "runs bf16" in r.get("message", ""),
+              "checkpoint of another precision: resume %r, expected other_model" % r)
         check(open(newest, "rb").read() == good[newest], "a refused checkpoint was modified")
 
 

@@ -9,6 +9,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/precision.h"
+
 /* Outputs are raw little-endian float32/int32 written straight from memory. */
 #if !defined(__BYTE_ORDER__) || __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
 #error "the rwkv tool writes raw little-endian arrays; add byte swapping for this host"
@@ -109,6 +111,19 @@ int cli_parse_device(const char *cmd, const char *s)
     }
     cli_usage(cmd, "--device: '%s' is not one of cpu, cuda, cuda:N", s);
     return -1;
+}
+
+int cli_parse_precision(const char *cmd, const char *s, int *out, int *given)
+{
+    rwkv_precision p;
+    rwkv_error err;
+    if (rwkv_precision_parse(s, &p, &err) != 0) {
+        cli_usage(cmd, "--precision: '%s' is not one of " RWKV_PRECISION_NAMES, s);
+        return -1;
+    }
+    *out = (int)p;
+    *given = 1;
+    return 0;
 }
 
 int cli_load_tokenizer(const char *cmd, const char *vocab, int bytes, rwkv_tokenizer **out)

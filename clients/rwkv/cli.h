@@ -42,6 +42,11 @@ int cli_parse_double(const char *cmd, const char *opt, const char *s, double lo,
  * business (rwkv_engine_new_on). */
 int cli_parse_device(const char *cmd, const char *s);
 
+/* --precision P: fp32, bf16, int8 or auto into *out (and *given = 1).
+ * 0, or -1 after reporting a usage error; whether this CPU runs it is the
+ * engine's business (rwkv_engine_new_opts names the missing feature). */
+int cli_parse_precision(const char *cmd, const char *s, int *out, int *given);
+
 /* --vocab V or --bytes (exactly one is required).  0, or CLI_USAGE /
  * CLI_FAIL after reporting. */
 int cli_load_tokenizer(const char *cmd, const char *vocab, int bytes, rwkv_tokenizer **out);

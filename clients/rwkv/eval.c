@@ -62,6 +62,8 @@ static void help(void)
            "  -t, --threads N         worker threads (default 0: one per CPU)\n"
            "      --device DEV        cpu (default), cuda or cuda:N (a GPU; precision bf16,\n"
            "                          or fp32 with RWKV_CUDA_PRECISION=fp32 in the environment)\n"
+           "      --precision P       fp32 (default, exact), bf16, int8 or auto (the CPU's\n"
+           "                          fastest; docs/precision.md); CPU engines only\n"
            "  -q, --quiet             no summary line on stderr\n"
            "  -h, --help              this text\n"
            "\n"
@@ -79,6 +81,7 @@ typedef struct eval_opts {
     long segment_text;    /* --segment-text N */
     const char *in_state;
     const char *device; /* NULL: cpu */
+    int precision, precision_given; /* rwkv_precision */
 } eval_opts;
 
 typedef struct eval_run {
@@ -111,8 +114,8 @@ static int parse_mode(const char *opt, const char *s, int allow_mean, int *out)
 static int parse_args(int argc, char **argv, eval_opts *o, int *status)
 {
     enum { O_VOCAB = 256, O_BYTES, O_LOGITS, O_HIDDEN, O_OUT_LOGITS, O_OUT_HIDDEN,
-           O_OUT_STATE, O_IN_STATE, O_OUT_SURPRISAL, O_DEVICE, O_SEGMENTS, O_OUT_SEGMENTS,
-           O_SEGMENT_TEXT };
+           O_OUT_STATE, O_IN_STATE, O_OUT_SURPRISAL, O_DEVICE, O_PRECISION, O_SEGMENTS,
+           O_OUT_SEGMENTS, O_SEGMENT_TEXT };
     static const struct option longs[] = {
         {"model", required_argument, NULL, 'm'},
         {"vocab", required_argument, NULL, O_VOCAB},
@@ -130,6 +133,7 @@ static int parse_args(int argc, char **argv, eval_opts *o, int *status)
         {"segment-text", required_argument, NULL, O_SEGMENT_TEXT},
         {"threads", required_argument, NULL, 't'},
         {"device", required_argument, NULL, O_DEVICE},
+        {"precision", required_argument, NULL, O_PRECISION},
         {"quiet", no_argument, NULL, 'q'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
@@ -162,6 +166,9 @@ static int parse_args(int argc, char **argv, eval_opts *o, int *status)
                                  &o->segment_text);
             break;
         case O_DEVICE: o->device = optarg; bad = cli_parse_device(CMD, optarg) != 0; break;
+        case O_PRECISION:
+            bad = cli_parse_precision(CMD, optarg, &o->precision, &o->precision_given) != 0;
+            break;
         case 'q': o->quiet = 1; break;
         case 'h': help(); *status = CLI_OK; return -1;
         default: *status = cli_bad_option(CMD, c, argv); return -1;
@@ -430,7 +437,8 @@ int cmd_eval(int argc, char **argv)
         cli_fail(CMD, "out of memory for blocks of %zu tokens (try a smaller --block)", T);
         goto out;
     }
-    r.eng = rwkv_engine_new_on(model, o.device, (int)o.threads, &err);
+    rwkv_engine_opts eo = {o.device, (int)o.threads, (rwkv_precision)o.precision};
+    r.eng = rwkv_engine_new_opts(model, &eo, &err);
     if (!r.eng) {
         cli_fail(CMD, "%s", err.msg);
         goto out;
@@ -464,7 +472,8 @@ int cmd_eval(int argc, char **argv)
                      (unsigned long long)r.surprisal_n);
         fprintf(stderr, "rwkv eval: %llu tokens in %.3f s, %.1f tok/s%s%s%s\n",
                 (unsigned long long)r.tokens, secs, secs > 0 ? (double)r.tokens / secs : 0.0,
-                extra, o.device ? "; on " : "", o.device ? rwkv_engine_device(r.eng) : "");
+                extra, o.device || o.precision_given ? "; on " : "",
+                o.device || o.precision_given ? rwkv_engine_device(r.eng) : "");
     }
 out:
     for (int i = 0; i < 5; i++)

@@ -49,6 +49,8 @@ static void help(void)
            "  -t, --threads N        worker threads (default 0: one per CPU)\n"
            "      --device DEV       cpu (default), cuda or cuda:N (a GPU; precision bf16,\n"
            "                         or fp32 with RWKV_CUDA_PRECISION=fp32 in the environment)\n"
+           "      --precision P      fp32 (default, exact), bf16, int8 or auto (the CPU's\n"
+           "                         fastest; docs/precision.md); CPU engines only\n"
            "  -q, --quiet            no summary line on stderr\n"
            "  -h, --help             this text\n");
 }
@@ -56,6 +58,7 @@ static void help(void)
 typedef struct gen_opts {
     const char *model, *vocab, *prompt;
     const char *device; /* NULL: cpu */
+    int precision, precision_given; /* rwkv_precision */
     int bytes, quiet, have_seed;
     long max_tokens, threads, top_k;
     double temperature, top_p;
@@ -64,7 +67,7 @@ typedef struct gen_opts {
 
 static int parse_args(int argc, char **argv, gen_opts *o, int *status)
 {
-    enum { O_VOCAB = 256, O_BYTES, O_TEMP, O_TOPK, O_TOPP, O_DEVICE };
+    enum { O_VOCAB = 256, O_BYTES, O_TEMP, O_TOPK, O_TOPP, O_DEVICE, O_PRECISION };
     static const struct option longs[] = {
         {"model", required_argument, NULL, 'm'},
         {"vocab", required_argument, NULL, O_VOCAB},
@@ -77,6 +80,7 @@ static int parse_args(int argc, char **argv, gen_opts *o, int *status)
         {"seed", required_argument, NULL, 's'},
         {"threads", required_argument, NULL, 't'},
         {"device", required_argument, NULL, O_DEVICE},
+        {"precision", required_argument, NULL, O_PRECISION},
         {"quiet", no_argument, NULL, 'q'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
@@ -107,6 +111,9 @@ static int parse_args(int argc, char **argv, gen_opts *o, int *status)
         case 's': bad = cli_parse_u64(CMD, "--seed", optarg, &o->seed); o->have_seed = 1; break;
         case 't': bad = cli_parse_long(CMD, "--threads", optarg, 0, 4096, &o->threads); break;
         case O_DEVICE: o->device = optarg; bad = cli_parse_device(CMD, optarg) != 0; break;
+        case O_PRECISION:
+            bad = cli_parse_precision(CMD, optarg, &o->precision, &o->precision_given) != 0;
+            break;
         case 'q': o->quiet = 1; break;
         case 'h': help(); *status = CLI_OK; return -1;
         default: *status = cli_bad_option(CMD, c, argv); return -1;
@@ -180,7 +187,9 @@ int cmd_generate(int argc, char **argv)
     const int has_eod = rwkv_tokenizer_get_kind(tok) != RWKV_TOKENIZER_BYTES;
     rwkv_sampler_params sp = {o.temperature, (int)o.top_k, o.top_p, o.seed};
     if (!(smp = rwkv_sampler_new(V, &sp, &err)) ||
-        !(eng = rwkv_engine_new_on(model, o.device, (int)o.threads, &err))) {
+        !(eng = rwkv_engine_new_opts(
+              model, &(rwkv_engine_opts){o.device, (int)o.threads, (rwkv_precision)o.precision},
+              &err))) {
         cli_fail(CMD, "%s", err.msg);
         goto out;
     }
@@ -232,8 +241,8 @@ int cmd_generate(int argc, char **argv)
         fprintf(stderr, "\nrwkv generate: prompt %zu tokens in %.3f s; %ld tokens in %.3f s, "
                 "%.1f tok/s%s; seed %llu%s%s\n", prompt.n, t_prompt, produced, secs,
                 secs > 0 ? (double)produced / secs : 0.0, ended ? " (end of document)" : "",
-                (unsigned long long)o.seed, o.device ? "; on " : "",
-                o.device ? rwkv_engine_device(eng) : "");
+                (unsigned long long)o.seed, o.device || o.precision_given ? "; on " : "",
+                o.device || o.precision_given ? rwkv_engine_device(eng) : "");
 out:
     free(logits);
     rwkv_ids_free(&prompt);

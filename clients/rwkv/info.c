@@ -13,6 +13,7 @@
 
 #include "clients/rwkv/cli.h"
 #include "clients/rwkv/commands.h"
+#include "core/precision.h"
 #include "core/embedding.h"
 #include "core/tensor_file.h"
 
@@ -23,7 +24,8 @@ static void help(void)
     printf("usage: rwkv info --model FILE [--json]\n"
            "\n"
            "Describes a checkpoint: generation, layers, embedding, heads x head size, FFN\n"
-           "width, vocabulary, dtypes, parameters, weight bytes, state size, file format.\n"
+           "width, vocabulary, dtypes, parameters, weight bytes, state size, file format;\n"
+           "and this CPU's features (cpuid) with the precisions it runs (--precision).\n"
            "\n"
            "  -m, --model FILE   checkpoint (.pth or .safetensors)\n"
            "      --json         one JSON object instead of text\n"
@@ -42,6 +44,28 @@ static const char *grouped(size_t v, char *buf, size_t cap)
     }
     buf[o] = '\0';
     return buf;
+}
+
+/* The precisions this CPU runs, space separated, into buf. */
+static void runnable_precisions(char *buf, size_t cap)
+{
+    const rwkv_cpu_features *f = rwkv_cpu_features_get();
+    size_t o = 0;
+    buf[0] = '\0';
+    for (int p = RWKV_PRECISION_FP32; p <= RWKV_PRECISION_INT8; p++)
+        if (rwkv_precision_check((rwkv_precision)p, f, NULL) == 0 && o < cap)
+            o += (size_t)snprintf(buf + o, cap - o, "%s%s", o ? " " : "",
+                                  rwkv_precision_name((rwkv_precision)p));
+}
+
+static json_t *words(const char *s)
+{
+    json_t *a = json_array();
+    char buf[256];
+    snprintf(buf, sizeof buf, "%s", s);
+    for (char *save = NULL, *w = strtok_r(buf, " ", &save); w; w = strtok_r(NULL, " ", &save))
+        json_array_append_new(a, json_string(w));
+    return a;
 }
 
 /* "cls/sts/retr" for the heads present (rwkv-emb's order); "" for none. */
@@ -85,6 +109,14 @@ static int print_json(const rwkv_model_info *mi, const size_t *dtype_count)
     json_object_set_new(o, "weight_bytes", json_integer((json_int_t)mi->weight_bytes));
     json_object_set_new(o, "state_floats", json_integer((json_int_t)mi->state_floats));
     json_object_set_new(o, "state_bytes", json_integer((json_int_t)(mi->state_floats * 4)));
+    char feat[256], prec[64];
+    const rwkv_cpu_features *f = rwkv_cpu_features_get();
+    rwkv_cpu_features_describe(f, feat, sizeof feat);
+    runnable_precisions(prec, sizeof prec);
+    json_object_set_new(o, "cpu_features", words(strcmp(feat, "none") ? feat : ""));
+    json_object_set_new(o, "precisions", words(prec));
+    json_object_set_new(o, "precision_auto",
+                        json_string(rwkv_precision_name(rwkv_precision_auto(f))));
     char *text = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
     json_decref(o);
     if (!text)
@@ -120,6 +152,12 @@ static void print_text(const rwkv_model_info *mi, const size_t *dtype_count)
            (double)mi->weight_bytes / 1048576.0);
     printf("state:       %s floats, %s bytes\n", grouped(mi->state_floats, a, sizeof a),
            grouped(mi->state_floats * 4, b, sizeof b));
+    char feat[256], prec[64];
+    const rwkv_cpu_features *f = rwkv_cpu_features_get();
+    rwkv_cpu_features_describe(f, feat, sizeof feat);
+    runnable_precisions(prec, sizeof prec);
+    printf("cpu:         %s\n", feat);
+    printf("precisions:  %s (auto: %s)\n", prec, rwkv_precision_name(rwkv_precision_auto(f)));
 }
 
 int cmd_info(int argc, char **argv)

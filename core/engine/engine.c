@@ -14,7 +14,6 @@ struct rwkv_engine {
     const rwkv_model *model;
     const rwkv_backend_ops *ops;
     void *ctx;
-    char device[128];
 };
 
 /* "cpu" (or NULL) -> -1, "cuda" -> 0, "cuda:N" -> N. */
@@ -53,7 +52,6 @@ rwkv_engine *rwkv_engine_new_with(const rwkv_model *m, const rwkv_backend_ops *o
         free(e);
         return NULL;
     }
-    snprintf(e->device, sizeof e->device, "%s", ops->describe(e->ctx));
     return e;
 }
 
@@ -90,7 +88,12 @@ rwkv_engine *rwkv_engine_new_on(const rwkv_model *m, const char *device, int n_t
 
 const char *rwkv_engine_device(const rwkv_engine *e)
 {
-    return e->device;
+    return e->ops->describe(e->ctx);
+}
+
+rwkv_cpu *rwkv_engine_cpu(const rwkv_engine *e)
+{
+    return e->ops == rwkv_cpu_backend() ? e->ctx : NULL;
 }
 
 void rwkv_engine_free(rwkv_engine *e)

@@ -29,6 +29,7 @@ typedef struct rwkv_cpu {
     rwkv_matmul_scratch *mm;
     int n_threads;
     char device[64];
+    rwkv_precision precision; /* FP32 unless set by rwkv_engine_new_opts */
     /* grown on demand, kept between calls */
     float *x;          size_t x_cap;        /* residual stream [M][C] */
     float *scratch;    size_t scratch_cap;  /* the arch's layer scratch */
@@ -41,6 +42,10 @@ typedef struct rwkv_cpu {
  * tests use it to run the engine's generic paths on variants of a table. */
 rwkv_engine *rwkv_engine_new_with(const rwkv_model *m, const rwkv_backend_ops *ops, int device,
                                   int n_threads, rwkv_error *err);
+
+/* The CPU backend's context of engine e, or NULL when e runs elsewhere (a
+ * device); engine_opts.c sets a CPU engine's precision through it. */
+rwkv_cpu *rwkv_engine_cpu(const rwkv_engine *e);
 
 /* The CPU backend's table (cpu_backend.c); its forward is in cpu_forward.c. */
 const rwkv_backend_ops *rwkv_cpu_backend(void);

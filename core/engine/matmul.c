@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/engine/matmul_lowp.h"
 #include "core/engine/simd.h"
 
 /* Rows of W per sgemm task: about 8 slices per matrix (good balance on 1,
@@ -28,7 +29,19 @@ struct rwkv_matmul_scratch {
     int n;
     float **buf; /* per thread: SLICE_MAX * RWKV_MATMUL_MAX_COLS floats of address
                     space; only the pages a slice touches become resident */
+    rwkv_lowp_ctx *lowp; /* bf16/int8 engines: their products (matmul_lowp.h) */
 };
+
+void rwkv_matmul_scratch_set_lowp(rwkv_matmul_scratch *s, rwkv_lowp_ctx *lowp)
+{
+    rwkv_lowp_ctx_free(s->lowp);
+    s->lowp = lowp;
+}
+
+rwkv_lowp_ctx *rwkv_matmul_scratch_lowp(const rwkv_matmul_scratch *s)
+{
+    return s->lowp;
+}
 
 rwkv_matmul_scratch *rwkv_matmul_scratch_new(int n_threads)
 {
@@ -59,6 +72,7 @@ void rwkv_matmul_scratch_free(rwkv_matmul_scratch *s)
     for (int i = 0; i < s->n; i++)
         free(s->buf[i]);
     free(s->buf);
+    rwkv_lowp_ctx_free(s->lowp);
     free(s);
 }
 
@@ -130,6 +144,7 @@ typedef struct {
     int first[17];    /* first task index of each op; first[n_ops] = total */
     int rows_per[16]; /* weight rows per task, per op */
     rwkv_matmul_scratch *scratch;
+    rwkv_lowp_ctx *lowp; /* set when some op runs at low precision */
 } many_ctx;
 
 static void gemv_rows(const rwkv_matmul_op *op, const void *wrows, int nr, int r0, int i0, int m)
@@ -151,8 +166,15 @@ static void gemv_rows(const rwkv_matmul_op *op, const void *wrows, int nr, int r
 }
 
 /* Weight rows [r0, r0+nr) of one op, for every segment. */
-static void run_slice(const many_ctx *c, const rwkv_matmul_op *op, int r0, int nr, int thread)
+static void run_slice(const many_ctx *c, int k, const rwkv_matmul_op *op, int r0, int nr,
+                      int thread)
 {
+    if (c->lowp && rwkv_lowp_on(c->lowp, k)) {
+        for (int s = 0; s < c->seg->n; s++)
+            rwkv_lowp_run(c->lowp, k, op, c->seg->start[s], c->seg->start[s + 1] - c->seg->start[s],
+                          r0, nr, thread);
+        return;
+    }
     const rwkv_matrix *w = op->w;
     size_t esz = rwkv_dtype_size(w->dtype);
     const char *wrows = (const char *)w->data + (size_t)r0 * w->cols * esz;
@@ -188,7 +210,7 @@ static void many_task(void *arg, int task, int thread)
     int per = c->rows_per[k];
     int r0 = (task - c->first[k]) * per;
     int nr = op->w->rows - r0 < per ? op->w->rows - r0 : per;
-    run_slice(c, op, r0, nr, thread);
+    run_slice(c, k, op, r0, nr, thread);
 }
 
 void rwkv_matmul_many(rwkv_pool *pool, rwkv_matmul_scratch *s, const rwkv_segments *seg,
@@ -213,6 +235,8 @@ void rwkv_matmul_many(rwkv_pool *pool, rwkv_matmul_scratch *s, const rwkv_segmen
         c.rows_per[k] = c.all_small ? GEMV_TASK_ROWS : slice_rows(ops[k].w->rows);
         c.first[k + 1] = c.first[k] + (ops[k].w->rows + c.rows_per[k] - 1) / c.rows_per[k];
     }
+    if (s->lowp && rwkv_lowp_begin(s->lowp, pool, seg->start[seg->n], ops, n_ops) > 0)
+        c.lowp = s->lowp;
     rwkv_pool_run(pool, c.first[n_ops], many_task, &c);
 }
 

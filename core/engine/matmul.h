@@ -61,6 +61,13 @@ typedef struct rwkv_matmul_scratch rwkv_matmul_scratch;
 rwkv_matmul_scratch *rwkv_matmul_scratch_new(int n_threads);
 void rwkv_matmul_scratch_free(rwkv_matmul_scratch *s); /* accepts NULL */
 
+/* A bf16/int8 engine's products (matmul_lowp.h): the scratch takes it over
+ * (freed with the scratch or by the next call); ops whose weights have a
+ * low-precision form then run through it, the rest stay fp32. */
+struct rwkv_lowp_ctx;
+void rwkv_matmul_scratch_set_lowp(rwkv_matmul_scratch *s, struct rwkv_lowp_ctx *lowp);
+struct rwkv_lowp_ctx *rwkv_matmul_scratch_lowp(const rwkv_matmul_scratch *s);
+
 /* Runs n_ops products over the same row segments in one parallel region.
  * Never fails (scratch is reserved at creation for any cols up to
  * RWKV_MATMUL_MAX_COLS; only touched pages become resident). */

@@ -30,7 +30,7 @@ static const struct {
     [RWKVD_R_PAYLOAD_KIND] = {"payload_kind", "a document mixes tokens with text/bytes"},
     [RWKVD_R_DOC_FINISHED] = {"doc_finished", "the document already ended with eof"},
     [RWKVD_R_CHECKPOINT_BAD] = {"checkpoint_bad", "no generation of the document's checkpoint is readable"},
-    [RWKVD_R_OTHER_MODEL] = {"other_model", "the document's checkpoint was made with another model or tokenizer"},
+    [RWKVD_R_OTHER_MODEL] = {"other_model", "the document's checkpoint was made with another model, tokenizer or precision"},
     [RWKVD_R_IO_ERROR] = {"io_error", "a checkpoint could not be read or written"},
     [RWKVD_R_OVERLOADED] = {"overloaded", "out of memory or queues full"},
     [RWKVD_R_ENGINE] = {"engine", "the inference engine failed on this document"},

@@ -160,6 +160,47 @@ static int validate(const rwkv_engine *e, const rwkv_request *reqs, int n_reqs, 
     return 0;
 }
 
+/* The host fallbacks below share one frame: a copy of the requests in
+ * which some ask the backend for every row of an output instead of what
+ * they wanted, into buffers owned by the frame. */
+typedef struct {
+    rwkv_request *q; /* [n] the copies handed to the backend */
+    float **rows;    /* [n] the buffers given to widened requests, or NULL */
+    int n;
+} widened;
+
+static int widened_new(widened *w, const rwkv_request *reqs, int n, rwkv_error *err)
+{
+    w->n = n;
+    w->q = malloc(sizeof *w->q * (size_t)(n + 1));
+    w->rows = calloc((size_t)n + 1, sizeof *w->rows);
+    if (!w->q || !w->rows) {
+        free(w->q);
+        free(w->rows);
+        return rwkv_fail(err, "forward: out of memory");
+    }
+    if (n > 0)
+        memcpy(w->q, reqs, sizeof *w->q * (size_t)n);
+    return 0;
+}
+
+/* A buffer of every row (per_row floats each) for copy i; NULL with err. */
+static float *widened_rows(widened *w, int i, size_t per_row, const char *what, rwkv_error *err)
+{
+    w->rows[i] = malloc((size_t)w->q[i].n_tokens * per_row * sizeof(float));
+    if (!w->rows[i])
+        rwkv_fail(err, "forward: out of memory for the %s", what);
+    return w->rows[i];
+}
+
+static void widened_free(widened *w)
+{
+    for (int i = 0; i < w->n; i++)
+        free(w->rows[i]);
+    free(w->rows);
+    free(w->q);
+}
+
 /* For a backend that cannot rank (backend.h, topk = 0): the requests that
  * want top-k ask it for every row's logits instead, ranked here; a LAST
  * logits request gets its row from them.  The backend computes the same
@@ -169,43 +210,33 @@ static int forward_ranking_on_host(rwkv_engine *e, rwkv_request *reqs, int n_req
                                    rwkv_error *err)
 {
     size_t V = (size_t)e->model->info.vocab_size;
-    rwkv_request *tmp = malloc(sizeof *tmp * (size_t)(n_reqs + 1));
-    float **own = calloc((size_t)n_reqs + 1, sizeof *own);
+    widened w;
+    if (widened_new(&w, reqs, n_reqs, err) != 0)
+        return -1;
     int rc = -1;
-    if (!tmp || !own) {
-        rwkv_fail(err, "forward: out of memory");
-        goto out;
-    }
     for (int i = 0; i < n_reqs; i++) {
-        tmp[i] = reqs[i];
-        tmp[i].topk = 0;
+        w.q[i].topk = 0;
         if (reqs[i].topk == 0 || reqs[i].logits == RWKV_LOGITS_ALL)
             continue;
-        if (!(own[i] = malloc((size_t)reqs[i].n_tokens * V * sizeof(float)))) {
-            rwkv_fail(err, "forward: out of memory for the logits to rank");
+        if (!(w.q[i].logits_out = widened_rows(&w, i, V, "logits to rank", err)))
             goto out;
-        }
-        tmp[i].logits = RWKV_LOGITS_ALL;
-        tmp[i].logits_out = own[i];
+        w.q[i].logits = RWKV_LOGITS_ALL;
     }
-    if (e->ops->forward(e->ctx, tmp, n_reqs, err) != 0)
+    if (e->ops->forward(e->ctx, w.q, n_reqs, err) != 0)
         goto out;
     for (int i = 0; i < n_reqs; i++) {
         const rwkv_request *q = &reqs[i];
         if (q->topk == 0)
             continue;
-        rwkv_topk_rows(tmp[i].logits_out, (size_t)q->n_tokens, (uint32_t)V, (uint32_t)q->topk,
-                       q->topk_ids, q->topk_logprobs);
+        const float *rows = w.q[i].logits_out;
+        rwkv_topk_rows(rows, (size_t)q->n_tokens, (uint32_t)V, (uint32_t)q->topk, q->topk_ids,
+                       q->topk_logprobs);
         if (q->logits == RWKV_LOGITS_LAST)
-            memcpy(q->logits_out, own[i] + (size_t)(q->n_tokens - 1) * V, V * sizeof(float));
+            memcpy(q->logits_out, rows + (size_t)(q->n_tokens - 1) * V, V * sizeof(float));
     }
     rc = 0;
 out:
-    if (own)
-        for (int i = 0; i < n_reqs; i++)
-            free(own[i]);
-    free(own);
-    free(tmp);
+    widened_free(&w);
     return rc;
 }
 
@@ -225,33 +256,26 @@ static int forward_backend(rwkv_engine *e, rwkv_request *reqs, int n_reqs, rwkv_
 static int forward_eos_on_host(rwkv_engine *e, rwkv_request *reqs, int n_reqs, rwkv_error *err)
 {
     size_t C = (size_t)e->model->info.n_embd;
-    rwkv_request *tmp = malloc(sizeof *tmp * (size_t)(n_reqs + 1));
-    float **own = calloc((size_t)n_reqs + 1, sizeof *own);
+    widened w;
+    if (widened_new(&w, reqs, n_reqs, err) != 0)
+        return -1;
     int rc = -1;
-    if (!tmp || !own) {
-        rwkv_fail(err, "forward: out of memory");
-        goto out;
-    }
     for (int i = 0; i < n_reqs; i++) {
-        tmp[i] = reqs[i];
-        tmp[i].eos_sum = NULL;
-        tmp[i].eos_count = NULL;
+        w.q[i].eos_sum = NULL;
+        w.q[i].eos_count = NULL;
         if (!reqs[i].eos_sum || reqs[i].hidden == RWKV_HIDDEN_ALL)
             continue;
-        if (!(own[i] = malloc((size_t)reqs[i].n_tokens * C * sizeof(float)))) {
-            rwkv_fail(err, "forward: out of memory for the hidden rows to pool");
+        if (!(w.q[i].hidden_out = widened_rows(&w, i, C, "hidden rows to pool", err)))
             goto out;
-        }
-        tmp[i].hidden = RWKV_HIDDEN_ALL;
-        tmp[i].hidden_out = own[i];
+        w.q[i].hidden = RWKV_HIDDEN_ALL;
     }
-    if (forward_backend(e, tmp, n_reqs, err) != 0)
+    if (forward_backend(e, w.q, n_reqs, err) != 0)
         goto out;
     for (int i = 0; i < n_reqs; i++) {
         const rwkv_request *q = &reqs[i];
         if (!q->eos_sum)
             continue;
-        const float *rows = tmp[i].hidden_out;
+        const float *rows = w.q[i].hidden_out;
         size_t n = (size_t)q->n_tokens;
         for (size_t t = 0; t < n; t++)
             if (q->tokens[t] == q->eos_id) {
@@ -271,11 +295,7 @@ static int forward_eos_on_host(rwkv_engine *e, rwkv_request *reqs, int n_reqs, r
     }
     rc = 0;
 out:
-    if (own)
-        for (int i = 0; i < n_reqs; i++)
-            free(own[i]);
-    free(own);
-    free(tmp);
+    widened_free(&w);
     return rc;
 }
 

@@ -47,7 +47,7 @@ static int parse_header(const char *label, const uint8_t *p, size_t len,
                              : "offset 0: bad magic: not an rwkvd checkpoint (%zu bytes)", len);
     if (len < 12)
         return dfail(st, RWKVD_CKPT_CORRUPT, err, label, "offset 8: truncated in the header");
-    uint32_t version = rwkvd_get32(p + 8);
+    uint32_t version = rwkv_get32(p + 8);
     if (version < RWKVD_CKPT_VERSION || version > RWKVD_CKPT_VERSION_MAX)
         return dfail(st, RWKVD_CKPT_CORRUPT, err, label,
                      "offset 8: format version %u not supported (this daemon reads %d to %d)",
@@ -56,7 +56,7 @@ static int parse_header(const char *label, const uint8_t *p, size_t len,
     if (len < 120)
         return dfail(st, RWKVD_CKPT_CORRUPT, err, label,
                      "offset %zu: truncated in the header (%zu bytes)", len, len);
-    uint32_t doc_len = rwkvd_get32(p + 116);
+    uint32_t doc_len = rwkv_get32(p + 116);
     if (doc_len < 1 || doc_len > RWKVD_DOC_MAX)
         return dfail(st, RWKVD_CKPT_CORRUPT, err, label, "offset 116: doc id length %u not in 1..%d",
                      doc_len, RWKVD_DOC_MAX);
@@ -65,65 +65,65 @@ static int parse_header(const char *label, const uint8_t *p, size_t len,
     if (len < hs)
         return dfail(st, RWKVD_CKPT_CORRUPT, err, label,
                      "offset %zu: truncated: the header needs %zu bytes", len, hs);
-    uint32_t want = rwkvd_get32(p + hs - 4), got = rwkv_crc32(0, p, hs - 4);
+    uint32_t want = rwkv_get32(p + hs - 4), got = rwkv_crc32(0, p, hs - 4);
     if (want != got)
         return dfail(st, RWKVD_CKPT_CORRUPT, err, label,
                      "offset %zu: header checksum mismatch (stored %08x, computed %08x)", hs - 4,
                      want, got);
-    uint32_t fl = rwkvd_get32(p + 16);
+    uint32_t fl = rwkv_get32(p + 16);
     /* v1/v2: pooling last/mean, byte 103 reserved; v3/v4: pooling eos with its task */
-    if (rwkvd_get32(p + 12) != hs || (eos ? p[103] > 2 : p[103] != 0) ||
+    if (rwkv_get32(p + 12) != hs || (eos ? p[103] > 2 : p[103] != 0) ||
         (fl & ~(uint32_t)RWKVD_CKPT_FL_ALL) ||
         ((fl & RWKVD_CKPT_FL_PRECISION) >> RWKVD_CKPT_FL_PRECISION_SHIFT) >
             RWKVD_CKPT_PRECISION_MAX ||
-        (!(fl & RWKVD_CKPT_FL_CARRY) && rwkvd_get32(p + 132)) ||
+        (!(fl & RWKVD_CKPT_FL_CARRY) && rwkv_get32(p + 132)) ||
         (eos ? p[100] != RWKVD_POOL_EOS : p[100] > 1) || p[101] > 1)
         return dfail(st, RWKVD_CKPT_CORRUPT, err, label,
                      "offset 12: header fields out of range (size, reserved bytes or flags)");
     memset(ck, 0, sizeof *ck);
-    *flags = rwkvd_get32(p + 16);
-    ck->model.generation = rwkvd_get32(p + 20);
-    ck->model.n_layer = rwkvd_get32(p + 24);
-    ck->model.n_embd = rwkvd_get32(p + 28);
-    ck->model.vocab = rwkvd_get32(p + 32);
-    ck->block_size = rwkvd_get32(p + 36);
-    ck->model.state_floats = rwkvd_get64(p + 40);
-    ck->next_seq = rwkvd_get64(p + 48);
-    ck->blocks_done = rwkvd_get64(p + 56);
-    ck->tokens_done = rwkvd_get64(p + 64);
-    ck->mean_count = rwkvd_get64(p + 72);
-    uint64_t ss_bits = rwkvd_get64(p + 80);
+    *flags = rwkv_get32(p + 16);
+    ck->model.generation = rwkv_get32(p + 20);
+    ck->model.n_layer = rwkv_get32(p + 24);
+    ck->model.n_embd = rwkv_get32(p + 28);
+    ck->model.vocab = rwkv_get32(p + 32);
+    ck->block_size = rwkv_get32(p + 36);
+    ck->model.state_floats = rwkv_get64(p + 40);
+    ck->next_seq = rwkv_get64(p + 48);
+    ck->blocks_done = rwkv_get64(p + 56);
+    ck->tokens_done = rwkv_get64(p + 64);
+    ck->mean_count = rwkv_get64(p + 72);
+    uint64_t ss_bits = rwkv_get64(p + 80);
     memcpy(&ck->surprisal_sum, &ss_bits, 8);
-    ck->surprisal_count = rwkvd_get64(p + 88);
-    ck->opts.outputs = rwkvd_get32(p + 96);
+    ck->surprisal_count = rwkv_get64(p + 88);
+    ck->opts.outputs = rwkv_get32(p + 96);
     ck->opts.pooling = (rwkvd_pooling)p[100];
     ck->opts.has_task = eos;
     ck->opts.task = eos ? p[103] : 0;
     ck->opts.normalize = p[101];
     ck->input = (rwkvd_input_kind)p[102];
     ck->model.precision = (uint8_t)((fl & RWKVD_CKPT_FL_PRECISION) >> RWKVD_CKPT_FL_PRECISION_SHIFT);
-    ck->opts.topk = rwkvd_get32(p + 104);
+    ck->opts.topk = rwkv_get32(p + 104);
     rwkv_seg_config_lines(&ck->opts.seg); /* set from the payload when flag 32 is */
-    ck->n_pending_bytes = rwkvd_get32(p + 108);
-    ck->n_pending_tokens = rwkvd_get32(p + 112);
+    ck->n_pending_bytes = rwkv_get32(p + 108);
+    ck->n_pending_tokens = rwkv_get32(p + 112);
     ck->has_carry = (fl & RWKVD_CKPT_FL_CARRY) != 0;
-    uint32_t carry_bits = rwkvd_get32(p + 132);
+    uint32_t carry_bits = rwkv_get32(p + 132);
     memcpy(&ck->carry_surprisal, &carry_bits, 4);
     ck->doc_len = doc_len;
-    *comp_size = rwkvd_get64(p + 120);
-    *comp_crc = rwkvd_get32(p + 128);
+    *comp_size = rwkv_get64(p + 120);
+    *comp_crc = rwkv_get32(p + 128);
     memcpy(ck->model.model_sha256, p + 136, 32);
     memcpy(ck->model.tokenizer_sha256, p + 168, 32);
     size_t at = 200;
-    ck->fence = fenced ? rwkvd_get64(p + at) : 0;
+    ck->fence = fenced ? rwkv_get64(p + at) : 0;
     if (fenced && !ck->fence)
         return dfail(st, RWKVD_CKPT_CORRUPT, err, label,
                      "offset 200: fencing token 0 in a fenced (version %u) header", version);
     if (fenced)
         at += RWKVD_CKPT_HEADER_FENCE_EXTRA;
     if (eos) {
-        ck->opts.eos_every = rwkvd_get32(p + at);
-        ck->since_eos = rwkvd_get32(p + at + 4);
+        ck->opts.eos_every = rwkv_get32(p + at);
+        ck->since_eos = rwkv_get32(p + at + 4);
         at += RWKVD_CKPT_HEADER_EOS_EXTRA;
     }
     memcpy(ck->doc, p + at, doc_len);
@@ -250,7 +250,7 @@ int rwkvd_ckpt_decode(const char *label, const void *buf, size_t len,
         return dfail(status, RWKVD_CKPT_CORRUPT, err, label,
                      "offset %zu: payload checksum mismatch (stored %08x, computed %08x)", hs,
                      comp_crc, crc);
-    if (comp_size < 6 || rwkvd_get32(z) != ZSTD_MAGIC || !(z[4] & 4))
+    if (comp_size < 6 || rwkv_get32(z) != ZSTD_MAGIC || !(z[4] & 4))
         return dfail(status, RWKVD_CKPT_CORRUPT, err, label,
                      "offset %zu: the payload is not a zstd frame with a content checksum", hs);
     unsigned long long fcs = ZSTD_getFrameContentSize(z, (size_t)comp_size);

@@ -53,50 +53,50 @@ static void write_header(uint8_t *h, const rwkvd_ckpt *ck, uint32_t flags, uint6
     memset(h, 0, hs);
     memcpy(h, RWKVD_CKPT_MAGIC, 8);
     bool eos = ck->opts.pooling == RWKVD_POOL_EOS;
-    rwkvd_put32(h + 8, rwkvd_ckpt_version(ck));
-    rwkvd_put32(h + 12, (uint32_t)hs);
-    rwkvd_put32(h + 16, flags);
-    rwkvd_put32(h + 20, ck->model.generation);
-    rwkvd_put32(h + 24, ck->model.n_layer);
-    rwkvd_put32(h + 28, ck->model.n_embd);
-    rwkvd_put32(h + 32, ck->model.vocab);
-    rwkvd_put32(h + 36, ck->block_size);
-    rwkvd_put64(h + 40, ck->model.state_floats);
-    rwkvd_put64(h + 48, ck->next_seq);
-    rwkvd_put64(h + 56, ck->blocks_done);
-    rwkvd_put64(h + 64, ck->tokens_done);
-    rwkvd_put64(h + 72, ck->mean_count);
-    rwkvd_put64(h + 80, ss_bits);
-    rwkvd_put64(h + 88, ck->surprisal_count);
-    rwkvd_put32(h + 96, ck->opts.outputs);
+    rwkv_put32(h + 8, rwkvd_ckpt_version(ck));
+    rwkv_put32(h + 12, (uint32_t)hs);
+    rwkv_put32(h + 16, flags);
+    rwkv_put32(h + 20, ck->model.generation);
+    rwkv_put32(h + 24, ck->model.n_layer);
+    rwkv_put32(h + 28, ck->model.n_embd);
+    rwkv_put32(h + 32, ck->model.vocab);
+    rwkv_put32(h + 36, ck->block_size);
+    rwkv_put64(h + 40, ck->model.state_floats);
+    rwkv_put64(h + 48, ck->next_seq);
+    rwkv_put64(h + 56, ck->blocks_done);
+    rwkv_put64(h + 64, ck->tokens_done);
+    rwkv_put64(h + 72, ck->mean_count);
+    rwkv_put64(h + 80, ss_bits);
+    rwkv_put64(h + 88, ck->surprisal_count);
+    rwkv_put32(h + 96, ck->opts.outputs);
     h[100] = (uint8_t)ck->opts.pooling;
     h[101] = ck->opts.normalize ? 1 : 0;
     h[102] = (uint8_t)ck->input;
     h[103] = eos ? ck->opts.task : 0;
-    rwkvd_put32(h + 104, ck->opts.topk);
-    rwkvd_put32(h + 108, (uint32_t)ck->n_pending_bytes);
-    rwkvd_put32(h + 112, (uint32_t)ck->n_pending_tokens);
-    rwkvd_put32(h + 116, (uint32_t)ck->doc_len);
-    rwkvd_put64(h + 120, comp_size);
-    rwkvd_put32(h + 128, comp_crc);
+    rwkv_put32(h + 104, ck->opts.topk);
+    rwkv_put32(h + 108, (uint32_t)ck->n_pending_bytes);
+    rwkv_put32(h + 112, (uint32_t)ck->n_pending_tokens);
+    rwkv_put32(h + 116, (uint32_t)ck->doc_len);
+    rwkv_put64(h + 120, comp_size);
+    rwkv_put32(h + 128, comp_crc);
     uint32_t carry_bits = 0;
     if (ck->has_carry)
         memcpy(&carry_bits, &ck->carry_surprisal, 4);
-    rwkvd_put32(h + 132, carry_bits);
+    rwkv_put32(h + 132, carry_bits);
     memcpy(h + 136, ck->model.model_sha256, 32);
     memcpy(h + 168, ck->model.tokenizer_sha256, 32);
     size_t at = 200;
     if (ck->fence) {
-        rwkvd_put64(h + at, ck->fence);
+        rwkv_put64(h + at, ck->fence);
         at += RWKVD_CKPT_HEADER_FENCE_EXTRA;
     }
     if (eos) {
-        rwkvd_put32(h + at, ck->opts.eos_every);
-        rwkvd_put32(h + at + 4, ck->since_eos);
+        rwkv_put32(h + at, ck->opts.eos_every);
+        rwkv_put32(h + at + 4, ck->since_eos);
         at += RWKVD_CKPT_HEADER_EOS_EXTRA;
     }
     memcpy(h + at, ck->doc, ck->doc_len);
-    rwkvd_put32(h + at + ck->doc_len, rwkv_crc32(0, h, at + ck->doc_len));
+    rwkv_put32(h + at + ck->doc_len, rwkv_crc32(0, h, at + ck->doc_len));
 }
 
 int rwkvd_ckpt_encode(const rwkvd_ckpt *ck, int level, uint8_t **out, size_t *out_len,

@@ -7,6 +7,7 @@
 #ifndef RWKVD_CKPT_INTERNAL_H
 #define RWKVD_CKPT_INTERNAL_H
 
+#include "core/le.h"
 #include "daemon/checkpoint.h"
 
 enum {
@@ -30,32 +31,12 @@ enum {
 #define RWKVD_HOST_LE 0
 #endif
 
-static inline void rwkvd_put32(uint8_t *p, uint32_t v)
-{
-    for (int i = 0; i < 4; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
-}
-static inline void rwkvd_put64(uint8_t *p, uint64_t v)
-{
-    for (int i = 0; i < 8; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
-}
-static inline uint32_t rwkvd_get32(const uint8_t *p)
-{
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-static inline uint64_t rwkvd_get64(const uint8_t *p)
-{
-    return rwkvd_get32(p) | (uint64_t)rwkvd_get32(p + 4) << 32;
-}
-
-/* Flag bits implied by which arrays ck points at. */
-/* Header bytes of a snapshot: the format follows its pooling (v2 for eos). */
 /* The format version ck is written as (checkpoint.h), and its header size. */
 uint32_t rwkvd_ckpt_version(const rwkvd_ckpt *ck);
 size_t rwkvd_ckpt_header_size(const rwkvd_ckpt *ck);
 /* Whether the document keeps a pooling sum (mean, or eos for EmbeddingRWKV). */
 bool rwkvd_ckpt_has_sum(const rwkvd_doc_opts *o);
+/* Flag bits implied by which arrays ck points at (and its precision). */
 uint32_t rwkvd_ckpt_flags(const rwkvd_ckpt *ck);
 
 /* Payload bytes implied by the scalars and flags; only meaningful once

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "core/crc32.h"
+#include "core/le.h"
 
 #define HDR 16
 
@@ -23,22 +24,6 @@ struct rwkvd_journal {
     off_t cur_end;      /* where the next record goes */
     int unsynced;
 };
-
-static void put32(uint8_t *p, uint32_t v)
-{
-    for (int i = 0; i < 4; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static uint32_t get32(const uint8_t *p)
-{
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
-static uint64_t get64(const uint8_t *p)
-{
-    return (uint64_t)get32(p) | (uint64_t)get32(p + 4) << 32;
-}
 
 static uint32_t record_crc(const uint8_t *hdr, const void *msg, size_t len)
 {
@@ -67,7 +52,7 @@ static int walk(int fd, file_scan *sc, rwkvd_journal_fn fn, void *ctx, size_t *n
     while (at + HDR <= st.st_size) {
         if (pread(fd, hdr, HDR, at) != HDR)
             break;
-        uint32_t len = get32(hdr);
+        uint32_t len = rwkv_get32(hdr);
         if (len > RWKVD_JOURNAL_RECORD_MAX || at + HDR + (off_t)len > st.st_size) {
             if (n_bad)
                 (*n_bad)++;
@@ -82,12 +67,12 @@ static int walk(int fd, file_scan *sc, rwkvd_journal_fn fn, void *ctx, size_t *n
         }
         if (pread(fd, buf, len, at + HDR) != (ssize_t)len)
             break;
-        if (record_crc(hdr, buf, len) != get32(hdr + 4)) {
+        if (record_crc(hdr, buf, len) != rwkv_get32(hdr + 4)) {
             if (n_bad)
                 (*n_bad)++;
             break; /* a torn tail: nothing valid follows it */
         }
-        uint64_t serial = get64(hdr + 8);
+        uint64_t serial = rwkv_get64(hdr + 8);
         if (!sc->records)
             sc->first = serial;
         sc->last = serial;
@@ -168,10 +153,10 @@ int rwkvd_journal_append(rwkvd_journal *j, const void *msg, size_t len, rwkv_err
         j->cur_end = 0;
     }
     uint8_t hdr[HDR];
-    put32(hdr, (uint32_t)len);
+    rwkv_put32(hdr, (uint32_t)len);
     for (int i = 0; i < 8; i++)
         hdr[8 + i] = (uint8_t)(j->serial >> (8 * i));
-    put32(hdr + 4, record_crc(hdr, msg, len));
+    rwkv_put32(hdr + 4, record_crc(hdr, msg, len));
     if (pwrite(j->fd[j->cur], hdr, HDR, j->cur_end) != HDR ||
         (len && pwrite(j->fd[j->cur], msg, len, j->cur_end + HDR) != (ssize_t)len))
         return rwkv_fail(err, "%s: write: %s", j->label[j->cur], strerror(errno));

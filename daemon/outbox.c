@@ -61,29 +61,6 @@ int rwkvd_outbox_push(rwkvd_outbox *ob, void *data, size_t len, bool journal, rw
     return 0;
 }
 
-int rwkvd_outbox_flush(rwkvd_outbox *ob, void *zsock, rwkv_error *err)
-{
-    int sent = 0;
-    while (ob->head) {
-        item *it = ob->head;
-        /* zmq_send copies; a refused send (EAGAIN) leaves the item queued */
-        if (zmq_send(zsock, it->data, it->len, ZMQ_DONTWAIT) < 0) {
-            if (errno == EAGAIN || errno == EINTR)
-                return sent;
-            return rwkv_fail(err, "emit: zmq_send: %s", zmq_strerror(errno));
-        }
-        ob->head = it->next;
-        if (!ob->head)
-            ob->tail = NULL;
-        ob->count--;
-        ob->bytes -= it->len;
-        free(it->data);
-        free(it);
-        sent++;
-    }
-    return sent;
-}
-
 int rwkvd_outbox_drain(rwkvd_outbox *ob, rwkvd_outbox_sink fn, void *ctx, rwkv_error *err)
 {
     int sent = 0;
@@ -104,6 +81,22 @@ int rwkvd_outbox_drain(rwkvd_outbox *ob, rwkvd_outbox_sink fn, void *ctx, rwkv_e
         sent++;
     }
     return sent;
+}
+
+/* The emit socket as a sink: zmq_send copies; a refused send (EAGAIN)
+ * leaves the item queued. */
+static int zmq_sink(void *zsock, const void *data, size_t len, rwkv_error *err)
+{
+    if (zmq_send(zsock, data, len, ZMQ_DONTWAIT) >= 0)
+        return 0;
+    if (errno == EAGAIN || errno == EINTR)
+        return 1;
+    return rwkv_fail(err, "emit: zmq_send: %s", zmq_strerror(errno));
+}
+
+int rwkvd_outbox_flush(rwkvd_outbox *ob, void *zsock, rwkv_error *err)
+{
+    return rwkvd_outbox_drain(ob, zmq_sink, zsock, err);
 }
 
 size_t rwkvd_outbox_count(const rwkvd_outbox *ob)

@@ -41,7 +41,8 @@ def partition(doc, partitions):
     return h % partitions
 
 
-def _frames(msgs):
+def frames(msgs):
+    """The pipe format of rwkvd-nats: [u32 LE length][msgpack map], repeated."""
     return b"".join(struct.pack("<I", len(m)) + m for m in msgs)
 
 
@@ -55,7 +56,7 @@ class NatsClient:
     def publish(self, msgs, timeout=600):
         """Publishes encoded ingest messages (msgpack bytes) and waits until
         the server stored every one."""
-        r = subprocess.run([self.tool, "pub", "--nats", self.url], input=_frames(msgs),
+        r = subprocess.run([self.tool, "pub", "--nats", self.url], input=frames(msgs),
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=timeout)
         if r.returncode != 0:
             raise rwkvd.RwkvdError("rwkvd-nats pub: %s" % r.stderr.decode("utf-8", "replace"))

@@ -12,6 +12,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "core/read_fd.h"
+
 static const char z85_chars[85] = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
                                   ".-:+=^!/*?&<>()[]{}@%$#";
 
@@ -136,21 +138,13 @@ int rwkv_curve_keyfile_load(const char *path, bool need_secret, rwkv_curve_keyfi
                          (long long)st.st_size, RWKV_CURVE_FILE_MAX);
     }
     uint8_t buf[RWKV_CURVE_FILE_MAX + 1];
-    size_t len = 0;
-    for (;;) {
-        ssize_t r = read(fd, buf + len, sizeof buf - len);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r < 0) {
-            int e = errno;
-            close(fd);
-            memset(buf, 0, sizeof buf);
-            return rwkv_fail(err, "key file %s: %s", path, strerror(e));
-        }
-        if (r == 0 || (len += (size_t)r) == sizeof buf)
-            break;
-    }
+    size_t len;
+    int e = rwkv_read_up_to(fd, buf, sizeof buf, &len);
     close(fd);
+    if (e) {
+        memset(buf, 0, sizeof buf);
+        return rwkv_fail(err, "key file %s: %s", path, strerror(e));
+    }
     int rc = rwkv_curve_keyfile_parse(path, buf, len, out, err);
     memset(buf, 0, sizeof buf);
     if (rc != 0)

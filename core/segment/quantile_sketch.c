@@ -6,6 +6,8 @@
 #include <math.h>
 #include <string.h>
 
+#include "core/le.h"
+
 void rwkv_qsketch_init(rwkv_qsketch *q)
 {
     memset(q, 0, sizeof *q);
@@ -56,25 +58,11 @@ double rwkv_qsketch_rank(const rwkv_qsketch *q, double x)
     return ((double)lo + 0.5 * (double)same) / (double)q->n;
 }
 
-static void put64(uint8_t *p, uint64_t v)
-{
-    for (int i = 0; i < 8; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static uint64_t get64(const uint8_t *p)
-{
-    uint64_t v = 0;
-    for (int i = 0; i < 8; i++)
-        v |= (uint64_t)p[i] << (8 * i);
-    return v;
-}
-
 void rwkv_qsketch_store(const rwkv_qsketch *q, uint8_t *out)
 {
-    put64(out, q->n);
+    rwkv_put64(out, q->n);
     for (size_t b = 0; b < RWKV_QSKETCH_BINS; b++)
-        put64(out + 8 + 8 * b, rwkv_qsketch_count(q, b));
+        rwkv_put64(out + 8 + 8 * b, rwkv_qsketch_count(q, b));
 }
 
 int rwkv_qsketch_load(rwkv_qsketch *q, const uint8_t *in, size_t len, const char *label,
@@ -83,12 +71,12 @@ int rwkv_qsketch_load(rwkv_qsketch *q, const uint8_t *in, size_t len, const char
     if (len != RWKV_QSKETCH_BYTES)
         return rwkv_fail(err, "%s: quantile sketch of %zu bytes, expected %d", label, len,
                          RWKV_QSKETCH_BYTES);
-    uint64_t n = get64(in), sum = 0;
+    uint64_t n = rwkv_get64(in), sum = 0;
     if (n > RWKV_QSKETCH_N_MAX)
         return rwkv_fail(err, "%s: offset 0: quantile sketch total %llu above %llu", label,
                          (unsigned long long)n, (unsigned long long)RWKV_QSKETCH_N_MAX);
     for (size_t b = 0; b < RWKV_QSKETCH_BINS; b++) {
-        uint64_t c = get64(in + 8 + 8 * b);
+        uint64_t c = rwkv_get64(in + 8 + 8 * b);
         if (c > n - sum)
             return rwkv_fail(err, "%s: offset %zu: quantile sketch bin %zu holds %llu values, "
                              "more than the total %llu leaves", label, 8 + 8 * b, b,
@@ -101,7 +89,7 @@ int rwkv_qsketch_load(rwkv_qsketch *q, const uint8_t *in, size_t len, const char
     rwkv_qsketch t;
     rwkv_qsketch_init(&t);
     for (size_t b = 0; b < RWKV_QSKETCH_BINS; b++) {
-        uint64_t c = get64(in + 8 + 8 * b);
+        uint64_t c = rwkv_get64(in + 8 + 8 * b);
         if (c)
             tree_add(&t, b, c);
     }

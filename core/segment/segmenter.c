@@ -24,6 +24,8 @@
 #include <math.h>
 #include <string.h>
 
+#include "core/le.h"
+
 void rwkv_seg_config_lines(rwkv_seg_config *c)
 {
     memset(c, 0, sizeof *c);
@@ -209,30 +211,16 @@ int rwkv_segmenter_finish(rwkv_segmenter *s, rwkv_segment_fn fn, void *ctx)
     return 0;
 }
 
-static void put64(uint8_t *p, uint64_t v)
-{
-    for (int i = 0; i < 8; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static uint64_t get64(const uint8_t *p)
-{
-    uint64_t v = 0;
-    for (int i = 0; i < 8; i++)
-        v |= (uint64_t)p[i] << (8 * i);
-    return v;
-}
-
 static void putf64(uint8_t *p, double x)
 {
     uint64_t v;
     memcpy(&v, &x, 8);
-    put64(p, v);
+    rwkv_put64(p, v);
 }
 
 static double getf64(const uint8_t *p)
 {
-    uint64_t v = get64(p);
+    uint64_t v = rwkv_get64(p);
     double x;
     memcpy(&x, &v, 8);
     return x;
@@ -249,19 +237,19 @@ void rwkv_segmenter_store(const rwkv_segmenter *s, uint8_t *out)
     out[20] = (uint8_t)s->text_len;
     out[21] = (uint8_t)(s->text_len >> 8);
     putf64(out + 24, s->cfg.anomaly_quantile);
-    put64(out + 32, s->cfg.warmup);
-    put64(out + 40, s->index);
-    put64(out + 48, s->byte_pos);
-    put64(out + 56, s->byte_start);
-    put64(out + 64, s->tok_pos);
-    put64(out + 72, s->tok_start);
-    put64(out + 80, s->n_scored);
+    rwkv_put64(out + 32, s->cfg.warmup);
+    rwkv_put64(out + 40, s->index);
+    rwkv_put64(out + 48, s->byte_pos);
+    rwkv_put64(out + 56, s->byte_start);
+    rwkv_put64(out + 64, s->tok_pos);
+    rwkv_put64(out + 72, s->tok_start);
+    rwkv_put64(out + 80, s->n_scored);
     putf64(out + 88, s->sum);
     uint32_t mx;
     memcpy(&mx, &s->max, 4);
     for (int i = 0; i < 4; i++)
         out[96 + i] = (uint8_t)(mx >> (8 * i));
-    put64(out + 104, s->max_pos);
+    rwkv_put64(out + 104, s->max_pos);
     memset(out + 128, 0, RWKV_SEG_TEXT_MAX);
     memcpy(out + 128, s->text, s->text_len);
     rwkv_qsketch_store(&s->sketch, out + 128 + RWKV_SEG_TEXT_MAX);
@@ -298,22 +286,22 @@ int rwkv_segmenter_load(rwkv_segmenter *s, const uint8_t *in, size_t len, const 
     t.cfg.delim_len = (uint8_t)dl;
     t.match = in[17];
     t.cfg.anomaly_quantile = getf64(in + 24);
-    t.cfg.warmup = get64(in + 32);
+    t.cfg.warmup = rwkv_get64(in + 32);
     t.cfg.text_cap = (uint16_t)(in[18] | in[19] << 8);
     t.text_len = (uint16_t)(in[20] | in[21] << 8);
     if (rwkv_seg_config_check(&t.cfg, err) != 0)
         return rwkv_fail_prefix(err, "%s: offset 24", label);
-    t.index = get64(in + 40);
-    t.byte_pos = get64(in + 48);
-    t.byte_start = get64(in + 56);
-    t.tok_pos = get64(in + 64);
-    t.tok_start = get64(in + 72);
-    t.n_scored = get64(in + 80);
+    t.index = rwkv_get64(in + 40);
+    t.byte_pos = rwkv_get64(in + 48);
+    t.byte_start = rwkv_get64(in + 56);
+    t.tok_pos = rwkv_get64(in + 64);
+    t.tok_start = rwkv_get64(in + 72);
+    t.n_scored = rwkv_get64(in + 80);
     t.sum = getf64(in + 88);
     uint32_t mx = (uint32_t)in[96] | (uint32_t)in[97] << 8 | (uint32_t)in[98] << 16 |
                   (uint32_t)in[99] << 24;
     memcpy(&t.max, &mx, 4);
-    t.max_pos = get64(in + 104);
+    t.max_pos = rwkv_get64(in + 104);
     if (t.byte_pos > RWKV_SEG_OFFSET_MAX)
         return rwkv_fail(err, "%s: offset 48: %llu bytes seen, above %llu", label,
                          (unsigned long long)t.byte_pos, (unsigned long long)RWKV_SEG_OFFSET_MAX);

@@ -20,6 +20,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "core/read_fd.h"
 #include "core/tokenize/tokenizer_internal.h"
 
 /* Largest vocabulary file we read (the World vocab is ~1 MB, a NeoX
@@ -138,21 +139,14 @@ int rwkv_tokenizer_load(const char *path, rwkv_tokenizer **out, rwkv_error *err)
         close(fd);
         return rwkv_fail(err, "%s: out of memory reading %zu bytes", path, size);
     }
-    size_t got = 0;
-    while (got < size) {
-        ssize_t r = read(fd, buf + got, size - got);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r <= 0) {
-            int e = r < 0 ? errno : 0;
-            close(fd);
-            free(buf);
-            return rwkv_fail(err, "%s: read failed at byte %zu: %s", path, got,
-                             e ? strerror(e) : "file shrank while reading");
-        }
-        got += (size_t)r;
-    }
+    size_t got;
+    int e = rwkv_read_up_to(fd, buf, size, &got);
     close(fd);
+    if (e || got < size) {
+        free(buf);
+        return rwkv_fail(err, "%s: read failed at byte %zu: %s", path, got,
+                         e ? strerror(e) : "file shrank while reading");
+    }
     int rc = rwkv_tokenizer_parse(path, buf, size, out, err);
     free(buf);
     return rc;

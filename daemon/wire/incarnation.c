@@ -7,6 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "core/read_fd.h"
 #include "daemon/atomic_file.h"
 #include "daemon/ckpt_store.h"
 
@@ -59,20 +60,11 @@ int rwkvd_incarnation_get(int dirfd, const char *dir_label, const uint8_t *doc, 
         return rwkv_fail(err, "%s/%s: %s", dir_label, name, strerror(errno));
     }
     uint8_t buf[RWKVD_INC_FILE_MAX + 1];
-    size_t len = 0;
-    for (;;) {
-        ssize_t r = read(fd, buf + len, sizeof buf - len);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r < 0) {
-            int e = errno;
-            close(fd);
-            return rwkv_fail(err, "%s/%s: %s", dir_label, name, strerror(e));
-        }
-        if (r == 0 || (len += (size_t)r) == sizeof buf)
-            break;
-    }
+    size_t len;
+    int e = rwkv_read_up_to(fd, buf, sizeof buf, &len);
     close(fd);
+    if (e)
+        return rwkv_fail(err, "%s/%s: %s", dir_label, name, strerror(e));
     char label[RWKVD_CKPT_NAME_MAX + 64];
     snprintf(label, sizeof label, "incarnation file %s", name);
     if (len > RWKVD_INC_FILE_MAX)

@@ -13,9 +13,13 @@ import signal
 import socket
 import struct
 import subprocess
+import sys
 import time
 
 from rwkvd_harness import REPO, Daemon, TestFailure, check, unpack
+
+sys.path.insert(0, os.path.join(REPO, "clients", "python"))
+import rwkvd_nats  # noqa: E402
 
 NATS_SERVER = "/usr/sbin/nats-server"
 # the pipe of the flavour under test (make check FLAVOUR=asan: sanitized too)
@@ -133,8 +137,7 @@ def worker(work, url, name, state_dir, binary, partitions, ttl, extra=()):
 
 
 # ------------------------------------------------------------------ rwkvd-nats
-def frames(msgs):
-    return b"".join(struct.pack("<I", len(m)) + m for m in msgs)
+frames = rwkvd_nats.frames
 
 
 def unframe(data):
@@ -251,15 +254,6 @@ def wait_finals(sink, docs, timeout, workers=(), servers=(), max_restarts=3):
 
 
 def leases(url):
-    """{partition: (worker, revision)}, and the live worker count."""
-    r = subprocess.run([NATS_TOOL, "leases", "--nats", url], stdout=subprocess.PIPE,
-                       stderr=subprocess.PIPE, timeout=30)
-    check(r.returncode == 0, "rwkvd-nats leases: %s" % r.stderr[-500:])
-    held, workers = {}, 0
-    for line in r.stdout.decode().splitlines():
-        f = line.split()
-        if f[0] == "workers":
-            workers = int(f[1])
-        elif f[0].startswith("p."):
-            held[int(f[0][2:])] = (f[1], int(f[2]))
-    return held, workers
+    """{partition: (worker, revision)}, and the live worker count (the Python
+    client's reading of `rwkvd-nats leases`)."""
+    return rwkvd_nats.NatsClient(url, tool=NATS_TOOL).leases()

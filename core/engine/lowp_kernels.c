@@ -6,6 +6,8 @@
 
 #include <immintrin.h>
 
+#include "core/engine/prefetch.h"
+
 #define BF16_TARGET __attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16")))
 #define VNNI_TARGET __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni")))
 
@@ -17,8 +19,10 @@ void rwkv_gemv_bf16(const uint16_t *w, int nr, int k, const uint16_t *x, int m, 
 {
     int full = k / 32 * 32, rem = k - full;
     __mmask32 tail = rem ? (__mmask32)((1u << rem) - 1) : 0;
+    size_t row_bytes = (size_t)k * sizeof *w;
     for (int j = 0; j < nr; j++) {
         const uint16_t *wr = w + (long)j * k;
+        rwkv_prefetch_ahead(w, (size_t)j * row_bytes, row_bytes, (size_t)nr * row_bytes);
         __m512 a0[4], a1[4];
         for (int i = 0; i < 4; i++)
             a0[i] = a1[i] = _mm512_setzero_ps();
@@ -95,6 +99,7 @@ void rwkv_gemv_w8a16(const int8_t *w, const float *ws, int nr, int kp, const int
 {
     for (int j = 0; j < nr; j++) {
         const int8_t *wr = w + (long)j * kp;
+        rwkv_prefetch_ahead(w, (size_t)j * kp, (size_t)kp, (size_t)nr * kp);
         float s[4];
         switch (m) {
         case 1: w8a16_row_1(wr, kp, x, s); break;

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "core/engine/matmul_lowp.h"
+#include "core/engine/prefetch.h"
 #include "core/engine/simd.h"
 
 /* Rows of W per sgemm task: about 8 slices per matrix (good balance on 1,
@@ -117,8 +118,10 @@ void rwkv_widen(rwkv_dtype t, const void *src, float *dst, size_t n)
     static void name(const elem *w, int rows, int cols, const float *x, int ldx, int m,  \
                      float *y, int ldy, int acc)                                         \
     {                                                                                    \
+        size_t row_bytes_ = (size_t)cols * sizeof(elem);                                 \
         for (int j = 0; j < rows; j++) {                                                 \
             const elem *wr = w + (size_t)j * cols;                                       \
+            rwkv_prefetch_ahead(w, (size_t)j * row_bytes_, row_bytes_, rows * row_bytes_); \
             for (int i = 0; i < m; i++) {                                                \
                 const float *xi = x + (size_t)i * ldx;                                   \
                 float s;                                                                 \

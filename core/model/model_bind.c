@@ -187,18 +187,20 @@ int rwkv_bind_lora(rwkv_binder *b, rwkv_error *err, rwkv_matrix *out, int64_t in
     int64_t od = d[1];
     if (od > RWKV_MATMUL_MAX_COLS || in > RWKV_MATMUL_MAX_COLS)
         return misshaped(b, err, t, "dimensions of at most 65536");
-    float *tmp = malloc((size_t)(in * od) * sizeof(float));
-    float *w = rwkv_model_alloc(b->m, (size_t)(in * od) * sizeof(float));
-    if (!tmp || !w) {
-        free(tmp);
+    /* The transpose keeps the stored element type: the products widen it
+     * exactly (matmul.c), so the results are those of a float32 copy, and
+     * decode, which streams every weight per token, reads half the bytes of
+     * a bf16 or f16 checkpoint's LoRA factors (measured in
+     * docs/precision.md). */
+    size_t esz = rwkv_dtype_size(t->dtype), n = (size_t)(in * od);
+    char *w = rwkv_model_alloc(b->m, n * esz);
+    if (!w)
         return rwkv_fail(err, "%s: out of memory copying '%s'", rwkv_tensor_file_path(b->f), name);
-    }
-    rwkv_widen(t->dtype, t->data, tmp, (size_t)(in * od));
+    const char *src = t->data;
     for (int64_t i = 0; i < in; i++)
         for (int64_t o = 0; o < od; o++)
-            w[o * in + i] = tmp[i * od + o];
-    free(tmp);
-    out->dtype = RWKV_F32;
+            memcpy(w + (size_t)(o * in + i) * esz, src + (size_t)(i * od + o) * esz, esz);
+    out->dtype = t->dtype;
     out->rows = (int)od;
     out->cols = (int)in;
     out->data = w;

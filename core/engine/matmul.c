@@ -17,8 +17,17 @@
  * which batch invariance requires. */
 #define SLICE_MIN 64
 #define SLICE_MAX 512
-/* Rows of W per GEMV task: enough work to amortise the task hand-out. */
-#define GEMV_TASK_ROWS 32
+/* Weight bytes per GEMV task: enough work to amortise the task hand-out
+ * and the prefetch's run-up at the start of each task (prefetch.h), small
+ * enough to balance two threads over a 768-row matrix. */
+#define GEMV_TASK_BYTES (64 * 1024)
+#define GEMV_TASK_MIN_ROWS 8
+
+static int gemv_task_rows(size_t row_bytes)
+{
+    size_t r = GEMV_TASK_BYTES / (row_bytes ? row_bytes : 1);
+    return r < GEMV_TASK_MIN_ROWS ? GEMV_TASK_MIN_ROWS : r > 4096 ? 4096 : (int)r;
+}
 
 static int slice_rows(int rows)
 {
@@ -231,15 +240,20 @@ void rwkv_matmul_many(rwkv_pool *pool, rwkv_matmul_scratch *s, const rwkv_segmen
     for (int i = 0; i < seg->n; i++)
         if (seg->start[i + 1] - seg->start[i] > RWKV_GEMV_MAX_ROWS)
             c.all_small = 0;
+    if (s->lowp && rwkv_lowp_begin(s->lowp, pool, seg->start[seg->n], ops, n_ops) > 0)
+        c.lowp = s->lowp;
     c.first[0] = 0;
     for (int k = 0; k < n_ops; k++) {
         /* GEMV results do not depend on the slice width, so an all-GEMV
-         * call may use narrow slices for balance; sgemm slices may not */
-        c.rows_per[k] = c.all_small ? GEMV_TASK_ROWS : slice_rows(ops[k].w->rows);
-        c.first[k + 1] = c.first[k] + (ops[k].w->rows + c.rows_per[k] - 1) / c.rows_per[k];
+         * call may size its slices by the bytes they stream; sgemm slices
+         * may not */
+        const rwkv_matrix *w = ops[k].w;
+        size_t row_bytes = c.lowp && rwkv_lowp_on(c.lowp, k)
+                               ? rwkv_lowp_row_bytes(c.lowp, k)
+                               : (size_t)w->cols * rwkv_dtype_size(w->dtype);
+        c.rows_per[k] = c.all_small ? gemv_task_rows(row_bytes) : slice_rows(w->rows);
+        c.first[k + 1] = c.first[k] + (w->rows + c.rows_per[k] - 1) / c.rows_per[k];
     }
-    if (s->lowp && rwkv_lowp_begin(s->lowp, pool, seg->start[seg->n], ops, n_ops) > 0)
-        c.lowp = s->lowp;
     rwkv_pool_run(pool, c.first[n_ops], many_task, &c);
 }
 

@@ -141,7 +141,13 @@ int rwkv_lowp_begin(rwkv_lowp_ctx *c, rwkv_pool *pool, int M, const rwkv_matmul_
     }
     if (v.n_on) {
         v.chunks = (M + CONVERT_ROWS - 1) / CONVERT_ROWS;
-        rwkv_pool_run(pool, v.n_on * v.chunks, convert_task, &v);
+        /* decode's few rows convert in less time than a parallel region
+         * costs to start and join: on the calling thread */
+        if (M <= RWKV_GEMV_MAX_ROWS)
+            for (int t = 0; t < v.n_on * v.chunks; t++)
+                convert_task(&v, t, 0);
+        else
+            rwkv_pool_run(pool, v.n_on * v.chunks, convert_task, &v);
     }
     return v.n_on;
 }
@@ -149,6 +155,13 @@ int rwkv_lowp_begin(rwkv_lowp_ctx *c, rwkv_pool *pool, int M, const rwkv_matmul_
 int rwkv_lowp_on(const rwkv_lowp_ctx *c, int k)
 {
     return k < c->n_ops && c->lm[k] != NULL;
+}
+
+size_t rwkv_lowp_row_bytes(const rwkv_lowp_ctx *c, int k)
+{
+    const rwkv_lowp_matrix *lm = c->lm[k];
+    return lm->precision == RWKV_PRECISION_BF16 ? (size_t)lm->cols * sizeof *lm->bf16
+                                                : (size_t)lm->kp;
 }
 
 static void run_bf16(rwkv_lowp_ctx *c, int k, const rwkv_matmul_op *op, int i0, int m, int r0,

@@ -34,6 +34,9 @@ int rwkv_lowp_begin(rwkv_lowp_ctx *c, rwkv_pool *pool, int M, const rwkv_matmul_
 /* Whether op k of the last begin runs at low precision. */
 int rwkv_lowp_on(const rwkv_lowp_ctx *c, int k);
 
+/* Bytes of one weight row of op k at its low precision (op k is on). */
+size_t rwkv_lowp_row_bytes(const rwkv_lowp_ctx *c, int k);
+
 /* Op k, rows [i0, i0+m) of one segment, weight rows [r0, r0+nr), on pool
  * thread `thread`. */
 void rwkv_lowp_run(rwkv_lowp_ctx *c, int k, const rwkv_matmul_op *op, int i0, int m, int r0,

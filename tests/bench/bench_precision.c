@@ -14,6 +14,7 @@
  * matmul at M=1.
  *
  * Usage: bench_precision [--shape L12-D768-H64-V65536] [--threads N] [--reps R]
+ *                        [--only TEXT]   (configurations whose name contains TEXT)
  */
 #include <cblas.h>
 #include <math.h>
@@ -256,6 +257,14 @@ static const struct {
     {"decode T=1, logits/token", 1, DECODE, 64},
 };
 
+/* --only TEXT: the configurations whose name contains TEXT (NULL: all) */
+static const char *only_cfg;
+
+static int wanted(int c)
+{
+    return !only_cfg || strstr(CFG[c].name, only_cfg) != NULL;
+}
+
 typedef struct {
     double tok_s[N_CFG];
     double rss_mb, create_s;
@@ -293,7 +302,7 @@ static int run_precision(const char *path, rwkv_precision p, int threads, int re
     run_config(e, m, tokens, 256, 256, PREFILL_LAST);
     for (int r = 0; r < reps; r++)
         for (int c = 0; c < N_CFG; c++)
-            v[c][r] = run_config(e, m, tokens, CFG[c].total, CFG[c].T, CFG[c].md);
+            v[c][r] = wanted(c) ? run_config(e, m, tokens, CFG[c].total, CFG[c].T, CFG[c].md) : 0;
     for (int c = 0; c < N_CFG; c++)
         out->tok_s[c] = median(v[c], reps);
     long hwm_kb = 0;
@@ -381,8 +390,11 @@ int main(int argc, char **argv)
             threads = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--reps") && i + 1 < argc)
             reps = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--only") && i + 1 < argc)
+            only_cfg = argv[++i];
         else {
-            fprintf(stderr, "usage: %s [--shape S] [--threads N] [--reps R]\n", argv[0]);
+            fprintf(stderr, "usage: %s [--shape S] [--threads N] [--reps R] [--only TEXT]\n",
+                    argv[0]);
             return 2;
         }
     }
@@ -437,10 +449,11 @@ int main(int argc, char **argv)
     double lora = layer_params - sq - ffn;
     rwkv_model_free(m);
     /* decode bytes per token: fp32 / bf16 stream 2 B per (bf16) weight;
-     * int8: FFN and head 1 B, the square projections bf16; LoRA fp32 */
-    double bytes_bf16 = 2 * (sq + ffn + head) + 4 * lora;
-    double bytes_int8 = (ffn + head) + 2 * sq + 4 * lora;
-    double bytes_fp32 = 2 * (sq + ffn + head) + 4 * lora;
+     * int8: FFN and head 1 B, the square projections and the LoRA factors
+     * bf16 (as stored; model_bind.c) */
+    double bytes_bf16 = 2 * (sq + ffn + head + lora);
+    double bytes_int8 = (ffn + head) + 2 * (sq + lora);
+    double bytes_fp32 = bytes_bf16;
 
     rwkv_precision ps[3] = {RWKV_PRECISION_FP32, RWKV_PRECISION_BF16, RWKV_PRECISION_INT8};
     prec_result res[3];
@@ -459,7 +472,7 @@ int main(int argc, char **argv)
     printf("\n%-32s %6s %10s %10s %9s %10s\n", "configuration", "prec", "tok/s", "roof tok/s",
            "fraction", "vs fp32");
     for (int c = 0; c < N_CFG; c++) {
-        for (int k = 0; k < 3; k++) {
+        for (int k = 0; k < 3 && wanted(c); k++) {
             if (!ran[k])
                 continue;
             double roof;

@@ -14,7 +14,7 @@ typedef struct rwkv7_layer {
     /* time mix */
     const float *x_r, *x_w, *x_k, *x_v, *x_a, *x_g;
     const float *w0, *a0, *v0, *k_k, *k_a, *r_k;
-    rwkv_matrix w1, w2, a1, a2, v1, v2, g1, g2; /* LoRA, float32 Linear form */
+    rwkv_matrix w1, w2, a1, a2, v1, v2, g1, g2; /* LoRA, Linear form, stored dtype */
     rwkv_matrix receptance, key, value, output;
     const float *lnx_w, *lnx_b;
     /* channel mix */

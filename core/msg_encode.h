@@ -40,6 +40,10 @@ typedef struct rwkvd_out_head {
     uint32_t dim;             /* embedding dimension (n_embd) */
     rwkvd_pooling pooling;
     bool normalize;
+    /* the precision the document's state was computed in: "fp32", "bf16",
+     * "int8", or "mixed" once continued in another (PROTOCOL.md §8.1);
+     * required (NULL breaks the contract) */
+    const char *precision;
     uint32_t v;               /* written as `v` on block/final; 0 means 1 (2: EmbeddingRWKV) */
 } rwkvd_out_head;
 

@@ -73,6 +73,7 @@ static rwkvd_out_head make_head(const char *doc)
     h.dim = 3;
     h.pooling = RWKVD_POOL_MEAN;
     h.normalize = true;
+    h.precision = "bf16";
     return h;
 }
 
@@ -91,8 +92,9 @@ static void test_block_all_outputs(void)
     CHECK(m);
     char k[512];
     keys(m, k, sizeof k);
-    CHECKF(strcmp(k, "v,type,doc,block,tok_start,tok_end,model,dim,pooling,normalize,embedding,"
-                     "logits_last,topk,surprisal") == 0, "%s", k);
+    CHECKF(strcmp(k, "v,type,doc,block,tok_start,tok_end,model,dim,pooling,normalize,"
+                     "precision,embedding,logits_last,topk,surprisal") == 0, "%s", k);
+    CHECK(is_str(get(m, "precision"), "bf16"));
     CHECK(is_uint(get(m, "v"), 1) && is_str(get(m, "type"), "block") && is_str(get(m, "doc"), "doc-ü"));
     CHECK(is_uint(get(m, "block"), 4) && is_uint(get(m, "tok_start"), 1024) &&
           is_uint(get(m, "tok_end"), 1026) && is_uint(get(m, "dim"), 3));
@@ -134,7 +136,14 @@ static void test_block_subsets_and_contract(void)
     msgpack_sbuffer_clear(&sb);
     CHECK(rwkvd_encode_block(&sb, &h, &b, &err) == 0);
     const msgpack_object *m = root();
-    CHECK(m && m->via.map.size == 11 && get(m, "embedding") && !get(m, "surprisal") && !get(m, "topk"));
+    CHECK(m && m->via.map.size == 12 && get(m, "embedding") && !get(m, "surprisal") && !get(m, "topk"));
+    /* the precision is always named: a head without one breaks the contract */
+    h.precision = NULL;
+    msgpack_sbuffer_clear(&sb);
+    CHECK(rwkvd_encode_block(&sb, &h, &b, &err) == -1);
+    h.precision = "mixed";
+    msgpack_sbuffer_clear(&sb);
+    CHECK(rwkvd_encode_block(&sb, &h, &b, &err) == 0 && is_str(get(root(), "precision"), "mixed"));
     b.outputs = RWKVD_OUT_SURPRISAL; /* asked but no pointer */
     msgpack_sbuffer_clear(&sb);
     CHECK(rwkvd_encode_block(&sb, &h, &b, &err) == -1);
@@ -168,8 +177,10 @@ static void test_doc_echo_str_or_bin(void)
     CHECK(get(m, "mean_surprisal")->type == MSGPACK_OBJECT_NIL);
     char k[256];
     keys(m, k, sizeof k);
-    CHECKF(strcmp(k, "v,type,doc,tokens,blocks,model,dim,pooling,normalize,embedding,mean_surprisal") == 0,
+    CHECKF(strcmp(k, "v,type,doc,tokens,blocks,model,dim,pooling,normalize,precision,embedding,"
+                     "mean_surprisal") == 0,
            "%s", k);
+    CHECK(is_str(get(m, "precision"), "bf16"));
 }
 
 static void test_final(void)
@@ -192,6 +203,12 @@ static void test_final(void)
     m = root();
     const msgpack_object *ms = get(m, "mean_surprisal");
     CHECK(ms && ms->type == MSGPACK_OBJECT_FLOAT64 && ms->via.f64 == 2.25 && !get(m, "embedding"));
+    h.precision = "mixed";
+    msgpack_sbuffer_clear(&sb);
+    CHECK(rwkvd_encode_final(&sb, &h, &f, &err) == 0 && is_str(get(root(), "precision"), "mixed"));
+    h.precision = NULL; /* no precision: contract broken */
+    CHECK(rwkvd_encode_final(&sb, &h, &f, &err) == -1);
+    h.precision = "fp32";
     f.outputs = RWKVD_OUT_EMBEDDING; /* tokens but no embedding: contract broken */
     f.embedding = NULL;
     CHECK(rwkvd_encode_final(&sb, &h, &f, &err) == -1);

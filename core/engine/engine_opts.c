@@ -82,9 +82,3 @@ rwkv_engine *rwkv_engine_new_opts(const rwkv_model *m, const rwkv_engine_opts *o
     }
     return e;
 }
-
-rwkv_precision rwkv_engine_precision(const rwkv_engine *e)
-{
-    const rwkv_cpu *cpu = rwkv_engine_cpu(e);
-    return cpu ? cpu->precision : RWKV_PRECISION_FP32;
-}

@@ -42,7 +42,9 @@ static void log_precision_change(const rwkvd_server *srv, const rwkvd_ckpt *ck,
         return;
     char d[96];
     rwkvd_log_doc(s->doc, s->doc_len, d);
-    const char *was = rwkvd_ckpt_precision_name(ck->model.precision),
+    const char *was = ck->model.precision == RWKVD_CKPT_PRECISION_MIXED
+                          ? "mixed precisions"
+                          : rwkvd_ckpt_precision_name(ck->model.precision),
                *runs = rwkvd_ckpt_precision_name(srv->model_id.precision);
     if (s->precision == RWKVD_CKPT_PRECISION_MIXED)
         LOG_WARN("document %s: its checkpoint's state was computed in %s, the daemon runs %s: "

@@ -16,7 +16,8 @@ precisions (PROTOCOL.md §4.1, §8.1).
       both precisions; every block after the checkpoint and the final say
       "mixed"; the checkpoint written at eof records precision 3 (mixed);
     a daemon without the option then refuses the finished document naming
-      "mixed", whatever precision it runs.
+      "mixed", whatever precision it runs; the option turned on in the INI file
+      and re-read on SIGHUP lets `resume` take it.
 - A document with no completed block (nothing computed yet) continued under
   another precision with the option takes the daemon's precision: its
   outputs say "fp32", not "mixed".
@@ -25,6 +26,7 @@ Runs against the rel binary and once against the ASan+UBSan binary (the
 tiny model, a few hundred tokens per document).
 """
 import os
+import signal
 import sys
 import time
 
@@ -208,6 +210,26 @@ def mixed(binary):
                   and "--allow-precision-change" in r.get("message", ""),
                   "mixed checkpoint on a %s daemon: resume %r" % (runs, r))
             d.stop()
+
+        # the option is re-read on SIGHUP: off in the INI file, refused; on, taken
+        ini = os.path.join(w, "rwkvd.ini")
+        with open(ini, "w") as f:
+            f.write("allow_precision_change = false\n")
+        d = Daemon(w, state_dir=state, binary=binary, args=ARGS + ["--config", ini],
+                   tag="hup").start()
+        r = d.call(cmd="resume", doc="M")
+        check(r.get("reason") == "other_model", "before SIGHUP: resume %r" % r)
+        with open(ini, "w") as f:
+            f.write("allow_precision_change = on\n")
+        d.proc.send_signal(signal.SIGHUP)
+        deadline = time.time() + 30
+        while "configuration reloaded" not in d.log_text():
+            check(time.time() < deadline, "SIGHUP: no reload logged")
+            time.sleep(0.05)
+        r = d.call(cmd="resume", doc="M")
+        check(r.get("ok") and r.get("finished") and r.get("blocks") == 16,
+              "after SIGHUP turned the option on: resume %r" % r)
+        d.stop()
 
 
 if __name__ == "__main__":

@@ -102,6 +102,7 @@ typedef struct rwkvd_status_info {
     uint64_t state_floats;
     const char *tokenizer;        /* "bytes", "world" */
     const char *device;           /* "cpu", "cuda:0" */
+    const char *precision;        /* the engine's: "fp32", "bf16", "int8" (may be NULL -> "") */
     uint32_t block_size;
     double uptime_s;
     uint64_t docs_active, docs_on_disk, docs_max_active, docs_finished_total;

@@ -352,6 +352,7 @@ static void test_replies(void)
     memset(&st, 0, sizeof st);
     st.generation = "RWKV-7 (x070)";
     st.device = "cpu";
+    st.precision = "bf16";
     st.tokenizer = "bytes";
     st.dim = 64;
     st.docs_active = 3;
@@ -365,6 +366,9 @@ static void test_replies(void)
           is_uint(get(rej, "seq_gap"), 0));
     CHECK(is_uint(get(get(m, "docs"), "active"), 3) && is_uint(get(get(m, "model"), "dim"), 64) &&
           is_str(get(get(m, "model"), "path"), ""));
+    CHECK(is_str(get(m, "device"), "cpu") && is_str(get(m, "precision"), "bf16"));
+    keys(m, k, sizeof k);
+    CHECKF(strncmp(k, "v,ok,cmd,id,model,device,precision,block_size,", 46) == 0, "%s", k);
     msgpack_sbuffer_clear(&sb);
     CHECK(rwkvd_reply_health(&sb, &r, RWKVD_HEALTH_STOPPING, 12.5, &err) == 0);
     CHECK(is_str(get(root(), "status"), "stopping"));
@@ -386,6 +390,7 @@ static void test_metrics_text(void)
     memset(&st, 0, sizeof st);
     st.generation = "gen \"7\"\nx";
     st.device = "cuda:0";
+    st.precision = "bf16";
     st.tokenizer = "world";
     st.tokens_total = 123456;
     st.blocks_total = 482;
@@ -401,7 +406,8 @@ static void test_metrics_text(void)
              strstr(t, "\nrwkvd_checkpoint_seconds_count 3\n") &&
              strstr(t, "\nrwkvd_rejected_total{reason=\"seq_gap\"} 9\n") &&
              strstr(t, "\nrwkvd_rejected_total{reason=\"bad_utf8\"} 0\n") &&
-             strstr(t, "generation=\"gen \\\"7\\\"\\nx\"");
+             strstr(t, "generation=\"gen \\\"7\\\"\\nx\"") &&
+             strstr(t, ",device=\"cuda:0\",precision=\"bf16\",");
     /* every line is a comment or "name{labels} value" */
     int lines_ok = 1;
     for (char *p = t; *p;) {

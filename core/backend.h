@@ -57,6 +57,11 @@ typedef struct rwkv_backend_ops {
      * for every row's hidden output of the requests that want them and sums
      * the EOS rows on the host (engine.c). */
     int eos_sum;
+    /* The precision of the context's large products (core/precision.h,
+     * never auto): what the daemon records in checkpoints and names in its
+     * outputs, so it must say what really runs (the CUDA backend's bf16
+     * default included).  NULL: fp32. */
+    rwkv_precision (*precision)(void *ctx);
 } rwkv_backend_ops;
 
 /* Provided by kernels/ when CUDA is built; a NULL function address otherwise. */

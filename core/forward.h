@@ -107,7 +107,9 @@ typedef struct rwkv_engine_opts {
 rwkv_engine *rwkv_engine_new_opts(const rwkv_model *m, const rwkv_engine_opts *o,
                                   rwkv_error *err);
 
-/* The precision the engine computes in (never auto). */
+/* The precision the engine computes in (never auto), as its backend says
+ * (backend.h): a CPU engine's --precision; the CUDA engine's bf16, unless
+ * RWKV_CUDA_PRECISION=fp32. */
 rwkv_precision rwkv_engine_precision(const rwkv_engine *e);
 
 /* "cpu (N threads)" or the device backend's description; ", bf16" or

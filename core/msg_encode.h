@@ -40,6 +40,10 @@ typedef struct rwkvd_out_head {
     uint32_t dim;             /* embedding dimension (n_embd) */
     rwkvd_pooling pooling;
     bool normalize;
+    /* the precision the document's state was computed in: "fp32", "bf16",
+     * "int8", or "mixed" once continued in another (PROTOCOL.md §8.1);
+     * required (NULL breaks the contract) */
+    const char *precision;
     uint32_t v;               /* written as `v` on block/final; 0 means 1 (2: EmbeddingRWKV) */
 } rwkvd_out_head;
 
@@ -98,6 +102,7 @@ typedef struct rwkvd_status_info {
     uint64_t state_floats;
     const char *tokenizer;        /* "bytes", "world" */
     const char *device;           /* "cpu", "cuda:0" */
+    const char *precision;        /* the engine's: "fp32", "bf16", "int8" (may be NULL -> "") */
     uint32_t block_size;
     double uptime_s;
     uint64_t docs_active, docs_on_disk, docs_max_active, docs_finished_total;

@@ -31,6 +31,19 @@ void rwkvd_ckpt_release(rwkvd_ckpt *ck)
     ck->segment_state = NULL;
 }
 
+const char *rwkvd_ckpt_precision_name(unsigned precision)
+{
+    static const char *const names[] = {"fp32", "bf16", "int8", "mixed"};
+    return precision < sizeof names / sizeof names[0] ? names[precision] : "?";
+}
+
+uint8_t rwkvd_ckpt_precision_continued(uint8_t recorded, uint8_t running, uint64_t tokens_done)
+{
+    if (recorded == running || tokens_done == 0)
+        return running;
+    return RWKVD_CKPT_PRECISION_MIXED;
+}
+
 uint32_t rwkvd_ckpt_version(const rwkvd_ckpt *ck)
 {
     return rwkvd_ckpt_version_of(ck->fence != 0, ck->opts.pooling == RWKVD_POOL_EOS);
@@ -80,7 +93,11 @@ int rwkvd_ckpt_check_scalars(const rwkvd_ckpt *ck, uint32_t flags, rwkv_error *w
         return rwkv_fail(why, "model shape out of range (n_layer %u, n_embd %u, vocab %u, state %llu)",
                          m->n_layer, m->n_embd, m->vocab, (unsigned long long)m->state_floats);
     if (m->precision > RWKVD_CKPT_PRECISION_MAX)
-        return rwkv_fail(why, "precision %u unknown (0 fp32, 1 bf16, 2 int8)", m->precision);
+        return rwkv_fail(why, "precision %u unknown (0 fp32, 1 bf16, 2 int8, 3 mixed)",
+                         m->precision);
+    if (m->precision == RWKVD_CKPT_PRECISION_MIXED && ck->tokens_done == 0)
+        return rwkv_fail(why, "precision mixed in a document with no completed block (nothing "
+                              "was computed in any precision yet)");
     if (ck->block_size < 1 || ck->block_size > RWKVD_BLOCK_MAX)
         return rwkv_fail(why, "block size %u not in 1..%d", ck->block_size, RWKVD_BLOCK_MAX);
     rwkv_error e;

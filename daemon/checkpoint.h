@@ -4,7 +4,7 @@
  * File format v1 (all integers little-endian):
  *
  *   header, uncompressed, 204 + doc_len bytes, protected by its own CRC-32
- *   (flags bits 6-7: the precision, 0 fp32, 1 bf16, 2 int8; see
+ *   (flags bits 6-7: the precision, 0 fp32, 1 bf16, 2 int8, 3 mixed; see
  *   rwkvd_model_id):
  *     0   8  magic "RWKVDCKP"             100  1  pooling (0 last, 1 mean)
  *     8   4  format version (1)           101  1  normalize (0/1)
@@ -126,7 +126,14 @@ static inline size_t rwkvd_ckpt_header_bytes(uint32_t v, size_t doc_len)
 #define RWKVD_CKPT_VOCAB_MAX (1u << 24)
 #define RWKVD_CKPT_LAYER_MAX 4096
 #define RWKVD_CKPT_STATE_MAX (UINT64_C(1) << 32)
-#define RWKVD_CKPT_PRECISION_MAX 2        /* int8 */
+/* Precision codes of a checkpoint (rwkvd_model_id.precision): 0..2 are
+ * rwkv_precision's fp32, bf16, int8; 3 says the document's state was
+ * computed in one and continued in another (--allow-precision-change), which
+ * only a document with a completed block can be.  ANY is never in a file: as
+ * the expectation it accepts every precision (the caller decides). */
+#define RWKVD_CKPT_PRECISION_MIXED 3
+#define RWKVD_CKPT_PRECISION_MAX 3        /* mixed */
+#define RWKVD_CKPT_PRECISION_ANY 255
 #define RWKVD_CKPT_RAW_DEFAULT_MAX (UINT64_C(1) << 33) /* 8 GiB decompressed */
 
 /* What a checkpoint must match to be continued by the running daemon. */
@@ -136,11 +143,25 @@ typedef struct rwkvd_model_id {
     uint32_t generation;          /* rwkv_generation value (70 = RWKV-7) */
     uint32_t n_layer, n_embd, vocab;
     uint64_t state_floats;
-    /* rwkv_precision the state was computed in (0 fp32, 1 bf16, 2 int8):
-     * header byte 103, which format v1 wrote as 0, so older files read as
-     * fp32.  A document never continues in another precision. */
+    /* The precision the state was computed in (0 fp32, 1 bf16, 2 int8, 3
+     * mixed: RWKVD_CKPT_PRECISION_*): flag bits 6-7, which files written
+     * before precisions existed have 0, so they read as fp32.  As the
+     * expectation: the daemon's precision, which a checkpoint must have
+     * (other_model otherwise), or RWKVD_CKPT_PRECISION_ANY to accept every
+     * one (--allow-precision-change: the caller marks the document mixed). */
     uint8_t precision;
 } rwkvd_model_id;
+
+/* "fp32", "bf16", "int8", "mixed" ("?" for anything else): the name outputs
+ * carry (PROTOCOL.md §4.1). */
+const char *rwkvd_ckpt_precision_name(unsigned precision);
+
+/* The precision a document loaded from a checkpoint recorded as `recorded`
+ * continues in, on a daemon running `running` (0..2): the same when they
+ * match; mixed once a state computed in one precision goes on in another;
+ * `running` when nothing was computed yet (no completed block: the state is
+ * still the initial one, the same in every precision). */
+uint8_t rwkvd_ckpt_precision_continued(uint8_t recorded, uint8_t running, uint64_t tokens_done);
 
 typedef enum rwkvd_input_kind {
     RWKVD_INPUT_NONE = 0,   /* nothing received yet */

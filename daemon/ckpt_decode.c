@@ -74,8 +74,6 @@ static int parse_header(const char *label, const uint8_t *p, size_t len,
     /* v1/v2: pooling last/mean, byte 103 reserved; v3/v4: pooling eos with its task */
     if (rwkv_get32(p + 12) != hs || (eos ? p[103] > 2 : p[103] != 0) ||
         (fl & ~(uint32_t)RWKVD_CKPT_FL_ALL) ||
-        ((fl & RWKVD_CKPT_FL_PRECISION) >> RWKVD_CKPT_FL_PRECISION_SHIFT) >
-            RWKVD_CKPT_PRECISION_MAX ||
         (!(fl & RWKVD_CKPT_FL_CARRY) && rwkv_get32(p + 132)) ||
         (eos ? p[100] != RWKVD_POOL_EOS : p[100] > 1) || p[101] > 1)
         return dfail(st, RWKVD_CKPT_CORRUPT, err, label,
@@ -146,14 +144,22 @@ static int parse_header(const char *label, const uint8_t *p, size_t len,
             return dfail(st, RWKVD_CKPT_OTHER_MODEL, err, label,
                          "made with tokenizer sha256 %.16s..., the running one is %.16s...", a, b);
         }
-        if (expect->precision != ck->model.precision) {
-            static const char *const names[] = {"fp32", "bf16", "int8"};
+        if (expect->precision != RWKVD_CKPT_PRECISION_ANY &&
+            expect->precision != ck->model.precision) {
+            const char *was = rwkvd_ckpt_precision_name(ck->model.precision),
+                       *runs = rwkvd_ckpt_precision_name(expect->precision);
+            if (ck->model.precision == RWKVD_CKPT_PRECISION_MIXED)
+                return dfail(st, RWKVD_CKPT_OTHER_MODEL, err, label,
+                             "its state was computed in mixed precisions, the daemon runs %s: "
+                             "a document never mixes precisions silently (continue it with "
+                             "--allow-precision-change, or drop it)",
+                             runs);
             return dfail(st, RWKVD_CKPT_OTHER_MODEL, err, label,
                          "its state was computed in %s, the daemon runs %s: a document never "
-                         "mixes precisions (restart with --precision %s to continue it, or "
+                         "mixes precisions silently (continue it with --precision %s, or with "
+                         "--allow-precision-change, its outputs then saying \"mixed\"; or "
                          "drop it)",
-                         names[ck->model.precision], names[expect->precision % 3],
-                         names[ck->model.precision]);
+                         was, runs, was);
         }
         if (expect->generation != ck->model.generation || expect->n_layer != ck->model.n_layer ||
             expect->n_embd != ck->model.n_embd || expect->vocab != ck->model.vocab ||

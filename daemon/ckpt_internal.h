@@ -18,8 +18,8 @@ enum {
     RWKVD_CKPT_FL_EOF = 16,  /* eof was received; the final message is still due */
     RWKVD_CKPT_FL_SEGMENTS = 32, /* the payload ends with the segmenter state (segments.h) */
     /* bits 6-7: the precision the state was computed in (0 fp32, 1 bf16,
-     * 2 int8; 3 is refused): written 0 by fp32 engines, so older files
-     * read as fp32 */
+     * 2 int8, 3 mixed, only with a completed block): written 0 by fp32
+     * engines, so older files read as fp32 */
     RWKVD_CKPT_FL_PRECISION_SHIFT = 6,
     RWKVD_CKPT_FL_PRECISION = 3 << 6,
     RWKVD_CKPT_FL_ALL = 255,

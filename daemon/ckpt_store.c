@@ -293,6 +293,14 @@ int rwkvd_ckpt_store_load(rwkvd_ckpt_store *st, const uint8_t *doc, size_t doc_l
         }
         return 0;
     }
+    /* an intact newest of another model or precision is the document as it
+     * is: the previous generation is for damage, never for going back to a
+     * state the document has left (a bf16 .prev behind a "mixed" newest
+     * would silently undo the precision change, PROTOCOL.md §8.1) */
+    if (s1 == RWKVD_CKPT_OTHER_MODEL) {
+        res->status = s1;
+        return rwkv_fail(err, "%s", res->newest_error.msg);
+    }
     rwkv_error e2;
     if (load_one(st, prev, doc, doc_len, expect, max_raw, out, &s2, &e2) == 0) {
         res->status = RWKVD_CKPT_OK;

@@ -77,7 +77,9 @@ typedef struct rwkvd_ckpt_load_result {
  * (neither generation exists: a new document) or the reason the document
  * cannot be continued, and err naming both files and their problems.
  * `resume` must use this (not the header-only listing) so that it reports
- * the generation that will actually be continued. */
+ * the generation that will actually be continued.  The previous generation
+ * stands in only for a newest that is damaged or unreadable: an intact
+ * newest of another model or precision is refused (OTHER_MODEL) as it is. */
 int rwkvd_ckpt_store_load(rwkvd_ckpt_store *st, const uint8_t *doc, size_t doc_len,
                           const rwkvd_model_id *expect, uint64_t max_raw, rwkvd_ckpt *out,
                           rwkvd_ckpt_load_result *res, rwkv_error *err);

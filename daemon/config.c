@@ -33,7 +33,13 @@ static const rwkvd_option options[] = {
     {"precision", RWKVD_OPT_PRECISION, F(precision), "fp32", 0, 0, false, false, "P",
      "Arithmetic of the CPU engine's large products: fp32 (exact, the reference), bf16, "
      "int8, or auto (the fastest this CPU runs; see docs/precision.md). A document's "
-     "checkpoint records it: resuming under another precision is refused (other_model)."},
+     "checkpoint records it: resuming under another precision is refused (other_model) "
+     "unless --allow-precision-change."},
+    {"allow_precision_change", RWKVD_OPT_BOOL, F(allow_precision_change), "false", 0, 0, true,
+     false, "", "Continue a document whose checkpoint was computed in another precision "
+     "(or already mixed) instead of refusing it: it is logged, and the document's outputs "
+     "and checkpoints say \"mixed\" from then on (PROTOCOL.md 8.1). --allow-precision-change "
+     "alone turns it on; =false off."},
     {"threads", RWKVD_OPT_INT, F(threads), "0", 0, 1024, false, false, "N",
      "CPU worker threads; 0 = one per online CPU."},
     {"block_size", RWKVD_OPT_INT, F(block_size), "256", 1, 65536, false, false, "N",
@@ -258,6 +264,17 @@ int rwkvd_config_set(rwkvd_config *c, const char *name, const char *v, rwkv_erro
         c->precision_code = (int)p;
         return set_text(field, o->size, o, v, err);
     }
+    case RWKVD_OPT_BOOL: {
+        static const char *const yes[] = {"true", "yes", "on", "1"},
+                                 *const no[] = {"false", "no", "off", "0"};
+        for (size_t i = 0; i < 4; i++)
+            if (strcmp(v, yes[i]) == 0 || strcmp(v, no[i]) == 0) {
+                *(bool *)field = strcmp(v, yes[i]) == 0;
+                return 0;
+            }
+        return rwkv_fail(err, "%s: '%.64s' is not true or false (yes/no, on/off, 1/0)", o->name,
+                         v);
+    }
     case RWKVD_OPT_DEVICE:
         if (strcmp(v, "cpu") == 0) {
             c->device_kind = RWKVD_DEVICE_CPU;
@@ -299,6 +316,9 @@ void rwkvd_config_value(const rwkvd_config *c, const rwkvd_option *o, char *buf,
         break;
     case RWKVD_OPT_LOGLEVEL:
         snprintf(buf, len, "%s", rwkvd_log_level_name(*(const rwkvd_log_level *)field));
+        break;
+    case RWKVD_OPT_BOOL:
+        snprintf(buf, len, "%s", *(const bool *)field ? "true" : "false");
         break;
     default:
         snprintf(buf, len, "%s", (const char *)field);
@@ -394,7 +414,10 @@ char *rwkvd_config_help(const char *prog)
     for (size_t i = 0; i < N_OPTIONS; i++) {
         const rwkvd_option *o = &options[i];
         char flag[64];
-        size_t k = (size_t)snprintf(flag, sizeof flag, "--%s %s", o->name, o->metavar);
+        /* a bool is a flag: --name alone (--name=false to turn it off) */
+        size_t k = o->type == RWKVD_OPT_BOOL
+                       ? (size_t)snprintf(flag, sizeof flag, "--%s", o->name)
+                       : (size_t)snprintf(flag, sizeof flag, "--%s %s", o->name, o->metavar);
         for (size_t j = 2; j < k; j++)
             if (flag[j] == '_')
                 flag[j] = '-';

@@ -57,6 +57,8 @@ typedef struct rwkvd_config {
     int threads;                          /* 0 = one per online CPU */
     char precision[RWKVD_CFG_STR_MAX];    /* as given: fp32, bf16, int8, auto */
     int precision_code;                   /* rwkv_precision parsed from precision */
+    bool allow_precision_change;          /* continue checkpoints of another precision
+                                             (documents then "mixed", PROTOCOL.md §8.1) */
     int block_size;
     /* sockets */
     char ingest[RWKVD_CFG_STR_MAX];
@@ -108,6 +110,8 @@ typedef enum rwkvd_opt_type {
     RWKVD_OPT_LOGLEVEL, /* error|warn|info|debug */
     RWKVD_OPT_DEVICE,   /* cpu|cuda|cuda:N */
     RWKVD_OPT_PRECISION, /* fp32|bf16|int8|auto (core/precision.h) */
+    RWKVD_OPT_BOOL,     /* true|false (also yes|no, on|off, 1|0); on the command line
+                           --name alone means true, --name=false sets false */
 } rwkvd_opt_type;
 
 typedef struct rwkvd_option {

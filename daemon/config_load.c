@@ -189,6 +189,8 @@ static int scan_cli(rwkvd_config *c, int argc, char *const *argv, bool apply,
                              rwkv_quote(&q, name, nl));
         if (eq) {
             value = eq + 1;
+        } else if (o->type == RWKVD_OPT_BOOL) {
+            value = "true"; /* a flag: --name alone turns it on */
         } else {
             if (i + 1 >= argc)
                 return rwkv_fail(err, "command line: --%s needs a value", name);

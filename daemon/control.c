@@ -61,7 +61,8 @@ static void do_resume(rwkvd_server *srv, const rwkvd_ctl_request *req, msgpack_s
         rwkvd_ckpt ck;
         rwkvd_ckpt_load_result res;
         rwkv_error lerr;
-        if (rwkvd_ckpt_store_load(srv->store, req->doc, req->doc_len, &srv->model_id,
+        rwkvd_model_id expect = rwkvd_persist_expect(srv);
+        if (rwkvd_ckpt_store_load(srv->store, req->doc, req->doc_len, &expect,
                                   srv->max_ckpt_raw, &ck, &res, &lerr) == 0) {
             r.known = true;
             r.where = "disk";

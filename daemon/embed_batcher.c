@@ -125,8 +125,8 @@ static void *worker(void *arg)
     return NULL;
 }
 
-rwkvd_embed_batcher *rwkvd_embed_batcher_new(const rwkv_model *m, const char *device,
-                                             int threads, rwkv_error *err)
+rwkvd_embed_batcher *rwkvd_embed_batcher_new(const rwkv_model *m, const rwkv_engine_opts *eo,
+                                             rwkv_error *err)
 {
     rwkvd_embed_batcher *b = calloc(1, sizeof *b);
     if (!b) {
@@ -144,7 +144,7 @@ rwkvd_embed_batcher *rwkvd_embed_batcher_new(const rwkv_model *m, const char *de
         rwkvd_embed_batcher_free(b);
         return NULL;
     }
-    if (!(b->e = rwkv_engine_new_on(m, device, threads, err))) {
+    if (!(b->e = rwkv_engine_new_opts(m, eo, err))) {
         rwkvd_embed_batcher_free(b);
         return NULL;
     }
@@ -217,4 +217,9 @@ void rwkvd_embed_batcher_free(rwkvd_embed_batcher *b)
         rwkv_state_free(b->states[i]);
     free(b->sums);
     free(b);
+}
+
+rwkv_precision rwkvd_embed_batcher_precision(const rwkvd_embed_batcher *b)
+{
+    return rwkv_engine_precision(b->e);
 }

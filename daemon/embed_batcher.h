@@ -12,6 +12,7 @@
 
 #include "core/embedding.h"
 #include "core/error.h"
+#include "core/forward.h"
 #include "core/model.h"
 
 typedef struct rwkvd_embed_batcher rwkvd_embed_batcher;
@@ -31,9 +32,13 @@ typedef struct rwkvd_embed_job {
     struct rwkvd_embed_job *next;
 } rwkvd_embed_job;
 
-/* NULL with err when the engine cannot be made (device, memory). */
-rwkvd_embed_batcher *rwkvd_embed_batcher_new(const rwkv_model *m, const char *device,
-                                             int threads, rwkv_error *err);
+/* The engine is made with eo (device, threads, precision: the daemon's, so
+ * that /v1/embeddings computes what the ingest socket would).  NULL with err
+ * when it cannot be made (device, precision, memory). */
+rwkvd_embed_batcher *rwkvd_embed_batcher_new(const rwkv_model *m, const rwkv_engine_opts *eo,
+                                             rwkv_error *err);
+/* The precision the engine computes in (never auto). */
+rwkv_precision rwkvd_embed_batcher_precision(const rwkvd_embed_batcher *b);
 /* Queues the job and waits for it: 0, or -1 with job->err. */
 int rwkvd_embed_batcher_run(rwkvd_embed_batcher *b, rwkvd_embed_job *job);
 /* Inputs and passes run so far (for tests and the log). */

@@ -149,9 +149,12 @@ static void handle_request(rwkvd_http_embed *h, const char *body, size_t len, re
     json_decref(r->body);
     /* s? keeps a model name that is not valid UTF-8 from failing the pack */
     json_t *name = json_string(q.model ? q.model : h->model_name);
-    r->body = data ? json_pack("{s:s,s:o,s:o,s:{s:I,s:I}}", "object", "list", "data", data,
-                               "model", name ? name : json_string("?"), "usage",
-                               "prompt_tokens", (json_int_t)q.tokens, "total_tokens",
+    /* precision: an rwkvd extension beside model (PROTOCOL.md §8.1); OpenAI
+     * clients ignore fields they do not know */
+    r->body = data ? json_pack("{s:s,s:o,s:o,s:s,s:{s:I,s:I}}", "object", "list", "data", data,
+                               "model", name ? name : json_string("?"), "precision",
+                               rwkv_precision_name(rwkvd_embed_batcher_precision(h->batcher)),
+                               "usage", "prompt_tokens", (json_int_t)q.tokens, "total_tokens",
                                (json_int_t)q.tokens)
                    : NULL;
     if (!data)
@@ -286,7 +289,8 @@ int rwkvd_http_embeddings_start(rwkvd_server *srv, rwkv_error *err)
         return rwkv_fail(err, "embeddings: n_embd %d above 4096 is not served over HTTP",
                          srv->mi->n_embd);
     }
-    if (!(h->batcher = rwkvd_embed_batcher_new(srv->model, cfg->device, cfg->threads, err))) {
+    rwkv_engine_opts eo = {cfg->device, cfg->threads, (rwkv_precision)cfg->precision_code};
+    if (!(h->batcher = rwkvd_embed_batcher_new(srv->model, &eo, err))) {
         free(h);
         return -1;
     }

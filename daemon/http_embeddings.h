@@ -10,6 +10,9 @@
  * model's add_eos); a token array gets EOS appended unless it ends with one.
  * An input over --http-max-tokens is refused, pointing to the streaming
  * ingest socket; a body over --http-max-body is refused with 413.
+ * The response is OpenAI's ({"object": "list", "data", "model", "usage"})
+ * plus "precision" beside "model": the arithmetic the embeddings were
+ * computed in (--precision; "fp32", "bf16" or "int8").
  *
  * Batching: every request's inputs go to one worker thread with an engine
  * of its own; whatever has queued while it ran is taken together into the

@@ -109,6 +109,7 @@ static int load_model(rwkvd_server *srv, rwkv_error *err)
     srv->stats.generation = srv->mi->generation_name;
     srv->stats.tokenizer = rwkv_tokenizer_kind_name(srv->tok);
     srv->stats.device = c->device;
+    srv->stats.precision = rwkv_precision_name(rwkv_engine_precision(srv->engine));
     return 0;
 }
 

@@ -109,11 +109,13 @@ char *rwkvd_metrics_render(const rwkvd_status_info *s)
     o.p[0] = '\0';
     char hex[65];
     rwkvd_sha256_hex(s->model_sha256, hex);
-    head(&o, "rwkvd_build_info", "gauge", "Daemon version, model and device (value 1).");
+    head(&o, "rwkvd_build_info", "gauge", "Daemon version, model, device and precision (value 1).");
     put(&o, "rwkvd_build_info{version=\"%s\",model_sha256=\"%s\",generation=\"", RWKVD_VERSION, hex);
     label(&o, s->generation);
     put(&o, "\",device=\"");
     label(&o, s->device);
+    put(&o, "\",precision=\"");
+    label(&o, s->precision);
     put(&o, "\",tokenizer=\"");
     label(&o, s->tokenizer);
     put(&o, "\"} 1\n");

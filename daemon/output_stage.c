@@ -6,7 +6,23 @@
 #include <string.h>
 
 #include "core/embedding.h"
+#include "daemon/checkpoint.h"
 #include "daemon/embed_doc.h"
+
+rwkvd_out_head rwkvd_stage_head(const rwkvd_out_head *tmpl, const uint8_t *doc, size_t doc_len,
+                                uint64_t incarnation, const rwkvd_doc_opts *opts,
+                                uint8_t precision)
+{
+    rwkvd_out_head h = *tmpl;
+    h.doc = doc;
+    h.doc_len = doc_len;
+    h.incarnation = incarnation;
+    h.pooling = opts->pooling;
+    h.normalize = opts->normalize;
+    h.precision = rwkvd_ckpt_precision_name(precision);
+    h.v = opts->pooling == RWKVD_POOL_EOS ? 2 : 1; /* EmbeddingRWKV outputs are v 2 */
+    return h;
+}
 
 void rwkvd_l2_normalize(float *v, size_t n)
 {

@@ -79,6 +79,16 @@ void rwkvd_stage_final(const rwkvd_doc_opts *opts, size_t C, const rwkvd_running
                        uint64_t tokens_done, uint64_t blocks_done, float *emb, rwkvd_final_out *f,
                        const rwkv_model *m, char *why, size_t why_len);
 
+/* What every block, final and segments output of a document names
+ * (PROTOCOL.md §4.1): the model's sha256 and dim from tmpl; the document's
+ * id, incarnation, pooling and normalisation; the precision its state was
+ * computed in (RWKVD_CKPT_PRECISION_*: "fp32", "bf16", "int8", or "mixed"
+ * once continued in another; the name of an unknown code is "?"); v 2 for
+ * an EmbeddingRWKV document (pooling eos), else 1.  doc is borrowed. */
+rwkvd_out_head rwkvd_stage_head(const rwkvd_out_head *tmpl, const uint8_t *doc, size_t doc_len,
+                                uint64_t incarnation, const rwkvd_doc_opts *opts,
+                                uint8_t precision);
+
 /* Scales v to unit L2 norm (left alone when the norm is 0). */
 void rwkvd_l2_normalize(float *v, size_t n);
 

@@ -6,17 +6,12 @@
 #include <string.h>
 
 #include "daemon/log.h"
+#include "daemon/output_stage.h"
 
 static rwkvd_out_head head_for(const rwkvd_server *srv, const rwkvd_session *s)
 {
-    rwkvd_out_head h = srv->head_template;
-    h.doc = s->doc;
-    h.doc_len = s->doc_len;
-    h.incarnation = s->incarnation;
-    h.pooling = s->opts.pooling;
-    h.normalize = s->opts.normalize;
-    h.v = s->opts.pooling == RWKVD_POOL_EOS ? 2 : 1; /* EmbeddingRWKV outputs are v 2 */
-    return h;
+    return rwkvd_stage_head(&srv->head_template, s->doc, s->doc_len, s->incarnation, &s->opts,
+                            s->precision);
 }
 
 static int queue(rwkvd_server *srv, msgpack_sbuffer *sb, bool journal, rwkv_error *err)

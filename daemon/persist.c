@@ -25,6 +25,37 @@ static rwkvd_reason reason_of(rwkvd_ckpt_status st)
     }
 }
 
+rwkvd_model_id rwkvd_persist_expect(const rwkvd_server *srv)
+{
+    rwkvd_model_id m = srv->model_id;
+    if (srv->cfg.allow_precision_change)
+        m.precision = RWKVD_CKPT_PRECISION_ANY;
+    return m;
+}
+
+/* A document continued in another precision than its checkpoint's (only
+ * with --allow-precision-change) is said so in the log. */
+static void log_precision_change(const rwkvd_server *srv, const rwkvd_ckpt *ck,
+                                 const rwkvd_session *s)
+{
+    if (ck->model.precision == srv->model_id.precision)
+        return;
+    char d[96];
+    rwkvd_log_doc(s->doc, s->doc_len, d);
+    const char *was = ck->model.precision == RWKVD_CKPT_PRECISION_MIXED
+                          ? "mixed precisions"
+                          : rwkvd_ckpt_precision_name(ck->model.precision),
+               *runs = rwkvd_ckpt_precision_name(srv->model_id.precision);
+    if (s->precision == RWKVD_CKPT_PRECISION_MIXED)
+        LOG_WARN("document %s: its checkpoint's state was computed in %s, the daemon runs %s: "
+                 "continued (--allow-precision-change); its outputs say \"mixed\" from now on",
+                 d, was, runs);
+    else
+        LOG_WARN("document %s: its checkpoint says %s, the daemon runs %s: continued in %s "
+                 "(--allow-precision-change; no block was computed yet)",
+                 d, was, runs, runs);
+}
+
 int rwkvd_persist_save(rwkvd_server *srv, rwkvd_session *s, rwkv_error *err)
 {
     double t0 = rwkvd_now();
@@ -107,7 +138,8 @@ int rwkvd_persist_open(rwkvd_server *srv, const uint8_t *doc, size_t len, bool c
     rwkvd_ckpt ck;
     rwkvd_ckpt_load_result res;
     rwkvd_session *s = NULL;
-    if (rwkvd_ckpt_store_load(srv->store, doc, len, &srv->model_id, srv->max_ckpt_raw, &ck, &res,
+    rwkvd_model_id expect = rwkvd_persist_expect(srv);
+    if (rwkvd_ckpt_store_load(srv->store, doc, len, &expect, srv->max_ckpt_raw, &ck, &res,
                               err) == 0) {
         if (res.from_prev) {
             char d[96];
@@ -117,6 +149,8 @@ int rwkvd_persist_open(rwkvd_server *srv, const uint8_t *doc, size_t len, bool c
                      d, res.newest_error.msg);
         }
         s = rwkvd_session_from_ckpt(srv, &ck, err);
+        if (s)
+            log_precision_change(srv, &ck, s);
         rwkvd_ckpt_release(&ck);
         if (!s) {
             *reason = RWKVD_R_CHECKPOINT_BAD;

@@ -125,6 +125,9 @@ void rwkvd_ready_push(rwkvd_server *srv, rwkvd_session *s);
 rwkvd_session *rwkvd_ready_pop(rwkvd_server *srv); /* NULL when empty */
 
 /* ---- persist.c ---- */
+/* What a checkpoint must match to be continued here: the running model,
+ * and its precision unless allow_precision_change (PROTOCOL.md §8.1). */
+rwkvd_model_id rwkvd_persist_expect(const rwkvd_server *srv);
 /* The session of a document: in memory, else loaded from its checkpoint,
  * else (create) a new one.  Makes room by evicting the least recently used
  * document.  Returns 0 with *out (NULL when absent and !create), or -1 with

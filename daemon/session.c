@@ -30,6 +30,7 @@ static rwkvd_session *alloc_session(rwkvd_server *srv, const uint8_t *doc, size_
     }
     rwkvd_doc_opts_default(&s->opts);
     s->block_size = (uint32_t)srv->cfg.block_size;
+    s->precision = srv->model_id.precision;
     return s;
 }
 
@@ -54,6 +55,10 @@ rwkvd_session *rwkvd_session_from_ckpt(rwkvd_server *srv, const rwkvd_ckpt *ck, 
     s->tokens_done = ck->tokens_done;
     s->finished = ck->finished;
     s->eof = ck->eof || ck->finished;
+    /* a checkpoint of another precision got here only by
+     * --allow-precision-change (the store refuses it otherwise) */
+    s->precision = rwkvd_ckpt_precision_continued(ck->model.precision, srv->model_id.precision,
+                                                  ck->tokens_done);
     if (ck->state && rwkv_state_import(s->state, ck->state, ck->model.state_floats, err) != 0)
         goto fail;
     if (ck->n_pending_bytes &&
@@ -94,6 +99,7 @@ int rwkvd_session_to_ckpt(rwkvd_server *srv, rwkvd_session *s, rwkvd_ckpt *ck, f
     memset(ck, 0, sizeof *ck);
     *state_buf = NULL;
     ck->model = srv->model_id;
+    ck->model.precision = s->precision;
     memcpy(ck->doc, s->doc, s->doc_len);
     ck->doc_len = s->doc_len;
     ck->next_seq = s->next_seq;

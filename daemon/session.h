@@ -46,6 +46,10 @@ typedef struct rwkvd_session {
     uint64_t blocks_done, tokens_done; /* completed blocks and their tokens */
     bool eof;                      /* eof applied: flush what is pending */
     bool finished;                 /* final emitted */
+    /* RWKVD_CKPT_PRECISION_* the state is computed in: the daemon's, or
+     * mixed once continued from a checkpoint of another precision
+     * (--allow-precision-change); outputs name it, checkpoints record it */
+    uint8_t precision;
 
     rwkv_encoder *enc;
     rwkv_ids pending;              /* tokens not yet in a completed block */

@@ -275,11 +275,19 @@ static int state_download(void *vctx, void *dev, float *host, size_t n, rwkv_err
     return 0;
 }
 
+/* What the daemon records in checkpoints and names in its outputs: the
+ * default bf16 mode is not fp32, whatever the CPU's --precision says. */
+static rwkv_precision precision(void *vctx)
+{
+    return ((cu_ctx *)vctx)->prec == CU_BF16 ? RWKV_PRECISION_BF16 : RWKV_PRECISION_FP32;
+}
+
 static const rwkv_backend_ops OPS = {
     "cuda", create, destroy, describe, NULL, cu_forward, state_alloc, state_free, state_upload,
     state_download,
     0, /* top-k: ranked by the engine on the host from the logits (engine.c) */
     0, /* EOS sums: taken by the engine on the host from the hidden rows (engine.c) */
+    precision,
 };
 
 /* core declares this weak (core/backend.h); the Makefile's -u pulls this

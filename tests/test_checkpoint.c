@@ -380,6 +380,8 @@ static void test_other_model_refused(void)
  * checkpoint round-trips, is refused by an fp32 daemon with a reason naming
  * both precisions, and an fp32 one (flag bits 6-7 = 0, as in every file
  * written before precisions existed) by a bf16 daemon. */
+static void reseal(uint8_t *b, size_t doc_len);
+
 static void test_other_precision_refused(void)
 {
     rwkvd_ckpt ck, back;
@@ -399,27 +401,111 @@ static void test_other_precision_refused(void)
         rwkvd_ckpt_release(&back);
     }
     CHECKF(rc == 0, "%s", err.msg);
+    /* another precision: refused, naming both and the way to continue anyway */
     rc = rwkvd_ckpt_decode("p.ckpt", b, n, &model, 0, &back, &st, &err);
-    free(b);
     CHECKF(rc == -1 && st == RWKVD_CKPT_OTHER_MODEL && strstr(err.msg, "computed in bf16") &&
-               strstr(err.msg, "runs fp32"),
+               strstr(err.msg, "runs fp32") && strstr(err.msg, "--precision bf16") &&
+               strstr(err.msg, "--allow-precision-change"),
            "%s", err.msg);
+    /* expecting any precision (--allow-precision-change): taken as it is,
+     * the caller decides what the document continues in */
+    rwkvd_model_id any = model;
+    any.precision = RWKVD_CKPT_PRECISION_ANY;
+    rc = rwkvd_ckpt_decode("p.ckpt", b, n, &any, 0, &back, &st, &err);
+    free(b);
+    CHECKF(rc == 0, "%s", err.msg);
+    CHECK(back.model.precision == 1);
+    rwkvd_ckpt_release(&back);
     full_ckpt(&ck);
     b = enc(&ck, &n);
     CHECK(b);
     CHECK(((b[16] >> 6) & 3) == 0);
     rwkvd_ckpt_info info;
     rc = rwkvd_ckpt_read_header("p.ckpt", b, n, &bf, &info, &st, &err);
-    free(b);
     CHECKF(rc == -1 && st == RWKVD_CKPT_OTHER_MODEL && strstr(err.msg, "computed in fp32"), "%s",
            err.msg);
-    /* the writer refuses an unknown precision */
+    rc = rwkvd_ckpt_read_header("p.ckpt", b, n, &any, &info, &st, &err);
+    free(b);
+    CHECKF(rc == 0 && info.model.precision == 0, "%s", err.msg);
+    /* the writer refuses an unknown precision, and "any" is never written */
+    static const uint8_t bad[] = {4, 200, RWKVD_CKPT_PRECISION_ANY};
+    for (size_t i = 0; i < sizeof bad; i++) {
+        full_ckpt(&ck);
+        ck.model.precision = bad[i];
+        uint8_t *out = NULL;
+        rc = rwkvd_ckpt_encode(&ck, 1, &out, &n, &err);
+        free(out);
+        CHECKF(rc == -1 && strstr(err.msg, "precision"), "%s", err.msg);
+    }
+}
+
+/* Precision 3, mixed: a document computed in one precision and continued in
+ * another (--allow-precision-change).  It round-trips, is refused by a
+ * daemon of any one precision (naming "mixed" and the option), and is
+ * valid only once a block was computed. */
+static void test_mixed_precision(void)
+{
+    rwkvd_ckpt ck, back;
     full_ckpt(&ck);
-    ck.model.precision = 3;
+    ck.model.precision = RWKVD_CKPT_PRECISION_MIXED;
+    size_t n;
+    uint8_t *b = enc(&ck, &n);
+    CHECK(b);
+    CHECK(((b[16] >> 6) & 3) == 3);
+    rwkvd_model_id any = model;
+    any.precision = RWKVD_CKPT_PRECISION_ANY;
+    rwkv_error err;
+    rwkvd_ckpt_status st;
+    int rc = rwkvd_ckpt_decode("m.ckpt", b, n, &any, 0, &back, &st, &err);
+    CHECKF(rc == 0, "%s", err.msg);
+    int same = same_ckpt(&ck, &back);
+    rwkvd_ckpt_release(&back);
+    CHECK(same);
+    for (uint8_t p = 0; p < RWKVD_CKPT_PRECISION_MIXED; p++) {
+        rwkvd_model_id one = model;
+        one.precision = p;
+        rc = rwkvd_ckpt_decode("m.ckpt", b, n, &one, 0, &back, &st, &err);
+        CHECKF(rc == -1 && st == RWKVD_CKPT_OTHER_MODEL &&
+                   strstr(err.msg, "computed in mixed precisions") &&
+                   strstr(err.msg, rwkvd_ckpt_precision_name(p)) &&
+                   strstr(err.msg, "--allow-precision-change"),
+               "%s", err.msg);
+    }
+    free(b);
+    /* no completed block: nothing was computed, so nothing can be mixed */
+    full_ckpt(&ck);
+    ck.blocks_done = ck.tokens_done = 0;
+    ck.mean_count = ck.surprisal_count = 0;
+    ck.surprisal_sum = 0;
+    ck.last_emb = NULL;
+    ck.has_carry = false;
+    ck.model.precision = RWKVD_CKPT_PRECISION_MIXED;
     uint8_t *out = NULL;
     rc = rwkvd_ckpt_encode(&ck, 1, &out, &n, &err);
     free(out);
-    CHECKF(rc == -1 && strstr(err.msg, "precision"), "%s", err.msg);
+    CHECKF(rc == -1 && strstr(err.msg, "no completed block"), "%s", err.msg);
+    ck.model.precision = 1; /* the same file as bf16 is fine; sealed as mixed it is not */
+    b = enc(&ck, &n);
+    CHECK(b);
+    b[16] |= 0xC0;
+    reseal(b, ck.doc_len);
+    rc = rwkvd_ckpt_decode("m.ckpt", b, n, &any, 0, &back, &st, &err);
+    free(b);
+    CHECKF(rc == -1 && st == RWKVD_CKPT_CORRUPT && strstr(err.msg, "no completed block"), "%s",
+           err.msg);
+    /* what a document loaded from a checkpoint continues in */
+    CHECK(rwkvd_ckpt_precision_continued(0, 0, 20) == 0);
+    CHECK(rwkvd_ckpt_precision_continued(1, 1, 20) == 1);
+    CHECK(rwkvd_ckpt_precision_continued(1, 0, 20) == RWKVD_CKPT_PRECISION_MIXED);
+    CHECK(rwkvd_ckpt_precision_continued(2, 1, 1) == RWKVD_CKPT_PRECISION_MIXED);
+    CHECK(rwkvd_ckpt_precision_continued(3, 0, 20) == RWKVD_CKPT_PRECISION_MIXED);
+    CHECK(rwkvd_ckpt_precision_continued(1, 0, 0) == 0); /* nothing computed yet */
+    CHECK(rwkvd_ckpt_precision_continued(3, 2, 0) == 2);
+    CHECK(strcmp(rwkvd_ckpt_precision_name(0), "fp32") == 0 &&
+          strcmp(rwkvd_ckpt_precision_name(1), "bf16") == 0 &&
+          strcmp(rwkvd_ckpt_precision_name(2), "int8") == 0 &&
+          strcmp(rwkvd_ckpt_precision_name(3), "mixed") == 0 &&
+          strcmp(rwkvd_ckpt_precision_name(RWKVD_CKPT_PRECISION_ANY), "?") == 0);
 }
 
 /* Rewrites header field bytes and re-seals the header CRC, so only the
@@ -469,7 +555,6 @@ static void test_sealed_bad_headers(void)
         {100, 1, 2, "out of range"},            /* pooling 2 */
         {102, 1, 3, "input kind"},
         {103, 1, 3, "out of range"},            /* reserved in v1 (the task of v3) */
-        {16, 4, 0xC2, "out of range"},          /* precision 3 (0 fp32, 1 bf16, 2 int8) */
         {104, 4, 0, "options"},                 /* topk 0 */
         {108, 4, 5000, "pending tokenizer bytes"},
         {112, 4, 0x40000001u, "pending tokens"}, /* > 2^30 */
@@ -786,6 +871,7 @@ int main(int argc, char **argv)
     RUN(test_every_truncation_refused);
     RUN(test_other_model_refused);
     RUN(test_other_precision_refused);
+    RUN(test_mixed_precision);
     RUN(test_sealed_bad_headers);
     RUN(test_sealed_bad_payloads);
     RUN(test_raw_cap_checked_before_allocating);

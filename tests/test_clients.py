@@ -431,7 +431,7 @@ def f32bytes(vals):
 def block(doc, n, emb, surp=None, **extra):
     m = {"v": 1, "type": "block", "doc": doc, "block": n, "tok_start": n * 4,
          "tok_end": n * 4 + 4, "model": "ab" * 32, "dim": len(emb) // 4, "pooling": "last",
-         "normalize": True, "embedding": emb}
+         "normalize": True, "precision": "bf16", "embedding": emb}
     if surp is not None:
         m["surprisal"] = surp
     m.update(extra)
@@ -441,7 +441,7 @@ def block(doc, n, emb, surp=None, **extra):
 def final(doc, blocks, emb=None, mean=1.25):
     return {"v": 1, "type": "final", "doc": doc, "tokens": blocks * 4, "blocks": blocks,
             "model": "ab" * 32, "dim": 4, "pooling": "last", "normalize": True,
-            "embedding": emb, "mean_surprisal": mean}
+            "precision": "mixed", "embedding": emb, "mean_surprisal": mean}
 
 
 def tricky_floats(n, seed):
@@ -496,7 +496,8 @@ def test_sink_jsonl_roundtrip():
     check(b["topk"]["ids"] == [1, 2, 3, 4000000000, 5, 6] and
           f32bytes(b["topk"]["logprobs"]) == lps, "topk %r" % b["topk"])
     check(b"".join(struct.pack("<f", x) for x in b["logits_last"]) == logits, "logits_last")
-    check(b["tok_start"] == 0 and b["model"] == "ab" * 32 and b["normalize"] is True, "fields")
+    check(b["tok_start"] == 0 and b["model"] == "ab" * 32 and b["normalize"] is True
+          and b["precision"] == "bf16", "fields")
     import hashlib  # noqa: F401  (msg_hash is ours: only its shape is checked)
     check(len(b["msg_hash"]) == 16 and int(b["msg_hash"], 16) >= 0, "msg_hash")
     e = recs[1]
@@ -504,8 +505,8 @@ def test_sink_jsonl_roundtrip():
           e["expected_seq"] == 1 and e["reason"] == "seq_gap", "error record %r" % e)
     check(recs[2]["type"] == "ack" and recs[2]["next_seq"] == 1, "ack record")
     f = recs[3]
-    check(f["mean_surprisal"] == 1.0 / 3.0 and f32bytes(f["embedding"]) == emb[:16],
-          "final %r" % f)
+    check(f["mean_surprisal"] == 1.0 / 3.0 and f32bytes(f["embedding"]) == emb[:16]
+          and f["precision"] == "mixed", "final %r" % f)
     check(any("error output" in line and "seq_gap" in line and "expected_seq 1" in line
               for line in err), "error not on stderr: %s" % err)
     check(any(line.startswith("rwkvd-sink: ack:") for line in err), "ack not on stderr")

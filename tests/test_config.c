@@ -249,6 +249,60 @@ static void test_command_line_forms(void)
     CHECK(strcmp(c.model, "/a=b") == 0 && c.metrics_port == 9);
 }
 
+/* A bool option (--allow-precision-change): a flag on the command line
+ * (alone = true, =false off), a word in the environment and the INI file,
+ * off by default, reloadable, and it reads back from the dump. */
+static void test_bool_option(void)
+{
+    rwkvd_config_action act;
+    rwkvd_config_defaults(&c);
+    CHECK(!c.allow_precision_change);
+    const rwkvd_option *o = rwkvd_config_find("allow-precision-change");
+    CHECK(o && o->type == RWKVD_OPT_BOOL && o->reloadable);
+    static const char *const yes[] = {"true", "yes", "on", "1"}, *const no[] = {"false", "no", "off", "0"};
+    for (int i = 0; i < 4; i++) {
+        CHECK(rwkvd_config_set(&c, "allow_precision_change", yes[i], &err) == 0 &&
+              c.allow_precision_change);
+        CHECK(rwkvd_config_set(&c, "allow_precision_change", no[i], &err) == 0 &&
+              !c.allow_precision_change);
+    }
+    CHECK(rwkvd_config_set(&c, "allow_precision_change", "True", &err) == -1);
+    CHECKF(strstr(err.msg, "allow_precision_change: 'True' is not true or false"), "%s", err.msg);
+    CHECK(rwkvd_config_set(&c, "allow_precision_change", "", &err) == -1);
+    CHECK(!c.allow_precision_change); /* failures change nothing */
+    env(NULL);
+    args("--model", "m", "--allow-precision-change", "--block-size", "64", NULL);
+    CHECKF(rwkvd_config_load(&c, argc_, argv_, envp_, &act, &err) == 0, "%s", err.msg);
+    CHECK(c.allow_precision_change && c.block_size == 64); /* the flag took no value */
+    args("--model", "m", "--allow-precision-change=false", NULL);
+    env("RWKVD_ALLOW_PRECISION_CHANGE=yes", NULL); /* the command line wins */
+    CHECK(rwkvd_config_load(&c, argc_, argv_, envp_, &act, &err) == 0 && !c.allow_precision_change);
+    args("--model", "m", NULL);
+    CHECK(rwkvd_config_load(&c, argc_, argv_, envp_, &act, &err) == 0 && c.allow_precision_change);
+    args("--model", "m", "--allow-precision-change", "false", NULL); /* a flag, not a pair */
+    CHECK(rwkvd_config_load(&c, argc_, argv_, envp_, &act, &err) == -1);
+    CHECKF(strstr(err.msg, "unexpected argument 'false'"), "%s", err.msg);
+    env("RWKVD_ALLOW_PRECISION_CHANGE=maybe", NULL);
+    args("--model", "m", NULL);
+    CHECK(rwkvd_config_load(&c, argc_, argv_, envp_, &act, &err) == -1);
+    CHECKF(strstr(err.msg, "environment RWKVD_ALLOW_PRECISION_CHANGE"), "%s", err.msg);
+    rwkvd_config_defaults(&c);
+    CHECK(ini("allow_precision_change = on\n") == 0 && c.allow_precision_change);
+    char *text = rwkvd_config_format(&c);
+    CHECK(text && strstr(text, "allow_precision_change = \"true\""));
+    rwkvd_config back;
+    rwkvd_config_defaults(&back);
+    int rc = rwkvd_config_parse_ini(&back, "dump", text, strlen(text), &err);
+    free(text);
+    CHECKF(rc == 0 && back.allow_precision_change, "%s", err.msg);
+    /* --help shows it as a flag, without a value */
+    char *h = rwkvd_config_help("rwkvd");
+    int flag = h && strstr(h, "  --allow-precision-change ") &&
+               strstr(h, "RWKVD_ALLOW_PRECISION_CHANGE") && !strstr(h, "--allow-precision-change  BOOL");
+    free(h);
+    CHECK(flag);
+}
+
 static void test_help_is_complete(void)
 {
     char *h = rwkvd_config_help("rwkvd");
@@ -341,6 +395,7 @@ int main(int argc, char **argv)
     RUN(test_ini_hostile);
     RUN(test_precedence);
     RUN(test_command_line_forms);
+    RUN(test_bool_option);
     RUN(test_help_is_complete);
     RUN(test_format_reads_back);
     RUN(test_reload);

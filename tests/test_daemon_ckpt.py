@@ -270,7 +270,8 @@ def corruption(binary):
         check(open(newest, "rb").read() == good[newest], "a refused checkpoint was modified")
 
         # the same model at another precision (PROTOCOL.md §8.1): refused as
-        # other_model, the message naming both precisions
+        # other_model, the message naming both precisions and the option that
+        # would continue it (test_daemon_precision.py runs that)
         if not cpu_has_bf16():
             print("SKIP: another precision: this CPU has no avx512_bf16")
             return
@@ -281,7 +282,8 @@ def corruption(binary):
         d3.stop()
         check(r.get("ok") is False and r.get("reason") == "other_model"
               and "computed in fp32" in r.get("message", "")
-              and "runs bf16" in r.get("message", ""),
+              and "runs bf16" in r.get("message", "")
+              and "--allow-precision-change" in r.get("message", ""),
               "checkpoint of another precision: resume %r, expected other_model" % r)
         check(open(newest, "rb").read() == good[newest], "a refused checkpoint was modified")
 

@@ -63,6 +63,7 @@ def check_status(st, d):
           "model shape %r" % m)
     check(isinstance(m["tokenizer"], str), "model.tokenizer %r" % m)
     check(st["device"] == "cpu" and st["block_size"] == BLOCK, "device/block_size %r" % st)
+    check(st["precision"] == "fp32", "precision %r" % st.get("precision"))
     check(isinstance(st["uptime_s"], float) and st["uptime_s"] >= 0, "uptime_s %r" % st["uptime_s"])
     for grp, keys in (("docs", ("active", "on_disk", "max_active", "finished_total")),
                       ("queues", ("held", "ingest", "emit")),

@@ -73,6 +73,7 @@ static rwkvd_out_head make_head(const char *doc)
     h.dim = 3;
     h.pooling = RWKVD_POOL_MEAN;
     h.normalize = true;
+    h.precision = "bf16";
     return h;
 }
 
@@ -91,8 +92,9 @@ static void test_block_all_outputs(void)
     CHECK(m);
     char k[512];
     keys(m, k, sizeof k);
-    CHECKF(strcmp(k, "v,type,doc,block,tok_start,tok_end,model,dim,pooling,normalize,embedding,"
-                     "logits_last,topk,surprisal") == 0, "%s", k);
+    CHECKF(strcmp(k, "v,type,doc,block,tok_start,tok_end,model,dim,pooling,normalize,"
+                     "precision,embedding,logits_last,topk,surprisal") == 0, "%s", k);
+    CHECK(is_str(get(m, "precision"), "bf16"));
     CHECK(is_uint(get(m, "v"), 1) && is_str(get(m, "type"), "block") && is_str(get(m, "doc"), "doc-ü"));
     CHECK(is_uint(get(m, "block"), 4) && is_uint(get(m, "tok_start"), 1024) &&
           is_uint(get(m, "tok_end"), 1026) && is_uint(get(m, "dim"), 3));
@@ -134,7 +136,14 @@ static void test_block_subsets_and_contract(void)
     msgpack_sbuffer_clear(&sb);
     CHECK(rwkvd_encode_block(&sb, &h, &b, &err) == 0);
     const msgpack_object *m = root();
-    CHECK(m && m->via.map.size == 11 && get(m, "embedding") && !get(m, "surprisal") && !get(m, "topk"));
+    CHECK(m && m->via.map.size == 12 && get(m, "embedding") && !get(m, "surprisal") && !get(m, "topk"));
+    /* the precision is always named: a head without one breaks the contract */
+    h.precision = NULL;
+    msgpack_sbuffer_clear(&sb);
+    CHECK(rwkvd_encode_block(&sb, &h, &b, &err) == -1);
+    h.precision = "mixed";
+    msgpack_sbuffer_clear(&sb);
+    CHECK(rwkvd_encode_block(&sb, &h, &b, &err) == 0 && is_str(get(root(), "precision"), "mixed"));
     b.outputs = RWKVD_OUT_SURPRISAL; /* asked but no pointer */
     msgpack_sbuffer_clear(&sb);
     CHECK(rwkvd_encode_block(&sb, &h, &b, &err) == -1);
@@ -168,8 +177,10 @@ static void test_doc_echo_str_or_bin(void)
     CHECK(get(m, "mean_surprisal")->type == MSGPACK_OBJECT_NIL);
     char k[256];
     keys(m, k, sizeof k);
-    CHECKF(strcmp(k, "v,type,doc,tokens,blocks,model,dim,pooling,normalize,embedding,mean_surprisal") == 0,
+    CHECKF(strcmp(k, "v,type,doc,tokens,blocks,model,dim,pooling,normalize,precision,embedding,"
+                     "mean_surprisal") == 0,
            "%s", k);
+    CHECK(is_str(get(m, "precision"), "bf16"));
 }
 
 static void test_final(void)
@@ -192,6 +203,12 @@ static void test_final(void)
     m = root();
     const msgpack_object *ms = get(m, "mean_surprisal");
     CHECK(ms && ms->type == MSGPACK_OBJECT_FLOAT64 && ms->via.f64 == 2.25 && !get(m, "embedding"));
+    h.precision = "mixed";
+    msgpack_sbuffer_clear(&sb);
+    CHECK(rwkvd_encode_final(&sb, &h, &f, &err) == 0 && is_str(get(root(), "precision"), "mixed"));
+    h.precision = NULL; /* no precision: contract broken */
+    CHECK(rwkvd_encode_final(&sb, &h, &f, &err) == -1);
+    h.precision = "fp32";
     f.outputs = RWKVD_OUT_EMBEDDING; /* tokens but no embedding: contract broken */
     f.embedding = NULL;
     CHECK(rwkvd_encode_final(&sb, &h, &f, &err) == -1);
@@ -335,6 +352,7 @@ static void test_replies(void)
     memset(&st, 0, sizeof st);
     st.generation = "RWKV-7 (x070)";
     st.device = "cpu";
+    st.precision = "bf16";
     st.tokenizer = "bytes";
     st.dim = 64;
     st.docs_active = 3;
@@ -348,6 +366,9 @@ static void test_replies(void)
           is_uint(get(rej, "seq_gap"), 0));
     CHECK(is_uint(get(get(m, "docs"), "active"), 3) && is_uint(get(get(m, "model"), "dim"), 64) &&
           is_str(get(get(m, "model"), "path"), ""));
+    CHECK(is_str(get(m, "device"), "cpu") && is_str(get(m, "precision"), "bf16"));
+    keys(m, k, sizeof k);
+    CHECKF(strncmp(k, "v,ok,cmd,id,model,device,precision,block_size,", 46) == 0, "%s", k);
     msgpack_sbuffer_clear(&sb);
     CHECK(rwkvd_reply_health(&sb, &r, RWKVD_HEALTH_STOPPING, 12.5, &err) == 0);
     CHECK(is_str(get(root(), "status"), "stopping"));
@@ -369,6 +390,7 @@ static void test_metrics_text(void)
     memset(&st, 0, sizeof st);
     st.generation = "gen \"7\"\nx";
     st.device = "cuda:0";
+    st.precision = "bf16";
     st.tokenizer = "world";
     st.tokens_total = 123456;
     st.blocks_total = 482;
@@ -384,7 +406,8 @@ static void test_metrics_text(void)
              strstr(t, "\nrwkvd_checkpoint_seconds_count 3\n") &&
              strstr(t, "\nrwkvd_rejected_total{reason=\"seq_gap\"} 9\n") &&
              strstr(t, "\nrwkvd_rejected_total{reason=\"bad_utf8\"} 0\n") &&
-             strstr(t, "generation=\"gen \\\"7\\\"\\nx\"");
+             strstr(t, "generation=\"gen \\\"7\\\"\\nx\"") &&
+             strstr(t, ",device=\"cuda:0\",precision=\"bf16\",");
     /* every line is a comment or "name{labels} value" */
     int lines_ok = 1;
     for (char *p = t; *p;) {

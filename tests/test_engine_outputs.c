@@ -221,11 +221,50 @@ static void test_topk_refusals(void)
     CHECK(too_big && negative && no_buf && untouched);
 }
 
+/* An engine reports the precision its backend says it runs (what the
+ * daemon records in checkpoints and names in outputs), not a CPU-only
+ * answer: a device backend (the CUDA one runs bf16 by default) reports its
+ * own through the table's precision op; a table without one is fp32. */
+static rwkv_precision says_bf16(void *ctx)
+{
+    (void)ctx;
+    return RWKV_PRECISION_BF16;
+}
+
+static void test_precision_from_backend(void)
+{
+    void *img = NULL;
+    rwkv_model *m = random_v7(&img);
+    if (!m)
+        free(img);
+    CHECK(m);
+    rwkv_error err;
+    /* an engine keeps a pointer to its table: one table per engine */
+    rwkv_backend_ops dev = *rwkv_cpu_backend(), bare = *rwkv_cpu_backend();
+    dev.precision = says_bf16;
+    bare.precision = NULL;
+    rwkv_engine *cpu = rwkv_engine_new(m, 1, &err);
+    rwkv_engine *b = rwkv_engine_new_with(m, &dev, 0, 1, &err);
+    rwkv_engine *none = rwkv_engine_new_with(m, &bare, 0, 1, &err);
+    int made = cpu && b && none;
+    int ok = made && rwkv_engine_precision(cpu) == RWKV_PRECISION_FP32 &&
+             rwkv_engine_precision(b) == RWKV_PRECISION_BF16 &&
+             rwkv_engine_precision(none) == RWKV_PRECISION_FP32;
+    rwkv_engine_free(cpu);
+    rwkv_engine_free(b);
+    rwkv_engine_free(none);
+    rwkv_model_free(m);
+    free(img);
+    CHECKF(made, "engines not made: %s", err.msg);
+    CHECK(ok);
+}
+
 int main(int argc, char **argv)
 {
     test_init(argc, argv);
     RUN(test_topk_random_v7);
     RUN(test_topk_fixture_models);
     RUN(test_topk_refusals);
+    RUN(test_precision_from_backend);
     return test_summary();
 }

@@ -94,6 +94,8 @@ def case_fixture_embeddings():
         check(st == 200, "batch: %s %r" % (st, r))
         check(r["object"] == "list" and r["model"] == "emb-test" and len(r["data"]) == 6,
               "shape: %r" % {k: r[k] for k in ("object", "model")})
+        # rwkvd's extension beside model: the arithmetic (PROTOCOL.md §8.1)
+        check(r.get("precision") == "fp32", "precision %r" % r.get("precision"))
         check(r["usage"]["prompt_tokens"] == sum(i["T"] for i in TEXTS) ==
               r["usage"]["total_tokens"], "usage %r" % r["usage"])
         for i, (inp, item) in enumerate(zip(TEXTS, r["data"])):
@@ -210,6 +212,25 @@ def case_concurrent_with_stream():
         d.stop()
 
 
+def case_precision_named():
+    """/v1/embeddings computes in the daemon's --precision and says which."""
+    with open("/proc/cpuinfo") as f:
+        if " avx512_bf16" not in f.read():
+            print("SKIP: /v1/embeddings in bf16: this CPU has no avx512_bf16", flush=True)
+            return
+    with Work() as w:
+        d, url = start(w, extra=["--precision", "bf16"])
+        inp = TEXTS[0]
+        st, r = post(url, {"input": fixture_bytes("%s/%s" % (FIX, inp["text_file"])).decode(),
+                           "normalize": False})
+        check(st == 200 and r.get("precision") == "bf16", "bf16: %s %r" % (st, r.get("precision")))
+        got, want = r["data"][0]["embedding"], ref(inp, "retrieval")
+        dot = sum(x * y for x, y in zip(got, want))
+        cos = dot / (sum(x * x for x in got) ** 0.5 * sum(y * y for y in want) ** 0.5)
+        check(cos >= 0.999, "bf16 embedding cosine %.6f against the fp32 reference" % cos)
+        d.stop()
+
+
 def case_off_unless_configured_and_lm_refused():
     with Work() as w:
         port = free_tcp_port()
@@ -253,6 +274,7 @@ if __name__ == "__main__":
         ("fixture_embeddings", case_fixture_embeddings),
         ("errors", case_errors),
         ("concurrent_with_stream", case_concurrent_with_stream),
+        ("precision_named", case_precision_named),
         ("off_unless_configured_and_lm_refused", case_off_unless_configured_and_lm_refused),
         ("asan", case_asan, "asan"),
     ])

@@ -89,7 +89,8 @@ static void test_get_bump(void)
 static size_t block_record(uint64_t inc, uint8_t model_byte, uint8_t *out, size_t cap)
 {
     float emb[4] = {1, 2, 3, 4}, sur[2] = {0, 1};
-    rwkvd_out_head h = {.doc = (const uint8_t *)"X", .doc_len = 1, .incarnation = inc, .dim = 4};
+    rwkvd_out_head h = {.doc = (const uint8_t *)"X", .doc_len = 1, .incarnation = inc, .dim = 4,
+                        .precision = "fp32"};
     memset(h.model_sha256, model_byte, 32);
     rwkvd_block_out b = {.block = 5, .tok_start = 10, .tok_end = 12,
                          .outputs = RWKVD_OUT_EMBEDDING | RWKVD_OUT_SURPRISAL,

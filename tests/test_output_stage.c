@@ -12,6 +12,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <stdio.h>
+
+#include "daemon/checkpoint.h"
 #include "daemon/output_stage.h"
 #include "tests/testutil.h"
 
@@ -185,6 +188,89 @@ static void test_empty_document_final(void)
     CHECK(f.tokens == 0 && !f.embedding && !f.has_mean_surprisal);
 }
 
+/* The field names of a msgpack map, comma-separated. */
+static void map_keys(const msgpack_object *m, char *buf, size_t len)
+{
+    size_t n = 0;
+    buf[0] = '\0';
+    for (uint32_t i = 0; m->type == MSGPACK_OBJECT_MAP && i < m->via.map.size && n + 40 < len; i++) {
+        const msgpack_object *k = &m->via.map.ptr[i].key;
+        n += (size_t)snprintf(buf + n, len - n, "%s%.*s", i ? "," : "", (int)k->via.str.size,
+                              k->via.str.ptr);
+    }
+}
+
+/* The str value of key in map m, as a C string in buf ("" when absent). */
+static const char *map_str(const msgpack_object *m, const char *key, char *buf, size_t len)
+{
+    buf[0] = '\0';
+    for (uint32_t i = 0; i < m->via.map.size; i++) {
+        const msgpack_object *k = &m->via.map.ptr[i].key, *v = &m->via.map.ptr[i].val;
+        if (k->via.str.size == strlen(key) && !memcmp(k->via.str.ptr, key, strlen(key)) &&
+            v->type == MSGPACK_OBJECT_STR)
+            snprintf(buf, len, "%.*s", (int)v->via.str.size, v->via.str.ptr);
+    }
+    return buf;
+}
+
+/* Every output names the precision its document's state was computed in
+ * (PROTOCOL.md §4.1), right after normalize: each code's name, "mixed" for
+ * a document continued in another precision, in block and final alike. */
+static void test_head_names_precision(void)
+{
+    rwkvd_out_head tmpl;
+    memset(&tmpl, 0, sizeof tmpl);
+    tmpl.dim = C;
+    memset(tmpl.model_sha256, 0x5a, 32);
+    rwkvd_doc_opts o;
+    rwkvd_doc_opts_default(&o);
+    o.pooling = RWKVD_POOL_MEAN;
+    o.normalize = false;
+    static const char *const want[] = {"fp32", "bf16", "int8", "mixed"};
+    float emb[C] = {1, 2, 3, 4, 5, 6};
+    for (uint8_t p = 0; p <= RWKVD_CKPT_PRECISION_MIXED; p++) {
+        rwkvd_out_head h = rwkvd_stage_head(&tmpl, (const uint8_t *)"doc-p", 5, 2, &o, p);
+        CHECKF(h.precision && strcmp(h.precision, want[p]) == 0, "code %u: %s", p,
+               h.precision ? h.precision : "(null)");
+        CHECK(h.doc_len == 5 && !memcmp(h.doc, "doc-p", 5) && h.incarnation == 2 &&
+              h.pooling == RWKVD_POOL_MEAN && !h.normalize && h.v == 1 && h.dim == C &&
+              h.model_sha256[31] == 0x5a);
+        rwkvd_block_out b = {.block = 0, .tok_start = 0, .tok_end = 4,
+                             .outputs = RWKVD_OUT_EMBEDDING, .embedding = emb};
+        rwkvd_final_out f = {.tokens = 4, .blocks = 1, .outputs = RWKVD_OUT_EMBEDDING,
+                             .embedding = emb};
+        for (int final = 0; final < 2; final++) {
+            msgpack_sbuffer sb;
+            msgpack_sbuffer_init(&sb);
+            rwkv_error err;
+            int rc = final ? rwkvd_encode_final(&sb, &h, &f, &err)
+                           : rwkvd_encode_block(&sb, &h, &b, &err);
+            CHECKF(rc == 0, "%s", err.msg);
+            msgpack_unpacked u;
+            msgpack_unpacked_init(&u);
+            CHECK(msgpack_unpack_next(&u, sb.data, sb.size, NULL) == MSGPACK_UNPACK_SUCCESS);
+            char k[256], v[16];
+            map_keys(&u.data, k, sizeof k);
+            const char *expect = final ? "v,type,doc,inc,tokens,blocks,model,dim,pooling,"
+                                         "normalize,precision,embedding"
+                                       : "v,type,doc,inc,block,tok_start,tok_end,model,dim,"
+                                         "pooling,normalize,precision,embedding";
+            CHECKF(strcmp(k, expect) == 0, "%s", k);
+            CHECKF(strcmp(map_str(&u.data, "precision", v, sizeof v), want[p]) == 0,
+                   "precision %s, want %s", v, want[p]);
+            msgpack_unpacked_destroy(&u);
+            msgpack_sbuffer_destroy(&sb);
+        }
+    }
+    /* an EmbeddingRWKV document says v 2; an unknown code is not passed off
+     * as a precision */
+    o.pooling = RWKVD_POOL_EOS;
+    rwkvd_out_head h = rwkvd_stage_head(&tmpl, (const uint8_t *)"e", 1, 0, &o, 1);
+    CHECK(h.v == 2 && h.pooling == RWKVD_POOL_EOS && strcmp(h.precision, "bf16") == 0);
+    h = rwkvd_stage_head(&tmpl, (const uint8_t *)"e", 1, 0, &o, 4);
+    CHECK(strcmp(h.precision, "?") == 0);
+}
+
 static void test_l2_normalize(void)
 {
     float v[3] = {3, 0, 4}, z[2] = {0, 0};
@@ -200,6 +286,7 @@ int main(int argc, char **argv)
     RUN(test_request_follows_options);
     RUN(test_blocks_equal_whole_document);
     RUN(test_empty_document_final);
+    RUN(test_head_names_precision);
     RUN(test_l2_normalize);
     return test_summary();
 }

@@ -10,10 +10,10 @@ python3-msgpack; numpy is NOT needed: vectors come back as ``array.array``).
         c.send_document("doc-42", open("book.txt", "rb").read(),
                         opts={"outputs": ["embedding", "surprisal"], "pooling": "mean"})
         for out in c.outputs(doc="doc-42", timeout=60):
-            if out["type"] == "block":
-                print(out["block"], out["embedding"][:4])
+            if out["type"] == "block":   # every block and final names model and precision
+                print(out["block"], out["precision"], out["embedding"][:4])
             elif out["type"] == "final":
-                print("mean surprisal", out.get("mean_surprisal"))
+                print("mean surprisal", out.get("mean_surprisal"), "in", out["precision"])
             elif out["type"] == "error":
                 print(out["reason"], out["message"])
 

@@ -94,6 +94,11 @@ static int cpu_threads(void *ctx)
     return ((rwkv_cpu *)ctx)->n_threads;
 }
 
+static rwkv_precision cpu_precision(void *ctx)
+{
+    return ((rwkv_cpu *)ctx)->precision;
+}
+
 static const rwkv_backend_ops CPU_OPS = {
     .name = "cpu",
     .create = cpu_create,
@@ -103,6 +108,7 @@ static const rwkv_backend_ops CPU_OPS = {
     .forward = rwkv_cpu_forward,
     .topk = 1,
     .eos_sum = 1,
+    .precision = cpu_precision,
 };
 
 const rwkv_backend_ops *rwkv_cpu_backend(void)

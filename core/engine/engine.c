@@ -91,6 +91,13 @@ const char *rwkv_engine_device(const rwkv_engine *e)
     return e->ops->describe(e->ctx);
 }
 
+/* The backend's own answer, so a device engine says what it really runs
+ * (the CUDA backend: bf16 unless RWKV_CUDA_PRECISION=fp32). */
+rwkv_precision rwkv_engine_precision(const rwkv_engine *e)
+{
+    return e->ops->precision ? e->ops->precision(e->ctx) : RWKV_PRECISION_FP32;
+}
+
 rwkv_cpu *rwkv_engine_cpu(const rwkv_engine *e)
 {
     return e->ops == rwkv_cpu_backend() ? e->ctx : NULL;

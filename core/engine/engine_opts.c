@@ -7,6 +7,7 @@
  * the GEMV path, five through the GEMM path, with the head): a failure to
  * convert then surfaces as an error at creation, never as a silent fp32
  * product in the middle of a document. */
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,7 +19,9 @@ static int warm_up(rwkv_engine *e, rwkv_error *err)
 {
     const rwkv_model *m = rwkv_engine_model(e);
     rwkv_state *st = rwkv_state_new(m);
-    float *logits = malloc((size_t)m->info.vocab_size * sizeof(float));
+    /* an EmbeddingRWKV model has no head: its last hidden row instead */
+    bool head = m->info.has_lm_head;
+    float *logits = malloc((size_t)(head ? m->info.vocab_size : m->info.n_embd) * sizeof(float));
     uint32_t toks[5] = {0, 0, 0, 0, 0};
     int rc = -1;
     if (!st || !logits) {
@@ -28,6 +31,10 @@ static int warm_up(rwkv_engine *e, rwkv_error *err)
     for (int n = 1; n <= 5; n += 4) {
         rwkv_request q = {.state = st, .tokens = toks, .n_tokens = n,
                           .logits = RWKV_LOGITS_LAST, .logits_out = logits, .next_token = -1};
+        if (!head)
+            q = (rwkv_request){.state = st, .tokens = toks, .n_tokens = n,
+                               .hidden = RWKV_HIDDEN_LAST, .hidden_out = logits,
+                               .next_token = -1};
         if (rwkv_forward(e, &q, 1, err) != 0)
             goto out;
     }
@@ -81,10 +88,4 @@ rwkv_engine *rwkv_engine_new_opts(const rwkv_model *m, const rwkv_engine_opts *o
         return NULL;
     }
     return e;
-}
-
-rwkv_precision rwkv_engine_precision(const rwkv_engine *e)
-{
-    const rwkv_cpu *cpu = rwkv_engine_cpu(e);
-    return cpu ? cpu->precision : RWKV_PRECISION_FP32;
 }

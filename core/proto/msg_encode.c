@@ -92,15 +92,17 @@ static int head3(msgpack_packer *pk, size_t n_fields, const char *type, const ui
     return head3v(pk, RWKVD_PROTOCOL_VERSION, n_fields, type, doc, doc_len);
 }
 
-/* model, dim, pooling, normalize */
-static int model4(msgpack_packer *pk, const rwkvd_out_head *h)
+/* model, dim, pooling, normalize, precision (PROTOCOL.md §4.1) */
+static int model5(msgpack_packer *pk, const rwkvd_out_head *h)
 {
     char hex[65];
     rwkvd_sha256_hex(h->model_sha256, hex);
     if (kv_str(pk, "model", hex) || kv_u64(pk, "dim", h->dim) ||
-        kv_str(pk, "pooling", rwkvd_pooling_name(h->pooling)) || rwkvd_pack_cstr(pk, "normalize"))
+        kv_str(pk, "pooling", rwkvd_pooling_name(h->pooling)) ||
+        rwkvd_pack_cstr(pk, "normalize") ||
+        (h->normalize ? msgpack_pack_true(pk) : msgpack_pack_false(pk)))
         return -1;
-    return h->normalize ? msgpack_pack_true(pk) : msgpack_pack_false(pk);
+    return kv_str(pk, "precision", h->precision);
 }
 
 static int nomem_fail(rwkv_error *err, const char *what)
@@ -113,13 +115,14 @@ int rwkvd_encode_block(msgpack_sbuffer *sb, const rwkvd_out_head *h, const rwkvd
 {
     uint32_t o = b->outputs;
     if (o & ~(uint32_t)RWKVD_OUT_ALL || b->tok_end <= b->tok_start || h->dim == 0 ||
+        !h->precision ||
         ((o & RWKVD_OUT_EMBEDDING) && !b->embedding) ||
         ((o & RWKVD_OUT_LOGITS_LAST) && (!b->logits_last || b->vocab == 0)) ||
         ((o & RWKVD_OUT_TOPK) && (!b->topk_ids || !b->topk_logprobs || b->k == 0)) ||
         ((o & RWKVD_OUT_SURPRISAL) && !b->surprisal))
         return rwkv_fail(err, "encoding block message: the block struct breaks its contract");
     size_t n_tok = (size_t)(b->tok_end - b->tok_start);
-    size_t n = 10 + __builtin_popcount(o) + (h->incarnation > 0);
+    size_t n = 11 + __builtin_popcount(o) + (h->incarnation > 0);
     msgpack_packer pk;
     msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
     P(head3v(&pk, h->v, n, "block", h->doc, h->doc_len));
@@ -128,7 +131,7 @@ int rwkvd_encode_block(msgpack_sbuffer *sb, const rwkvd_out_head *h, const rwkvd
     P(kv_u64(&pk, "block", b->block));
     P(kv_u64(&pk, "tok_start", b->tok_start));
     P(kv_u64(&pk, "tok_end", b->tok_end));
-    P(model4(&pk, h));
+    P(model5(&pk, h));
     if (o & RWKVD_OUT_EMBEDDING) {
         P(rwkvd_pack_cstr(&pk, "embedding"));
         P(rwkvd_pack_f32(&pk, b->embedding, h->dim));
@@ -158,7 +161,7 @@ nomem:
 int rwkvd_encode_final(msgpack_sbuffer *sb, const rwkvd_out_head *h, const rwkvd_final_out *f,
                        rwkv_error *err)
 {
-    if (f->outputs & ~(uint32_t)RWKVD_OUT_ALL || h->dim == 0 ||
+    if (f->outputs & ~(uint32_t)RWKVD_OUT_ALL || h->dim == 0 || !h->precision ||
         ((f->outputs & RWKVD_OUT_EMBEDDING) && !f->embedding && f->tokens > 0 &&
          !f->embedding_error) ||
         (f->embedding_error && (h->v < 2 || f->embedding)))
@@ -167,13 +170,13 @@ int rwkvd_encode_final(msgpack_sbuffer *sb, const rwkvd_out_head *h, const rwkvd
     bool why = f->embedding_error != NULL;
     msgpack_packer pk;
     msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
-    P(head3v(&pk, h->v, 9 + emb + why + sur + (h->incarnation > 0), "final", h->doc,
+    P(head3v(&pk, h->v, 10 + emb + why + sur + (h->incarnation > 0), "final", h->doc,
              h->doc_len));
     if (h->incarnation > 0)
         P(kv_u64(&pk, "inc", h->incarnation));
     P(kv_u64(&pk, "tokens", f->tokens));
     P(kv_u64(&pk, "blocks", f->blocks));
-    P(model4(&pk, h));
+    P(model5(&pk, h));
     if (emb) {
         P(rwkvd_pack_cstr(&pk, "embedding"));
         P(f->embedding ? rwkvd_pack_f32(&pk, f->embedding, h->dim) : msgpack_pack_nil(&pk));

@@ -100,7 +100,7 @@ int rwkvd_reply_status(msgpack_sbuffer *sb, const rwkvd_ctl_request *req,
     msgpack_packer pk;
     char hex[65];
     rwkvd_sha256_hex(s->model_sha256, hex);
-    P(head(&pk, sb, req, true, s->cluster.on ? 13 : 12));
+    P(head(&pk, sb, req, true, s->cluster.on ? 14 : 13));
     P(key(&pk, "model"));
     P(msgpack_pack_map(&pk, 8));
     P(kv_str(&pk, "sha256", hex));
@@ -112,6 +112,7 @@ int rwkvd_reply_status(msgpack_sbuffer *sb, const rwkvd_ctl_request *req,
     P(kv_u64(&pk, "state_floats", s->state_floats));
     P(kv_str(&pk, "tokenizer", s->tokenizer));
     P(kv_str(&pk, "device", s->device));
+    P(kv_str(&pk, "precision", s->precision));
     P(kv_u64(&pk, "block_size", s->block_size));
     P(kv_f64(&pk, "uptime_s", s->uptime_s));
     P(key(&pk, "docs"));

@@ -47,6 +47,8 @@ int rwkvd_encode_segments(msgpack_sbuffer *sb, const rwkvd_out_head *h,
 {
     if (s->n == 0 || !s->segs)
         return rwkv_fail(err, "encoding segments message: no segments");
+    if (!h->precision)
+        return rwkv_fail(err, "encoding segments message: no precision");
     for (size_t i = 0; i < s->n; i++) {
         const rwkv_segment *g = &s->segs[i];
         if (g->byte_end <= g->byte_start || g->tok_end < g->tok_start ||
@@ -60,11 +62,12 @@ int rwkvd_encode_segments(msgpack_sbuffer *sb, const rwkvd_out_head *h,
     /* inc (the document's incarnation, PROTOCOL.md §8.4) right after doc,
      * only when above 0, as in block and final outputs */
     bool inc = h->incarnation > 0;
-    if (msgpack_pack_map(&pk, 6 + inc) || kv_u64(&pk, "v", RWKVD_PROTOCOL_VERSION_SEGMENTS) ||
+    if (msgpack_pack_map(&pk, 7 + inc) || kv_u64(&pk, "v", RWKVD_PROTOCOL_VERSION_SEGMENTS) ||
         key(&pk, "type") || rwkvd_pack_cstr(&pk, "segments") || key(&pk, "doc") ||
         rwkvd_pack_doc(&pk, h->doc, h->doc_len) || (inc && kv_u64(&pk, "inc", h->incarnation)) ||
         kv_u64(&pk, "block", s->block) ||
-        key(&pk, "model") || rwkvd_pack_cstr(&pk, hex) || key(&pk, "segments") ||
+        key(&pk, "model") || rwkvd_pack_cstr(&pk, hex) || key(&pk, "precision") ||
+        rwkvd_pack_cstr(&pk, h->precision) || key(&pk, "segments") ||
         msgpack_pack_array(&pk, s->n))
         return rwkv_fail(err, "encoding segments message: out of memory");
     for (size_t i = 0; i < s->n; i++)

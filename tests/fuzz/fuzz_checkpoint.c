@@ -15,7 +15,9 @@
  *
  * Seeds in tests/fuzz/corpus/checkpoint/ were made with rwkvd_ckpt_encode
  * (a few small snapshots: mean/last pooling, finished, pending input), in
- * both modes.
+ * both modes; five more are such seeds with flag bits 6-7 set (precision
+ * bf16, int8, mixed; one mixed without a completed block, which is refused)
+ * and the header CRC resealed.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -68,8 +70,20 @@ static void read_image(const uint8_t *p, size_t n)
     }
     /* against a fixed model: mostly OTHER_MODEL, never a crash */
     rwkvd_model_id m = {.generation = 70, .n_layer = 1, .n_embd = 4, .vocab = 8, .state_floats = 6};
-    if (rwkvd_ckpt_decode("fuzz", p, n, &m, 1 << 22, &ck, &st, &err) == 0)
+    if (rwkvd_ckpt_decode("fuzz", p, n, &m, 1 << 22, &ck, &st, &err) == 0) {
+        if (ck.model.precision != 0) /* the daemon's fp32 takes fp32 only */
+            abort();
         rwkvd_ckpt_release(&ck);
+    }
+    /* ... of any precision (--allow-precision-change): mixed only with a
+     * completed block */
+    m.precision = RWKVD_CKPT_PRECISION_ANY;
+    if (rwkvd_ckpt_decode("fuzz", p, n, &m, 1 << 22, &ck, &st, &err) == 0) {
+        if (ck.model.precision > RWKVD_CKPT_PRECISION_MAX ||
+            (ck.model.precision == RWKVD_CKPT_PRECISION_MIXED && ck.tokens_done == 0))
+            abort();
+        rwkvd_ckpt_release(&ck);
+    }
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

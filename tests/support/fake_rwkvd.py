@@ -176,10 +176,12 @@ class Fake:
         return {"v": 1, "type": typ, "doc": self.doc_wire(doc)}
 
     def model4(self, out, d):
+        """The fields every block and final names (PROTOCOL.md §4.1)."""
         out["model"] = MODEL
         out["dim"] = self.args.dim
         out["pooling"] = d.opts["pooling"]
         out["normalize"] = d.opts["normalize"]
+        out["precision"] = "fp32"
 
     # ---------------------------------------------------------------- outputs
     def emit_block(self, doc, d, t0, t1):

@@ -47,6 +47,10 @@ typedef struct rwkv_model_info {
      * language model. */
     int has_lm_head;
     unsigned embed_tasks;
+    /* An int8 file written by `rwkv quantize` (core/quantize.h): its FFN and
+     * head matrices are int8 with per-row scales, so it runs only in int8
+     * engines (engine creation refuses fp32, bf16 and CUDA). */
+    int int8_quantized;
     const char *path;      /* as given to rwkv_model_load */
     const char *format;    /* "pth" or "safetensors" */
 } rwkv_model_info;

@@ -54,9 +54,25 @@ rwkv_engine *rwkv_engine_new_opts(const rwkv_model *m, const rwkv_engine_opts *o
     }
     if (!cpu)
         return rwkv_engine_new_on(m, o->device, o->n_threads, err);
-    if (rwkv_precision_resolve(o->precision, &p, err) != 0)
+    rwkv_precision want = o->precision;
+    if (m->info.int8_quantized) {
+        /* an `rwkv quantize` file has no float form of its int8 matrices */
+        if (want == RWKV_PRECISION_AUTO)
+            want = RWKV_PRECISION_INT8;
+        if (want != RWKV_PRECISION_INT8) {
+            rwkv_engine_refuse_int8_file(m, rwkv_precision_name(want), err);
+            return NULL;
+        }
+    }
+    if (rwkv_precision_resolve(want, &p, err) != 0) {
+        if (m->info.int8_quantized)
+            rwkv_fail_prefix(err, "%s holds int8-quantized weights (rwkv quantize)",
+                             m->info.path);
         return NULL;
-    rwkv_engine *e = rwkv_engine_new(m, o->n_threads, err);
+    }
+    rwkv_engine *e = p == RWKV_PRECISION_INT8
+                         ? rwkv_engine_new_with(m, rwkv_cpu_backend(), 0, o->n_threads, err)
+                         : rwkv_engine_new(m, o->n_threads, err);
     if (!e || p == RWKV_PRECISION_FP32)
         return e;
     rwkv_cpu *ctx = rwkv_engine_cpu(e);

@@ -104,6 +104,10 @@ void rwkv_widen(rwkv_dtype t, const void *src, float *dst, size_t n)
     case RWKV_F16:
         widen_f16(src, dst, n);
         break;
+    case RWKV_I8: /* the bare values (scales are the caller's): only for checks */
+        for (size_t i = 0; i < n; i++)
+            dst[i] = ((const int8_t *)src)[i];
+        break;
     }
 }
 
@@ -162,6 +166,8 @@ static void gemv_rows(const rwkv_matmul_op *op, const void *wrows, int nr, int r
     case RWKV_F16:
         gemv_f16(wrows, nr, w->cols, x, op->ldx, m, y, op->ldy, op->accumulate);
         break;
+    case RWKV_I8: /* int8 files run only in int8 engines, through matmul_lowp */
+        abort();
     }
 }
 

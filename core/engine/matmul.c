@@ -166,7 +166,7 @@ static void gemv_rows(const rwkv_matmul_op *op, const void *wrows, int nr, int r
     case RWKV_F16:
         gemv_f16(wrows, nr, w->cols, x, op->ldx, m, y, op->ldy, op->accumulate);
         break;
-    case RWKV_I8: /* int8 files run only in int8 engines, through matmul_lowp */
+    case RWKV_I8: /* refused in run_slice */
         abort();
     }
 }
@@ -182,6 +182,8 @@ static void run_slice(const many_ctx *c, int k, const rwkv_matmul_op *op, int r0
         return;
     }
     const rwkv_matrix *w = op->w;
+    if (w->dtype == RWKV_I8)
+        abort(); /* an int8 file's matrix has no float path (matmul_lowp ran out of memory) */
     size_t esz = rwkv_dtype_size(w->dtype);
     const char *wrows = (const char *)w->data + (size_t)r0 * w->cols * esz;
     const float *wf = NULL; /* the slice widened to f32, made on first need */

@@ -3,7 +3,8 @@
  *  - bit identity: an int8 engine over the int8 file gives exactly the
  *    logits, hidden states and state of an int8 engine over its source, on
  *    every fixture model (all 4096 tokens, blocks of 256/1/3/64 so both the
- *    GEMM and GEMV paths run), a .pth source, a bf16 source, a random model
+ *    GEMM and GEMV paths run), a .pth source, a bf16 source, the
+ *    EmbeddingRWKV fixture (hidden states: no LM head), a random model
  *    whose widths are not multiples of RWKV_Q8_PAD (the loader pads), and
  *    the random 0.1B shape (a few tokens: real matrix sizes);
  *  - the file's layout: FFN/head I8 (1 byte per weight) with F32 scales,
@@ -273,6 +274,49 @@ static void test_identical_v7(void)
 static void test_identical_v7_bf16(void)
 {
     check_fixture("tiny-rwkv-7v0-834K", "tiny-rwkv-7v0-834K.bf16.safetensors");
+}
+
+/* EmbeddingRWKV (no LM head, the body under "rwkv."): the final norm's
+ * output over 300 byte tokens, int8 over the int8 file == over the .pth */
+static void test_identical_embedding(void)
+{
+    if (!have_int8("embedding"))
+        return;
+    size_t slen, qlen = 0;
+    void *simg = fixture_read("embedding-rwkv/embedding-rwkv7-L4-D64-random.pth", &slen);
+    void *qimg = NULL;
+    rwkv_error err = {{0}};
+    rwkv_quantize_stats st = {0};
+    rwkv_model *src = simg ? load_img("emb.pth", simg, slen, &err) : NULL;
+    rwkv_model *q = src ? quantized(src, &qimg, &qlen, &st) : NULL;
+    float *h[2] = {NULL, NULL};
+    int ran = 0;
+    enum { T = 300 };
+    uint32_t tokens[T];
+    for (int i = 0; i < T; i++)
+        tokens[i] = (uint32_t)(i * 37 % 256);
+    size_t C = src ? (size_t)rwkv_model_get_info(src)->n_embd : 0;
+    for (int k = 0; q && k < 2; k++) {
+        const rwkv_model *m = k ? q : src;
+        rwkv_engine *e = int8_engine(m);
+        rwkv_state *s = rwkv_state_new(m);
+        h[k] = malloc(T * C * sizeof(float));
+        rwkv_request r = {.state = s, .tokens = tokens, .n_tokens = T,
+                          .hidden = RWKV_HIDDEN_ALL, .hidden_out = h[k], .next_token = -1};
+        ran += e && s && h[k] && rwkv_forward(e, &r, 1, &err) == 0;
+        rwkv_state_free(s);
+        rwkv_engine_free(e);
+    }
+    int same = ran == 2 && !memcmp(h[0], h[1], T * C * sizeof(float));
+    free(h[0]);
+    free(h[1]);
+    rwkv_model_free(q);
+    rwkv_model_free(src);
+    free(qimg);
+    free(simg);
+    CHECKF(ran == 2, "%d engines ran (%s)", ran, ran < 2 ? err.msg : "");
+    CHECK(same);
+    CHECK(st.int8_matrices > 0);
 }
 
 /* ------------------------------------------------------------ random models */
@@ -563,6 +607,7 @@ int main(int argc, char **argv)
     RUN(test_identical_v6);
     RUN(test_identical_v7);
     RUN(test_identical_v7_bf16);
+    RUN(test_identical_embedding);
     RUN(test_identical_random_0_1b);
     return test_summary();
 }

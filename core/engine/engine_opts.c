@@ -18,7 +18,9 @@ static int warm_up(rwkv_engine *e, rwkv_error *err)
 {
     const rwkv_model *m = rwkv_engine_model(e);
     rwkv_state *st = rwkv_state_new(m);
-    float *logits = malloc((size_t)m->info.vocab_size * sizeof(float));
+    size_t n_out = (size_t)(m->info.vocab_size > m->info.n_embd ? m->info.vocab_size
+                                                                  : m->info.n_embd);
+    float *logits = malloc(n_out * sizeof(float));
     uint32_t toks[5] = {0, 0, 0, 0, 0};
     int rc = -1;
     if (!st || !logits) {
@@ -28,6 +30,10 @@ static int warm_up(rwkv_engine *e, rwkv_error *err)
     for (int n = 1; n <= 5; n += 4) {
         rwkv_request q = {.state = st, .tokens = toks, .n_tokens = n,
                           .logits = RWKV_LOGITS_LAST, .logits_out = logits, .next_token = -1};
+        if (!m->info.has_lm_head) /* EmbeddingRWKV: no head, the final norm's output */
+            q = (rwkv_request){.state = st, .tokens = toks, .n_tokens = n,
+                               .hidden = RWKV_HIDDEN_LAST, .hidden_out = logits,
+                               .next_token = -1};
         if (rwkv_forward(e, &q, 1, err) != 0)
             goto out;
     }

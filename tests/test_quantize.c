@@ -420,6 +420,54 @@ out:
     free(simg);
 }
 
+/* A NaN or infinite weight: int8 has no form for its row.  The int8 engine
+ * over the float file gives NaN where fp32 does (no undefined conversion:
+ * UBSan checks), and rwkv quantize refuses the model, naming tensor and row. */
+static void test_nonfinite_weights(void)
+{
+    static const float bad[] = {NAN, INFINITY};
+    for (int k = 0; k < 2; k++) {
+        void *img;
+        size_t len;
+        rwkv_model *m = random_model("L1-D128-H64-V500", RWKV_F32, 3, &img, &len);
+        if (!m)
+            return;
+        rwkv_model_free(m);
+        rwkv_tensor_file *f;
+        rwkv_error err;
+        CHECK(rwkv_tensor_file_parse("nan", img, len, &f, &err) == 0);
+        const rwkv_tensor *t = rwkv_tensor_file_find(f, "blocks.0.ffn.value.weight");
+        CHECK(t && t->dtype == RWKV_F32 && (const char *)t->data > (const char *)img);
+        ((float *)(void *)((char *)img + ((const char *)t->data - (const char *)img)))[3 * 512 + 5] =
+            bad[k];
+        CHECK(rwkv_model_from_tensors(f, &m, &err) == 0);
+        void *q = NULL;
+        size_t qlen;
+        int rc = rwkv_quantize_model(m, SHA, NULL, &q, &qlen, NULL, &err);
+        int named = rc == -1 && strstr(err.msg, "nan: tensor 'blocks.0.ffn.value.weight' row 3 "
+                                                "holds a NaN or infinite weight");
+        char msg[RWKV_ERROR_MAX];
+        snprintf(msg, sizeof msg, "%s", err.msg);
+        int nan_out = 1;
+        if (rwkv_precision_check(RWKV_PRECISION_INT8, rwkv_cpu_features_get(), NULL) == 0) {
+            rwkv_engine *e = int8_engine(m);
+            rwkv_state *st = rwkv_state_new(m);
+            float lg[500];
+            uint32_t tok[5] = {1, 2, 3, 4, 5};
+            rwkv_request r = {.state = st, .tokens = tok, .n_tokens = 5,
+                              .logits = RWKV_LOGITS_LAST, .logits_out = lg, .next_token = -1};
+            nan_out = e && st && rwkv_forward(e, &r, 1, &err) == 0 && isnan(lg[0]);
+            rwkv_state_free(st);
+            rwkv_engine_free(e);
+        }
+        rwkv_model_free(m);
+        free(q);
+        free(img);
+        CHECKF(named, "rc %d: %s", rc, msg);
+        CHECK(nan_out);
+    }
+}
+
 /* ------------------------------------------------------------ malformed files */
 
 /* The tensors of a valid int8 file, editable: entries point into its image
@@ -599,6 +647,7 @@ int main(int argc, char **argv)
     test_init(argc, argv);
     RUN(test_engines_refused);
     RUN(test_malformed_refused);
+    RUN(test_nonfinite_weights);
     RUN(test_identical_padded_rows);
     RUN(test_identical_v4);
     RUN(test_identical_v5_0);

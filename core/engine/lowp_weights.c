@@ -117,12 +117,21 @@ void rwkv_round_bf16(const float *src, uint16_t *dst, size_t n)
 }
 
 /* One row of int8: scale = max|w| / 127 (an all-zero row gets scale 0);
- * inputs n..kp-1 are zero. */
+ * inputs n..kp-1 are zero.  A row with a NaN or infinity has no int8 form:
+ * zeros and a NaN scale, so its outputs are NaN as in fp32 (rwkv quantize
+ * refuses such a model: an int8 file holds finite scales only). */
 static void quantize_row(const float *w, int n, int kp, int8_t *q, float *scale)
 {
-    float amax = 0.0f;
-    for (int i = 0; i < n; i++)
+    float amax = 0.0f, nonfinite = 0.0f; /* w * 0 is NaN exactly for NaN and inf */
+    for (int i = 0; i < n; i++) {
         amax = fmaxf(amax, fabsf(w[i]));
+        nonfinite += w[i] * 0.0f;
+    }
+    if (nonfinite != 0.0f) {
+        memset(q, 0, (size_t)kp);
+        *scale = NAN;
+        return;
+    }
     float inv = amax > 0.0f ? 127.0f / amax : 0.0f;
     for (int i = 0; i < kp; i++) {
         float v = i < n ? nearbyintf(w[i] * inv) : 0.0f;

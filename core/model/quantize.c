@@ -7,6 +7,7 @@
  * written: about the size of the output file in memory. */
 #include "core/quantize.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -72,6 +73,11 @@ static int add_tensor(job *j, const rwkv_model *m, const rwkv_tensor *t,
         st->bf16_matrices++;
         return 0;
     }
+    for (size_t r = 0; r < rows; r++)
+        if (isnan(lm->scale[r]))
+            return rwkv_fail(err, "%s: tensor '%s' row %zu holds a NaN or infinite weight, "
+                                  "which int8 cannot represent; refusing to quantize",
+                             path, t->name, r);
     /* int8: rows unpadded in the file (kp > cols only on tiny models) */
     const int8_t *q = lm->q;
     if ((size_t)lm->kp != cols) {

@@ -6,7 +6,8 @@
  * there with the right shape and that nothing unknown is (an unknown tensor
  * means a variant we would silently compute wrongly), and prepares the
  * weights: large matrices stay in the mapped file in their stored dtype
- * (f32, f16 or bf16); small per-channel vectors and LoRA factors become
+ * (f32, f16 or bf16, or int8 with per-row scales in a file `rwkv quantize`
+ * wrote: core/quantize.h); small per-channel vectors and LoRA factors become
  * float32 copies.  A model is immutable after loading and may be shared by
  * any number of threads and engine contexts.
  */
@@ -47,6 +48,10 @@ typedef struct rwkv_model_info {
      * language model. */
     int has_lm_head;
     unsigned embed_tasks;
+    /* An int8 file written by `rwkv quantize` (core/quantize.h): its FFN and
+     * head matrices are int8 with per-row scales, so it runs only in int8
+     * engines (engine creation refuses fp32, bf16 and CUDA). */
+    int int8_quantized;
     const char *path;      /* as given to rwkv_model_load */
     const char *format;    /* "pth" or "safetensors" */
 } rwkv_model_info;

@@ -41,7 +41,9 @@ int rwkv_precision_parse(const char *s, rwkv_precision *out, rwkv_error *err);
  * CPU feature. */
 int rwkv_precision_check(rwkv_precision p, const rwkv_cpu_features *f, rwkv_error *err);
 
-/* What auto means on this CPU: bf16 where AVX512-BF16 exists, else fp32.
+/* What auto means on this CPU: bf16 where AVX512-BF16 exists, else fp32
+ * (an engine over an int8 file, core/quantize.h, takes int8 instead: the
+ * only precision such a file runs at; engine_opts.c).
  * Measured (docs/precision.md): bf16 is the fastest for prefill, the
  * daemon's work (2.5-3.2x fp32); int8 is faster only for decode (1.4-1.7x
  * bf16) and about fp32 speed for prefill, so it is asked for by name. */

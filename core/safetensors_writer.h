@@ -1,7 +1,8 @@
 /* safetensors_writer.h — write tensors as a .safetensors file.
  *
- * Used by `rwkv mkmodel` (random-weight models for benchmarks) and by tests
- * that need hand-made files.  The header lists tensors in the order given,
+ * Used by `rwkv mkmodel` (random-weight models for benchmarks), `rwkv
+ * quantize` (int8 files, core/quantize.h) and by tests that need hand-made
+ * files.  The header lists tensors in the order given,
  * with consecutive data_offsets, "__metadata__": {"format": "pt"}, and is
  * padded with spaces to a multiple of 8 bytes so every tensor starts 8-byte
  * aligned (as the safetensors library does).
@@ -33,5 +34,12 @@ int rwkv_safetensors_serialize(const rwkv_st_entry *t, size_t n, void **out, siz
  * left behind (the temporary is removed) and err names the path and the
  * failing step.  Streams tensor data without copying it. */
 int rwkv_safetensors_write(const char *path, const rwkv_st_entry *t, size_t n, rwkv_error *err);
+
+/* The same with n_meta more "__metadata__" string pairs (meta[2i] the key,
+ * meta[2i+1] the value, both UTF-8) after "format": "pt". */
+int rwkv_safetensors_serialize_meta(const rwkv_st_entry *t, size_t n, const char *const *meta,
+                                    size_t n_meta, void **out, size_t *out_len, rwkv_error *err);
+int rwkv_safetensors_write_meta(const char *path, const rwkv_st_entry *t, size_t n,
+                                const char *const *meta, size_t n_meta, rwkv_error *err);
 
 #endif

@@ -14,8 +14,10 @@
  * .pth: the CRC-32 of data.pkl and of every storage record in use is
  * verified at open (about 14 GB/s with PCLMUL, so ~30 ms for 400 MB).  Only
  * FloatStorage / HalfStorage / BFloat16Storage are accepted; views sharing
- * a storage are fine.  .safetensors: F32 / F16 / BF16, ranges must tile the
- * data section exactly.  Implementation: mapped_file, zip_reader,
+ * a storage are fine.  .safetensors: F32 / F16 / BF16, and I8 (the int8
+ * matrices of a file written by `rwkv quantize`, docs/precision.md; only
+ * the model loader gives them a meaning), ranges must tile the data
+ * section exactly; the string pairs of its "__metadata__" are kept.  Implementation: mapped_file, zip_reader,
  * torch_pickle, pth_reader, safetensors_reader, tensor_set.
  */
 #ifndef RWKV_TENSOR_FILE_H
@@ -30,11 +32,12 @@ typedef enum rwkv_dtype {
     RWKV_F32 = 0,
     RWKV_F16 = 1,
     RWKV_BF16 = 2,
+    RWKV_I8 = 3, /* signed bytes: quantized matrices (safetensors "I8") */
 } rwkv_dtype;
 
-/* Bytes per element of a dtype (4, 2, 2). */
+/* Bytes per element of a dtype (4, 2, 2, 1). */
 size_t rwkv_dtype_size(rwkv_dtype t);
-/* "f32", "f16", "bf16". */
+/* "f32", "f16", "bf16", "i8". */
 const char *rwkv_dtype_name(rwkv_dtype t);
 
 #define RWKV_TENSOR_MAX_DIMS 8
@@ -80,6 +83,10 @@ const rwkv_tensor *rwkv_tensor_file_at(const rwkv_tensor_file *f, size_t i);
 
 /* Lookup by exact name; NULL when absent.  O(1) (hash index). */
 const rwkv_tensor *rwkv_tensor_file_find(const rwkv_tensor_file *f, const char *name);
+
+/* The value of a safetensors "__metadata__" key, or NULL (absent, or a
+ * .pth file, which has none). */
+const char *rwkv_tensor_file_meta(const rwkv_tensor_file *f, const char *key);
 
 /* Bytes copied into owned 64-byte-aligned memory at open: non-contiguous
  * torch views (gathered) and data misaligned for its dtype inside the file

@@ -758,6 +758,13 @@ static void test_bad_arguments_one_line_errors(void)
         {"generate", "--model", g_model, "--bytes", "--prompt", "a", "--top-k", "-3", NULL},
         {"generate", "--model", "/nonexistent", "--bytes", "--prompt", "a", NULL},
         {"eval", "--model", g_model, "--bytes", "--precision", "fp16", g_input, NULL},
+        {"quantize", g_model, m, NULL},
+        {"quantize", "--precision", "bf16", g_model, m, NULL},
+        {"quantize", "--precision", "int8", g_model, NULL},
+        {"quantize", "--precision", "int8", g_model, m, m, NULL},
+        {"quantize", "--precision", "int8", "/nonexistent", m, NULL},
+        {"quantize", "--precision", "int8", g_input, m, NULL},
+        {"quantize", "--precision", "int8", g_model, "/nonexistent/dir/q.st", NULL},
         {"generate", "--model", g_model, "--bytes", "--prompt", "a", "--precision", "", NULL},
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
@@ -812,13 +819,14 @@ static void test_precision_option(void)
 
 static void test_help(void)
 {
-    static const char *const cmds[] = {"eval", "tokenize", "info", "generate", "mkmodel"};
+    static const char *const cmds[] = {"eval", "tokenize", "info", "generate", "mkmodel",
+                                       "quantize"};
     run_result r;
     RUN_OK(&r, NULL, "--help");
     int ok = strstr(r.out, "usage: rwkv") != NULL;
     run_free(&r);
     CHECK(ok);
-    for (int i = 0; i < 5; i++) {
+    for (int i = 0; i < 6; i++) {
         RUN_OK(&r, NULL, cmds[i], "--help");
         char want[64];
         snprintf(want, sizeof want, "usage: rwkv %s", cmds[i]);
@@ -826,6 +834,71 @@ static void test_help(void)
         run_free(&r);
         CHECKF(ok, "rwkv %s --help", cmds[i]);
     }
+}
+
+/* ---- quantize ---- */
+
+/* rwkv quantize writes an int8 file that info names, eval runs only at
+ * --precision int8 (giving the source's int8 logits bit for bit), and that
+ * cannot be quantized again (tests/test_quantize.c has the library's
+ * cases). */
+static void test_quantize_int8_file(void)
+{
+    char q[PATH_MAX], a[PATH_MAX], b[PATH_MAX];
+    run_result r;
+    RUN_OK(&r, NULL, "quantize", "--precision", "int8", g_model, tmp("q8.safetensors", q));
+    int said = strstr(r.err, "int8 matrices") != NULL;
+    run_free(&r);
+    CHECK(said);
+    RUN_OK(&r, NULL, "info", "--model", q, "--json");
+    json_t *j = json_loads(r.out, 0, NULL);
+    run_free(&r);
+    CHECK(j);
+    int flagged = json_is_true(json_object_get(j, "int8_quantized"));
+    const char *dt = json_string_value(json_object_get(j, "matrix_dtype"));
+    int dt_ok = dt && !strcmp(dt, "i8");
+    json_decref(j);
+    CHECK(flagged && dt_ok);
+    RUN_OK(&r, NULL, "info", "--model", q);
+    int text = strstr(r.out, "quantized:   int8 (rwkv quantize)") != NULL;
+    run_free(&r);
+    CHECK(text);
+
+    const char *const fp32[] = {"eval", "--model", q, "--bytes", "-q", g_input, NULL};
+    CHECK(run_rwkv(&r, NULL, fp32) == 0);
+    int refused = r.status == 1 && strstr(r.err, "holds int8-quantized weights (rwkv quantize); "
+                                                 "it runs only at --precision int8");
+    run_free(&r);
+    CHECK(refused);
+    const char *const again[] = {"quantize", "--precision", "int8", q, tmp("q8b.st", b), NULL};
+    CHECK(run_rwkv(&r, NULL, again) == 0);
+    refused = r.status == 1 && strstr(r.err, "already int8-quantized");
+    run_free(&r);
+    CHECK(refused);
+
+    RUN_OK(&r, NULL, "info", "--model", g_model);
+    int has_int8 = strstr(r.out, " int8 (auto") != NULL;
+    run_free(&r);
+    if (!has_int8) {
+        test_skip("test_quantize_int8_file eval", "this CPU does not run int8");
+        return;
+    }
+    RUN_OK(&r, NULL, "eval", "--model", g_model, "--bytes", "--precision", "int8",
+           "--out-logits", tmp("q-src.f32", a), "-q", g_input);
+    run_free(&r);
+    RUN_OK(&r, NULL, "eval", "--model", q, "--bytes", "--precision", "auto", "--out-logits",
+           tmp("q-q8.f32", b), g_input);
+    int named = strstr(r.err, "threads, int8)") != NULL;
+    run_free(&r);
+    CHECK(named);
+    size_t na, nb;
+    char *la = file_read_all(a, &na), *lb = file_read_all(b, &nb);
+    int same = la && lb && na == nb && na == (size_t)4096 * 256 * 4 && !memcmp(la, lb, na);
+    free(la);
+    free(lb);
+    CHECKF(same, "int8 logits over the int8 file differ from those over its source (%zu, %zu "
+                 "bytes)",
+           na, nb);
 }
 
 /* ---- setup ---- */
@@ -875,6 +948,7 @@ int main(int argc, char **argv)
     RUN(test_older_generations);
     RUN(test_generate_greedy_and_seeded);
     RUN(test_mkmodel_small_model_runs);
+    RUN(test_quantize_int8_file);
     RUN(test_streaming_across_chunks);
     RUN(test_bad_arguments_one_line_errors);
     nftw(g_tmp, rm_entry, 16, FTW_DEPTH | FTW_PHYS);

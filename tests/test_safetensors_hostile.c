@@ -145,6 +145,43 @@ static void test_writer_round_trip(void)
           strstr(err.msg, "/nonexistent-dir/x.safetensors"));
 }
 
+/* I8 tensors (int8 files, core/quantize.h) and extra metadata pairs: written,
+ * read back in place (one byte per element: never misaligned), the pairs
+ * kept; a .pth has none. */
+static void test_i8_and_metadata(void)
+{
+    static const int8_t q[5] = {-127, -1, 0, 1, 127};
+    static const float sc[2] = {0.5f, 2.0f};
+    rwkv_st_entry e[2] = {
+        {.name = "s", .dtype = RWKV_F32, .ndim = 1, .shape = {2}, .data = sc},
+        {.name = "q", .dtype = RWKV_I8, .ndim = 1, .shape = {5}, .data = q},
+    };
+    const char *meta[] = {"rwkvd.k", "v1", "other", "ünïcode"};
+    void *buf = NULL;
+    size_t len = 0;
+    rwkv_error err = {{0}};
+    CHECKF(rwkv_safetensors_serialize_meta(e, 2, meta, 2, &buf, &len, &err) == 0, "%s", err.msg);
+    rwkv_tensor_file *f = NULL;
+    CHECKF(rwkv_tensor_file_parse("mem.st", buf, len, &f, &err) == 0, "%s", err.msg);
+    const rwkv_tensor *t = rwkv_tensor_file_find(f, "q");
+    int ok = t && t->dtype == RWKV_I8 && t->numel == 5 && !memcmp(t->data, q, 5) &&
+             rwkv_dtype_size(RWKV_I8) == 1 && !strcmp(rwkv_dtype_name(RWKV_I8), "i8") &&
+             (const char *)t->data > (const char *)buf &&
+             (const char *)t->data < (const char *)buf + len;
+    const char *k = rwkv_tensor_file_meta(f, "rwkvd.k"), *o = rwkv_tensor_file_meta(f, "other");
+    const char *fmt = rwkv_tensor_file_meta(f, "format");
+    int meta_ok = k && !strcmp(k, "v1") && o && !strcmp(o, "ünïcode") && fmt &&
+                  !strcmp(fmt, "pt") && !rwkv_tensor_file_meta(f, "absent");
+    rwkv_tensor_file_close(f);
+    free(buf);
+    CHECK(ok);
+    CHECK(meta_ok);
+    /* a key the writer cannot encode */
+    const char *bad[] = {"k", "\xff"};
+    CHECK(rwkv_safetensors_serialize_meta(e, 2, bad, 1, &buf, &len, &err) == -1 &&
+          strstr(err.msg, "metadata"));
+}
+
 /* Header order, not data order, is the file order. */
 static void test_header_order_kept(void)
 {
@@ -257,7 +294,9 @@ static void test_bad_entries(void)
 {
 #define E(dtype, shape, offs) "{\"t\":{\"dtype\":" dtype ",\"shape\":" shape ",\"data_offsets\":" offs "}}"
     EXPECT_HEADER_FAIL(E("\"F64\"", "[1]", "[0,8]"), 8,
-                       "tensor 't' has dtype F64; only F32, F16 and BF16 are supported");
+                       "tensor 't' has dtype F64; only F32, F16, BF16 and I8 are supported");
+    EXPECT_HEADER_FAIL(E("\"I8\"", "[3]", "[0,4]"), 4, "hold 4 bytes but 3 i8 elements need 3");
+    EXPECT_HEADER_FAIL(E("\"U8\"", "[4]", "[0,4]"), 4, "has dtype U8");
     EXPECT_HEADER_FAIL(E("\"I64\"", "[1]", "[0,8]"), 8, "has dtype I64");
     EXPECT_HEADER_FAIL(E("\"f32\"", "[1]", "[0,4]"), 4, "has dtype f32");
     EXPECT_HEADER_FAIL(E("32", "[1]", "[0,4]"), 4, "needs a string \"dtype\"");
@@ -384,6 +423,7 @@ int main(int argc, char **argv)
     if (argc == 3 && strcmp(argv[1], "--write-corpus") == 0)
         return write_corpus(argv[2]);
     RUN(test_writer_round_trip);
+    RUN(test_i8_and_metadata);
     RUN(test_header_order_kept);
     RUN(test_misaligned_data_copied);
     RUN(test_lengths);

@@ -9,5 +9,6 @@ int cmd_info(int argc, char **argv);
 int cmd_generate(int argc, char **argv);
 int cmd_mkmodel(int argc, char **argv);
 int cmd_embed(int argc, char **argv);
+int cmd_quantize(int argc, char **argv);
 
 #endif

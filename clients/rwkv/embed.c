@@ -315,7 +315,13 @@ int cmd_embed(int argc, char **argv)
     }
     if (tok && (rc = cli_check_vocab(CMD, tok, m)) != 0)
         goto out;
-    if (!(e = rwkv_engine_new_on(m, o.device, (int)o.threads, &err))) {
+    /* fp32, except for an int8 file (rwkv quantize), which runs only at int8
+     * (auto takes it there; other devices refuse it with the reason) */
+    rwkv_engine_opts eo = {.device = o.device, .n_threads = (int)o.threads,
+                           .precision = rwkv_model_get_info(m)->int8_quantized
+                                            ? RWKV_PRECISION_AUTO
+                                            : RWKV_PRECISION_FP32};
+    if (!(e = rwkv_engine_new_opts(m, &eo, &err))) {
         rc = cli_fail(CMD, "%s", err.msg);
         goto out;
     }

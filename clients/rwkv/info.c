@@ -100,11 +100,12 @@ static int print_json(const rwkv_model_info *mi, const size_t *dtype_count)
     if (mi->embed_tasks)
         json_object_set_new(o, "embedding", json_string(task_heads(mi, th, sizeof th)));
     json_object_set_new(o, "matrix_dtype", json_string(rwkv_dtype_name(mi->matrix_dtype)));
-    for (int d = RWKV_F32; d <= RWKV_BF16; d++)
+    for (int d = RWKV_F32; d <= RWKV_I8; d++)
         if (dtype_count[d])
             json_object_set_new(dt, rwkv_dtype_name((rwkv_dtype)d),
                                 json_integer((json_int_t)dtype_count[d]));
     json_object_set_new(o, "tensor_dtypes", dt);
+    json_object_set_new(o, "int8_quantized", json_boolean(mi->int8_quantized));
     json_object_set_new(o, "n_params", json_integer((json_int_t)mi->n_params));
     json_object_set_new(o, "weight_bytes", json_integer((json_int_t)mi->weight_bytes));
     json_object_set_new(o, "state_floats", json_integer((json_int_t)mi->state_floats));
@@ -116,7 +117,9 @@ static int print_json(const rwkv_model_info *mi, const size_t *dtype_count)
     json_object_set_new(o, "cpu_features", words(strcmp(feat, "none") ? feat : ""));
     json_object_set_new(o, "precisions", words(prec));
     json_object_set_new(o, "precision_auto",
-                        json_string(rwkv_precision_name(rwkv_precision_auto(f))));
+                        json_string(mi->int8_quantized
+                                        ? "int8"
+                                        : rwkv_precision_name(rwkv_precision_auto(f))));
     char *text = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
     json_decref(o);
     if (!text)
@@ -142,10 +145,13 @@ static void print_text(const rwkv_model_info *mi, const size_t *dtype_count)
     printf("ffn:         %d\n", mi->ffn_dim);
     printf("vocab:       %d\n", mi->vocab_size);
     printf("dtypes:      matrices %s; tensors:", rwkv_dtype_name(mi->matrix_dtype));
-    for (int d = RWKV_F32; d <= RWKV_BF16; d++)
+    for (int d = RWKV_F32; d <= RWKV_I8; d++)
         if (dtype_count[d])
             printf(" %zu %s", dtype_count[d], rwkv_dtype_name((rwkv_dtype)d));
     printf("\n");
+    if (mi->int8_quantized)
+        printf("quantized:   int8 (rwkv quantize): FFN and head int8 with per-row scales, "
+               "square projections bf16; runs only at --precision int8\n");
     printf("parameters:  %s (%.3f B)\n", grouped(mi->n_params, a, sizeof a),
            (double)mi->n_params / 1e9);
     printf("weights:     %s bytes (%.1f MiB)\n", grouped(mi->weight_bytes, a, sizeof a),
@@ -157,7 +163,9 @@ static void print_text(const rwkv_model_info *mi, const size_t *dtype_count)
     rwkv_cpu_features_describe(f, feat, sizeof feat);
     runnable_precisions(prec, sizeof prec);
     printf("cpu:         %s\n", feat);
-    printf("precisions:  %s (auto: %s)\n", prec, rwkv_precision_name(rwkv_precision_auto(f)));
+    printf("precisions:  %s (auto: %s)\n", prec,
+           mi->int8_quantized ? "int8, this file's only one"
+                              : rwkv_precision_name(rwkv_precision_auto(f)));
 }
 
 int cmd_info(int argc, char **argv)
@@ -192,10 +200,10 @@ int cmd_info(int argc, char **argv)
     rwkv_tensor_file *f = NULL;
     if (rwkv_tensor_file_open(path, &f, &err) != 0)
         return cli_fail(CMD, "%s", err.msg);
-    size_t dtype_count[3] = {0, 0, 0};
+    size_t dtype_count[RWKV_I8 + 1] = {0};
     for (size_t i = 0; i < rwkv_tensor_file_count(f); i++) {
         const rwkv_tensor *t = rwkv_tensor_file_at(f, i);
-        if (t->dtype >= RWKV_F32 && t->dtype <= RWKV_BF16)
+        if (t->dtype >= RWKV_F32 && t->dtype <= RWKV_I8)
             dtype_count[t->dtype]++;
     }
     rwkv_model *m = NULL;

@@ -1,7 +1,7 @@
 /* main.c — `rwkv`: the command-line face of the engine.
  *
  * Only dispatch lives here; each subcommand is one file (eval.c,
- * tokenize.c, info.c, generate.c, mkmodel.c, embed.c) exposing `int cmd_X(int argc,
+ * tokenize.c, info.c, generate.c, mkmodel.c, embed.c, quantize.c) exposing `int cmd_X(int argc,
  * char **argv)` where argv[0] is the subcommand's name, and returning the
  * process exit status (cli.h: 0, 1 failure, 2 bad arguments).
  */
@@ -24,6 +24,7 @@ static const command commands[] = {
     {"generate", cmd_generate, "sample text from a model, streamed to stdout"},
     {"embed", cmd_embed, "EmbeddingRWKV document embeddings, one float32 row per input"},
     {"mkmodel", cmd_mkmodel, "write a random-weight RWKV-7 model of any shape"},
+    {"quantize", cmd_quantize, "write a model as an int8 file (--precision int8 only)"},
 };
 
 static void usage(FILE *to)

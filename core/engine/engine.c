@@ -55,8 +55,19 @@ rwkv_engine *rwkv_engine_new_with(const rwkv_model *m, const rwkv_backend_ops *o
     return e;
 }
 
+int rwkv_engine_refuse_int8_file(const rwkv_model *m, const char *asked, rwkv_error *err)
+{
+    if (!m->info.int8_quantized)
+        return 0;
+    return rwkv_fail(err, "%s holds int8-quantized weights (rwkv quantize); it runs only at "
+                          "--precision int8 on the CPU, not %s",
+                     m->info.path, asked);
+}
+
 rwkv_engine *rwkv_engine_new(const rwkv_model *m, int n_threads, rwkv_error *err)
 {
+    if (rwkv_engine_refuse_int8_file(m, "fp32", err) != 0)
+        return NULL;
     return rwkv_engine_new_with(m, rwkv_cpu_backend(), 0, n_threads, err);
 }
 
@@ -68,6 +79,8 @@ rwkv_engine *rwkv_engine_new_on(const rwkv_model *m, const char *device, int n_t
         return NULL;
     if (cuda < 0)
         return rwkv_engine_new(m, n_threads, err);
+    if (rwkv_engine_refuse_int8_file(m, "the CUDA backend", err) != 0)
+        return NULL;
     if (!m->info.has_lm_head) {
         /* kernels/ binds head.weight unconditionally; until it learns
          * head-less models, say so instead of failing somewhere inside */

@@ -43,6 +43,11 @@ typedef struct rwkv_cpu {
 rwkv_engine *rwkv_engine_new_with(const rwkv_model *m, const rwkv_backend_ops *ops, int device,
                                   int n_threads, rwkv_error *err);
 
+/* -1 with err ("<path> holds int8-quantized weights (rwkv quantize); it
+ * runs only at --precision int8 on the CPU, not <asked>") when m is an int8
+ * file; else 0.  Every engine but an int8 CPU one refuses such a model. */
+int rwkv_engine_refuse_int8_file(const rwkv_model *m, const char *asked, rwkv_error *err);
+
 /* The CPU backend's context of engine e, or NULL when e runs elsewhere (a
  * device); engine_opts.c sets a CPU engine's precision through it. */
 rwkv_cpu *rwkv_engine_cpu(const rwkv_engine *e);

@@ -61,9 +61,29 @@ rwkv_engine *rwkv_engine_new_opts(const rwkv_model *m, const rwkv_engine_opts *o
     }
     if (!cpu)
         return rwkv_engine_new_on(m, o->device, o->n_threads, err);
-    if (rwkv_precision_resolve(o->precision, &p, err) != 0)
+    rwkv_precision want = o->precision;
+    if (m->info.int8_quantized) {
+        /* an `rwkv quantize` file has no float form of its int8 matrices */
+        if (want == RWKV_PRECISION_AUTO)
+            want = RWKV_PRECISION_INT8;
+        if (want != RWKV_PRECISION_INT8) {
+            rwkv_engine_refuse_int8_file(m, rwkv_precision_name(want), err);
+            return NULL;
+        }
+    }
+    if (m->info.int8_quantized &&
+        rwkv_precision_check(RWKV_PRECISION_INT8, rwkv_cpu_features_get(), NULL) != 0) {
+        rwkv_fail(err, "%s holds int8-quantized weights (rwkv quantize), which run only at "
+                       "precision int8, and this CPU cannot run int8 (it needs avx512f, "
+                       "avx512bw, avx512_vnni and avx512_bf16): use the file it was made from",
+                  m->info.path);
         return NULL;
-    rwkv_engine *e = rwkv_engine_new(m, o->n_threads, err);
+    }
+    if (rwkv_precision_resolve(want, &p, err) != 0)
+        return NULL;
+    rwkv_engine *e = p == RWKV_PRECISION_INT8
+                         ? rwkv_engine_new_with(m, rwkv_cpu_backend(), 0, o->n_threads, err)
+                         : rwkv_engine_new(m, o->n_threads, err);
     if (!e || p == RWKV_PRECISION_FP32)
         return e;
     rwkv_cpu *ctx = rwkv_engine_cpu(e);

@@ -52,14 +52,15 @@ rwkv_lowp_weights *rwkv_lowp_weights_acquire(const rwkv_model *m, rwkv_precision
     return w;
 }
 
-static void free_matrix(rwkv_lowp_matrix *lm, const void *source)
+void rwkv_lowp_matrix_free(rwkv_lowp_matrix *lm)
 {
     if (!lm)
         return;
-    if ((const void *)lm->bf16 != source)
+    if (!lm->borrowed) {
         free((void *)lm->bf16);
-    free((void *)lm->q);
-    free((void *)lm->scale);
+        free((void *)lm->q);
+        free((void *)lm->scale);
+    }
     free(lm);
 }
 
@@ -80,7 +81,7 @@ void rwkv_lowp_weights_release(rwkv_lowp_weights *w)
         return;
     for (size_t i = 0; i < w->cap; i++)
         if (w->tab[i].data)
-            free_matrix(w->tab[i].lm, w->tab[i].data);
+            rwkv_lowp_matrix_free(w->tab[i].lm);
     free(w->tab);
     pthread_mutex_destroy(&w->lock);
     free(w);
@@ -116,12 +117,21 @@ void rwkv_round_bf16(const float *src, uint16_t *dst, size_t n)
 }
 
 /* One row of int8: scale = max|w| / 127 (an all-zero row gets scale 0);
- * inputs n..kp-1 are zero. */
+ * inputs n..kp-1 are zero.  A row with a NaN or infinity has no int8 form:
+ * zeros and a NaN scale, so its outputs are NaN as in fp32 (rwkv quantize
+ * refuses such a model: an int8 file holds finite scales only). */
 static void quantize_row(const float *w, int n, int kp, int8_t *q, float *scale)
 {
-    float amax = 0.0f;
-    for (int i = 0; i < n; i++)
+    float amax = 0.0f, nonfinite = 0.0f; /* w * 0 is NaN exactly for NaN and inf */
+    for (int i = 0; i < n; i++) {
         amax = fmaxf(amax, fabsf(w[i]));
+        nonfinite += w[i] * 0.0f;
+    }
+    if (nonfinite != 0.0f) {
+        memset(q, 0, (size_t)kp);
+        *scale = NAN;
+        return;
+    }
     float inv = amax > 0.0f ? 127.0f / amax : 0.0f;
     for (int i = 0; i < kp; i++) {
         float v = i < n ? nearbyintf(w[i] * inv) : 0.0f;
@@ -130,34 +140,56 @@ static void quantize_row(const float *w, int n, int kp, int8_t *q, float *scale)
     *scale = amax / 127.0f;
 }
 
-static rwkv_lowp_matrix *convert(rwkv_lowp_weights *w, const rwkv_matrix *mat)
+rwkv_precision rwkv_lowp_form(const rwkv_model *m, rwkv_precision p, const rwkv_matrix *mat)
+{
+    int C = m->info.n_embd;
+    if (mat->rows < C || mat->cols < C)
+        return RWKV_PRECISION_FP32; /* not large */
+    if (p == RWKV_PRECISION_INT8 && mat->rows == C && mat->cols == C)
+        return RWKV_PRECISION_BF16; /* the square attention projections: header */
+    return p;
+}
+
+rwkv_lowp_matrix *rwkv_lowp_convert(const rwkv_matrix *mat, rwkv_precision form, size_t *bytes)
 {
     size_t rows = (size_t)mat->rows, cols = (size_t)mat->cols, n = rows * cols;
     size_t esz = rwkv_dtype_size(mat->dtype);
+    size_t kp = (cols + RWKV_Q8_PAD - 1) / RWKV_Q8_PAD * RWKV_Q8_PAD;
+    if (bytes)
+        *bytes = 0;
     rwkv_lowp_matrix *lm = calloc(1, sizeof *lm);
-    float *row = malloc(cols * sizeof(float));
-    if (!lm || !row)
-        goto fail;
-    *lm = (rwkv_lowp_matrix){.precision = w->precision, .rows = mat->rows, .cols = mat->cols};
-    if (w->precision == RWKV_PRECISION_INT8 && mat->rows == mat->cols &&
-        mat->rows == w->model->info.n_embd)
-        lm->precision = RWKV_PRECISION_BF16; /* the square attention projections: header */
-    if (lm->precision == RWKV_PRECISION_BF16) {
-        if (mat->dtype == RWKV_BF16) {
-            lm->bf16 = mat->data; /* already bf16: used in place, no copy */
-        } else {
-            uint16_t *b = malloc(n * sizeof *b);
-            if (!b)
-                goto fail;
-            for (size_t r = 0; r < rows; r++) {
-                rwkv_widen(mat->dtype, (const char *)mat->data + r * cols * esz, row, cols);
-                rwkv_round_bf16(row, b + r * cols, cols);
-            }
-            lm->bf16 = b;
-            w->bytes += n * sizeof *b;
+    if (!lm)
+        return NULL;
+    *lm = (rwkv_lowp_matrix){.precision = form, .rows = mat->rows, .cols = mat->cols};
+    if (mat->dtype == RWKV_I8) {
+        /* an `rwkv quantize` file: already what the INT8 branch makes */
+        if (form != RWKV_PRECISION_INT8 || !mat->scale) {
+            free(lm);
+            return NULL;
         }
+        lm->kp = (int)kp, lm->q = mat->data, lm->scale = mat->scale, lm->borrowed = 1;
+        return lm;
+    }
+    if (form == RWKV_PRECISION_BF16 && mat->dtype == RWKV_BF16) {
+        lm->bf16 = mat->data; /* already bf16: used in place, no copy */
+        lm->borrowed = 1;
+        return lm;
+    }
+    float *row = malloc(cols * sizeof(float));
+    if (!row)
+        goto fail;
+    if (form == RWKV_PRECISION_BF16) {
+        uint16_t *b = malloc(n * sizeof *b);
+        if (!b)
+            goto fail;
+        for (size_t r = 0; r < rows; r++) {
+            rwkv_widen(mat->dtype, (const char *)mat->data + r * cols * esz, row, cols);
+            rwkv_round_bf16(row, b + r * cols, cols);
+        }
+        lm->bf16 = b;
+        if (bytes)
+            *bytes = n * sizeof *b;
     } else {
-        size_t kp = (cols + RWKV_Q8_PAD - 1) / RWKV_Q8_PAD * RWKV_Q8_PAD;
         int8_t *q = malloc(rows * kp);
         float *scale = malloc(rows * sizeof *scale);
         lm->kp = (int)kp, lm->q = q, lm->scale = scale;
@@ -167,13 +199,14 @@ static rwkv_lowp_matrix *convert(rwkv_lowp_weights *w, const rwkv_matrix *mat)
             rwkv_widen(mat->dtype, (const char *)mat->data + r * cols * esz, row, cols);
             quantize_row(row, (int)cols, (int)kp, q + r * kp, scale + r);
         }
-        w->bytes += rows * kp + rows * sizeof *scale;
+        if (bytes)
+            *bytes = rows * kp + rows * sizeof *scale;
     }
     free(row);
     return lm;
 fail:
     free(row);
-    free_matrix(lm, mat->data);
+    rwkv_lowp_matrix_free(lm);
     return NULL;
 }
 
@@ -207,8 +240,8 @@ static int grow(rwkv_lowp_weights *w)
 
 const rwkv_lowp_matrix *rwkv_lowp_weights_get(rwkv_lowp_weights *w, const rwkv_matrix *mat)
 {
-    int C = w->model->info.n_embd;
-    if (mat->rows < C || mat->cols < C)
+    rwkv_precision form = rwkv_lowp_form(w->model, w->precision, mat);
+    if (form == RWKV_PRECISION_FP32)
         return NULL; /* not large: stays fp32 */
     pthread_mutex_lock(&w->lock);
     const rwkv_lowp_matrix *found = NULL;
@@ -224,8 +257,10 @@ const rwkv_lowp_matrix *rwkv_lowp_weights_get(rwkv_lowp_weights *w, const rwkv_m
         goto out;
     /* a failed conversion is remembered as "stays fp32" (lm NULL) and
      * counted: engine creation refuses a set with failures */
-    entry e = {mat->data, mat->rows, mat->cols, convert(w, mat)};
+    size_t bytes;
+    entry e = {mat->data, mat->rows, mat->cols, rwkv_lowp_convert(mat, form, &bytes)};
     w->failed += !e.lm;
+    w->bytes += bytes;
     size_t j = slot_of(mat->data, w->cap);
     while (w->tab[j].data)
         j = (j + 1) & (w->cap - 1);

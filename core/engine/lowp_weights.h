@@ -44,6 +44,7 @@ typedef struct rwkv_lowp_matrix {
     int kp;                   /* INT8: cols rounded up to RWKV_Q8_PAD */
     const int8_t *q;          /* INT8: [rows][kp], w ≈ q * scale[row] */
     const float *scale;       /* INT8: [rows] */
+    int borrowed;             /* the arrays are the model's (mapped file): not freed */
 } rwkv_lowp_matrix;
 
 typedef struct rwkv_lowp_weights rwkv_lowp_weights;
@@ -68,6 +69,24 @@ int rwkv_lowp_weights_failed(rwkv_lowp_weights *w);
 
 /* Bytes held by the set's conversions (for benchmarks and logs). */
 size_t rwkv_lowp_weights_bytes(rwkv_lowp_weights *w);
+
+/* The conversion itself, shared by the sets above and `rwkv quantize`
+ * (core/quantize.h), which writes exactly what an int8 engine would make so
+ * that an engine over its file computes bit for bit what an engine over the
+ * source does.
+ *
+ * rwkv_lowp_form: what an engine at precision p (BF16 or INT8) makes of
+ * m's matrix mat: RWKV_PRECISION_FP32 (stays float32: not large),
+ * RWKV_PRECISION_BF16 or RWKV_PRECISION_INT8 (an int8 engine keeps the
+ * square n_embd x n_embd ones in bf16). */
+rwkv_precision rwkv_lowp_form(const rwkv_model *m, rwkv_precision p, const rwkv_matrix *mat);
+
+/* mat in `form` (BF16 or INT8): a new matrix, or NULL on out of memory or
+ * when mat cannot take that form (an RWKV_I8 matrix is INT8 only).  Bf16
+ * data already bf16 and RWKV_I8 data (with its scales) are used in place
+ * (borrowed).  *bytes (may be NULL) gets the bytes allocated. */
+rwkv_lowp_matrix *rwkv_lowp_convert(const rwkv_matrix *mat, rwkv_precision form, size_t *bytes);
+void rwkv_lowp_matrix_free(rwkv_lowp_matrix *lm); /* accepts NULL */
 
 /* bf16 rounding (nearest even, simd.h's rwkv_f32_to_bf16) of n floats. */
 void rwkv_round_bf16(const float *src, uint16_t *dst, size_t n);

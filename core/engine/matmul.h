@@ -38,6 +38,11 @@ typedef struct rwkv_matrix {
     rwkv_dtype dtype;
     int rows, cols;
     const void *data; /* rows*cols elements, row-major */
+    /* RWKV_I8 only (a matrix of an `rwkv quantize` file): data is
+     * [rows][kp] int8 with kp = cols rounded up to RWKV_Q8_PAD (zeros past
+     * cols), w ≈ q * scale[row].  Only an int8 engine multiplies these
+     * (through lowp_weights.h; engine_opts.c refuses the others). */
+    const float *scale;
 } rwkv_matrix;
 
 /* Row segments of X and Y: segment i is rows start[i] .. start[i+1]-1. */

@@ -69,13 +69,24 @@ rwkv_lowp_weights *rwkv_lowp_ctx_weights(rwkv_lowp_ctx *c)
     return c->w;
 }
 
-/* One row to int16, scale max|x|/32767; inputs n..kp-1 are 0. */
+/* One row to int16, scale max|x|/32767; inputs n..kp-1 are 0.  A row with
+ * a NaN or infinity (a model with such weights) has no int16 form: it gets
+ * zeros and a NaN scale, so its products are NaN as in fp32 (and no float
+ * outside int range is ever converted). */
 RWKV_CLONES
 static void quantize_act(const float *x, int n, int kp, int16_t *q, float *scale)
 {
-    float amax = 0.0f;
-    for (int i = 0; i < n; i++)
+    float amax = 0.0f, nonfinite = 0.0f; /* x * 0 is NaN exactly for NaN and inf */
+    for (int i = 0; i < n; i++) {
         amax = fmaxf(amax, fabsf(x[i]));
+        nonfinite += x[i] * 0.0f;
+    }
+    if (nonfinite != 0.0f) {
+        for (int i = 0; i < kp; i++)
+            q[i] = 0;
+        *scale = NAN;
+        return;
+    }
     float inv = amax > 0.0f ? 32767.0f / amax : 0.0f;
     for (int i = 0; i < kp; i++) {
         float v = i < n ? nearbyintf(x[i] * inv) : 0.0f;

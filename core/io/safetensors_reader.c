@@ -36,6 +36,8 @@ static int parse_dtype(const char *s, rwkv_dtype *dt)
         *dt = RWKV_F16;
     else if (strcmp(s, "BF16") == 0)
         *dt = RWKV_BF16;
+    else if (strcmp(s, "I8") == 0)
+        *dt = RWKV_I8;
     else
         return -1;
     return 0;
@@ -62,8 +64,8 @@ static int read_entry(const char *label, const char *name, const json_t *v,
         rwkv_quoted qd;
         const char *ds = json_string_value(jd);
         return rwkv_fail(err,
-                         "%s: safetensors header: tensor '%s' has dtype %s; only F32, F16 and "
-                         "BF16 are supported",
+                         "%s: safetensors header: tensor '%s' has dtype %s; only F32, F16, "
+                         "BF16 and I8 are supported",
                          label, q.s, rwkv_quote(&qd, ds, strlen(ds)));
     }
     size_t ndim = json_array_size(js);
@@ -108,7 +110,8 @@ static int read_entry(const char *label, const char *name, const json_t *v,
                                data + r->begin, (size_t)(r->end - r->begin), err);
 }
 
-static int check_metadata(const char *label, const json_t *m, rwkv_error *err)
+static int read_metadata(const char *label, const json_t *m, rwkv_tensor_set *s,
+                         rwkv_error *err)
 {
     if (!json_is_object(m))
         return rwkv_fail(err, "%s: safetensors header: __metadata__ is not an object", label);
@@ -121,6 +124,8 @@ static int check_metadata(const char *label, const json_t *m, rwkv_error *err)
             return rwkv_fail(err, "%s: safetensors header: __metadata__ value '%s' is not a string",
                              label, rwkv_quote(&q, k, strlen(k)));
         }
+        if (rwkv_tensor_set_add_meta(s, k, json_string_value(v), err) != 0)
+            return -1;
     }
     return 0;
 }
@@ -195,7 +200,7 @@ int rwkv_safetensors_read(const char *label, const void *buf, size_t len, rwkv_t
     json_object_foreach(root, k, v)
     {
         if (strcmp(k, "__metadata__") == 0) {
-            if (check_metadata(label, v, err) != 0)
+            if (read_metadata(label, v, s, err) != 0)
                 goto out;
             continue;
         }

@@ -3,9 +3,10 @@
  *
  * Layout: u64 little-endian header length N, N bytes of JSON, then the data
  * section.  The JSON maps names to {"dtype", "shape", "data_offsets"} plus
- * an optional "__metadata__" object of strings.  Accepted dtypes: F32, F16,
- * BF16.  As the format's specification requires, the tensors' byte ranges
- * must tile the data section exactly: no overlap, no hole, no trailing bytes.
+ * an optional "__metadata__" object of strings (kept: rwkv_tensor_file_meta).
+ * Accepted dtypes: F32, F16, BF16, and I8 (int8 files, core/quantize.h).
+ * As the format's specification requires, the tensors' byte ranges must
+ * tile the data section exactly: no overlap, no hole, no trailing bytes.
  */
 #ifndef RWKV_SAFETENSORS_READER_H
 #define RWKV_SAFETENSORS_READER_H

@@ -20,16 +20,20 @@
 
 /* Builds the padded header; *hlen is its length (a multiple of 8), *sizes
  * the byte size of each tensor. */
-static char *build_header(const rwkv_st_entry *t, size_t n, size_t *hlen, size_t *sizes,
-                          rwkv_error *err)
+static char *build_header(const rwkv_st_entry *t, size_t n, const char *const *kv, size_t n_kv,
+                          size_t *hlen, size_t *sizes, rwkv_error *err)
 {
     json_t *root = json_object(), *meta = json_object();
     char *text = NULL;
-    if (!root || !meta || json_object_set_new(meta, "format", json_string("pt")) != 0 ||
-        json_object_set_new(root, "__metadata__", meta) != 0) {
+    int meta_ok = root && meta && json_object_set_new(meta, "format", json_string("pt")) == 0;
+    for (size_t i = 0; meta_ok && i < n_kv; i++)
+        meta_ok = kv[2 * i] && kv[2 * i + 1] &&
+                  json_object_set_new(meta, kv[2 * i], json_string(kv[2 * i + 1])) == 0;
+    if (!meta_ok || json_object_set_new(root, "__metadata__", meta) != 0) {
         json_decref(meta);
         meta = NULL;
-        rwkv_fail(err, "safetensors writer: out of memory");
+        rwkv_fail(err, "safetensors writer: cannot build the metadata (out of memory, or a "
+                       "key or value that is not UTF-8)");
         goto out;
     }
     meta = NULL;
@@ -43,7 +47,7 @@ static char *build_header(const rwkv_st_entry *t, size_t n, size_t *hlen, size_t
             rwkv_fail(err, "%s: missing or reserved name", what);
             goto out;
         }
-        if ((unsigned)t[i].dtype > RWKV_BF16) {
+        if ((unsigned)t[i].dtype > RWKV_I8) {
             rwkv_fail(err, "%s ('%s'): unknown dtype", what, t[i].name);
             goto out;
         }
@@ -54,7 +58,7 @@ static char *build_header(const rwkv_st_entry *t, size_t n, size_t *hlen, size_t
             goto out;
         }
         sizes[i] = numel * rwkv_dtype_size(t[i].dtype);
-        static const char *const dt[] = {"F32", "F16", "BF16"};
+        static const char *const dt[] = {"F32", "F16", "BF16", "I8"};
         json_t *shape = json_array(), *e = json_object();
         for (int d = 0; shape && d < t[i].ndim; d++)
             json_array_append_new(shape, json_integer((json_int_t)t[i].shape[d]));
@@ -100,11 +104,17 @@ static void put_le64(unsigned char *p, uint64_t x)
 int rwkv_safetensors_serialize(const rwkv_st_entry *t, size_t n, void **out, size_t *out_len,
                                rwkv_error *err)
 {
+    return rwkv_safetensors_serialize_meta(t, n, NULL, 0, out, out_len, err);
+}
+
+int rwkv_safetensors_serialize_meta(const rwkv_st_entry *t, size_t n, const char *const *meta,
+                                    size_t n_meta, void **out, size_t *out_len, rwkv_error *err)
+{
     *out = NULL;
     *out_len = 0;
     size_t hlen = 0, total;
     size_t *sizes = calloc(n ? n : 1, sizeof *sizes);
-    char *h = sizes ? build_header(t, n, &hlen, sizes, err) : NULL;
+    char *h = sizes ? build_header(t, n, meta, n_meta, &hlen, sizes, err) : NULL;
     if (!h) {
         free(sizes);
         return sizes ? -1 : rwkv_fail(err, "safetensors writer: out of memory");
@@ -150,11 +160,17 @@ static int write_all(int fd, const void *p, size_t n)
 
 int rwkv_safetensors_write(const char *path, const rwkv_st_entry *t, size_t n, rwkv_error *err)
 {
+    return rwkv_safetensors_write_meta(path, t, n, NULL, 0, err);
+}
+
+int rwkv_safetensors_write_meta(const char *path, const rwkv_st_entry *t, size_t n,
+                                const char *const *meta, size_t n_meta, rwkv_error *err)
+{
     size_t hlen = 0;
     size_t *sizes = calloc(n ? n : 1, sizeof *sizes);
     if (!sizes)
         return rwkv_fail(err, "%s: out of memory", path);
-    char *h = build_header(t, n, &hlen, sizes, err);
+    char *h = build_header(t, n, meta, n_meta, &hlen, sizes, err);
     if (!h) {
         free(sizes);
         return rwkv_fail_prefix(err, "%s", path);

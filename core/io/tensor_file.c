@@ -25,7 +25,7 @@ struct rwkv_tensor_file {
 
 size_t rwkv_dtype_size(rwkv_dtype t)
 {
-    return t == RWKV_F32 ? 4 : 2;
+    return t == RWKV_F32 ? 4 : t == RWKV_I8 ? 1 : 2;
 }
 
 const char *rwkv_dtype_name(rwkv_dtype t)
@@ -37,6 +37,8 @@ const char *rwkv_dtype_name(rwkv_dtype t)
         return "f16";
     case RWKV_BF16:
         return "bf16";
+    case RWKV_I8:
+        return "i8";
     }
     return "?";
 }
@@ -145,6 +147,14 @@ const rwkv_tensor *rwkv_tensor_file_at(const rwkv_tensor_file *f, size_t i)
 const rwkv_tensor *rwkv_tensor_file_find(const rwkv_tensor_file *f, const char *name)
 {
     return rwkv_tensor_set_find(&f->set, name);
+}
+
+const char *rwkv_tensor_file_meta(const rwkv_tensor_file *f, const char *key)
+{
+    for (size_t i = 0; i < f->set.n_meta; i++)
+        if (strcmp(f->set.meta[2 * i], key) == 0)
+            return f->set.meta[2 * i + 1];
+    return NULL;
 }
 
 size_t rwkv_tensor_file_copied_bytes(const rwkv_tensor_file *f)

@@ -41,6 +41,9 @@ void rwkv_tensor_set_free(rwkv_tensor_set *s)
     free(s->tensors);
     free(s->index);
     free(s->copies);
+    for (size_t i = 0; i < 2 * s->n_meta; i++)
+        free(s->meta[i]);
+    free(s->meta);
     const char *label = s->label;
     memset(s, 0, sizeof *s);
     s->label = label;
@@ -169,6 +172,25 @@ static void *gather(rwkv_tensor_set *s, const unsigned char *src, size_t esz, in
     return dst;
 }
 
+int rwkv_tensor_set_add_meta(rwkv_tensor_set *s, const char *key, const char *value,
+                             rwkv_error *err)
+{
+    char **m = realloc(s->meta, (s->n_meta + 1) * 2 * sizeof *m);
+    if (!m)
+        return rwkv_fail(err, "%s: out of memory for the metadata", s->label);
+    s->meta = m;
+    char *k = strdup(key), *v = strdup(value);
+    if (!k || !v) {
+        free(k);
+        free(v);
+        return rwkv_fail(err, "%s: out of memory for the metadata", s->label);
+    }
+    m[2 * s->n_meta] = k;
+    m[2 * s->n_meta + 1] = v;
+    s->n_meta++;
+    return 0;
+}
+
 int rwkv_tensor_set_add(rwkv_tensor_set *s, const char *name, size_t name_len, rwkv_dtype dtype,
                         int ndim, const int64_t *shape, const int64_t *stride, const void *data,
                         size_t avail, rwkv_error *err)
@@ -182,7 +204,7 @@ int rwkv_tensor_set_add(rwkv_tensor_set *s, const char *name, size_t name_len, r
         return rwkv_fail(err, "%s: a tensor has an empty name", s->label);
     if (memchr(name, 0, name_len))
         return rwkv_fail(err, "%s: contains a NUL byte", what);
-    if ((unsigned)dtype > RWKV_BF16)
+    if ((unsigned)dtype > RWKV_I8)
         return rwkv_fail(err, "%s: unknown dtype %d", what, (int)dtype);
     size_t numel, esz = rwkv_dtype_size(dtype);
     if (rwkv_shape_numel(ndim, shape, &numel, what, err) != 0)

@@ -32,6 +32,8 @@ typedef struct rwkv_tensor_set {
     void **copies;          /* owned aligned buffers */
     size_t n_copies, copies_cap;
     size_t copied_bytes, copy_budget;
+    char **meta;            /* safetensors __metadata__: key, value, key, value ... */
+    size_t n_meta;          /* pairs */
 } rwkv_tensor_set;
 
 /* Starts an empty set for an input of input_len bytes (sets the copy cap). */
@@ -56,6 +58,10 @@ int rwkv_shape_numel(int ndim, const int64_t *shape, size_t *numel, const char *
 int rwkv_tensor_set_add(rwkv_tensor_set *s, const char *name, size_t name_len, rwkv_dtype dtype,
                         int ndim, const int64_t *shape, const int64_t *stride, const void *data,
                         size_t avail, rwkv_error *err);
+
+/* Keeps one metadata pair (copied).  0, or -1 on out of memory. */
+int rwkv_tensor_set_add_meta(rwkv_tensor_set *s, const char *key, const char *value,
+                             rwkv_error *err);
 
 /* The tensor with this exact name, or NULL. */
 const rwkv_tensor *rwkv_tensor_set_find(const rwkv_tensor_set *s, const char *name);

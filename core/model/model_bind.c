@@ -1,11 +1,13 @@
 /* model_bind.c — fetching checkpoint tensors by name with shape checks, the
  * step every generation's loader repeats.  Every failure names the file and
  * the tensor, and says what shape was expected and found. */
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/engine/lowp_weights.h"
 #include "core/model/model_internal.h"
 
 void *rwkv_model_alloc(rwkv_model *m, size_t bytes)
@@ -121,14 +123,77 @@ const float *rwkv_bind_vec(rwkv_binder *b, rwkv_error *err, int64_t n, const cha
     return v;
 }
 
-int rwkv_bind_matrix(rwkv_binder *b, rwkv_error *err, rwkv_matrix *out, int64_t rows, int64_t cols,
-                     const char *fmt, ...)
+/* The int8 form of a matrix (t is I8): its scales, the padding; out is set. */
+static int bind_q8(rwkv_binder *b, rwkv_error *err, rwkv_matrix *out, const rwkv_tensor *t,
+                   int rows, int cols)
+{
+    const char *path = rwkv_tensor_file_path(b->f);
+    rwkv_matrix shape = {.rows = rows, .cols = cols};
+    if (rwkv_lowp_form(b->m, RWKV_PRECISION_INT8, &shape) != RWKV_PRECISION_INT8)
+        return rwkv_fail(err,
+                         "%s: tensor '%s' is int8 (I8), but an int8 engine keeps a (%d, %d) "
+                         "matrix in %s (rwkv quantize never writes it so)",
+                         path, t->name, rows, cols, rows == cols ? "bf16" : "float32");
+    char sname[300];
+    snprintf(sname, sizeof sname, "%s.q8_scale", t->name);
+    const rwkv_tensor *st = rwkv_tensor_file_find(b->f, sname);
+    if (!st)
+        return rwkv_fail(err, "%s: int8 tensor '%s' has no scale tensor '%s'", path, t->name,
+                         sname);
+    if (st->dtype != RWKV_F32 || st->ndim != 1 || st->shape[0] != rows)
+        return rwkv_fail(err, "%s: scale tensor '%s' must be F32 with shape (%d), found %s with "
+                              "%d dims (first %lld)",
+                         path, sname, rows, rwkv_dtype_name(st->dtype), st->ndim,
+                         (long long)(st->ndim ? st->shape[0] : 0));
+    const float *scale = st->data;
+    for (int r = 0; r < rows; r++)
+        if (!isfinite(scale[r]) || scale[r] < 0.0f)
+            return rwkv_fail(err, "%s: scale tensor '%s': row %d has scale %g (byte %zu of the "
+                                  "tensor); scales must be finite and >= 0",
+                             path, sname, r, (double)scale[r], (size_t)r * sizeof(float));
+    const rwkv_tensor *base = rwkv_tensor_file_at(b->f, 0);
+    b->q8[t - base] = Q8_MATRIX;
+    b->q8[st - base] = Q8_SCALE;
+    b->used[st - base] = 1;
+    size_t kp = ((size_t)cols + RWKV_Q8_PAD - 1) / RWKV_Q8_PAD * RWKV_Q8_PAD;
+    const int8_t *q = t->data;
+    if (kp != (size_t)cols) {
+        /* the kernel reads whole RWKV_Q8_PAD-input chunks (tiny models) */
+        int8_t *p = rwkv_model_alloc(b->m, (size_t)rows * kp);
+        if (!p)
+            return rwkv_fail(err, "%s: out of memory padding '%s'", path, t->name);
+        for (size_t r = 0; r < (size_t)rows; r++) {
+            memcpy(p + r * kp, q + r * (size_t)cols, (size_t)cols);
+            memset(p + r * kp + cols, 0, kp - (size_t)cols);
+        }
+        q = p;
+    }
+    *out = (rwkv_matrix){.dtype = RWKV_I8, .rows = rows, .cols = cols, .data = q,
+                         .scale = scale};
+    return 0;
+}
+
+static int record_bound(rwkv_binder *b, rwkv_error *err, const rwkv_tensor *t,
+                        const rwkv_matrix *mat)
+{
+    rwkv_model *m = b->m;
+    if (m->n_bound == m->cap_bound) {
+        size_t cap = m->cap_bound ? m->cap_bound * 2 : 64;
+        struct rwkv_bound_matrix *p = realloc(m->bound, cap * sizeof *p);
+        if (!p)
+            return rwkv_fail(err, "%s: out of memory", rwkv_tensor_file_path(b->f));
+        m->bound = p;
+        m->cap_bound = cap;
+    }
+    m->bound[m->n_bound++] = (struct rwkv_bound_matrix){.t = t, .mat = *mat};
+    return 0;
+}
+
+static int bind_matrix_v(rwkv_binder *b, rwkv_error *err, rwkv_matrix *out, int64_t rows,
+                         int64_t cols, int table, const char *fmt, va_list ap)
 {
     char name[256];
-    va_list ap;
-    va_start(ap, fmt);
     const rwkv_tensor *t = find_v(b, fmt, ap, name, sizeof name);
-    va_end(ap);
     if (!t)
         return missing(b, err, name);
     if (t->ndim != 2 || t->shape[0] != rows || t->shape[1] != cols) {
@@ -139,11 +204,46 @@ int rwkv_bind_matrix(rwkv_binder *b, rwkv_error *err, rwkv_matrix *out, int64_t 
     if (cols > RWKV_MATMUL_MAX_COLS)
         return rwkv_fail(err, "%s: tensor '%s' has %lld input features; at most %d supported",
                          rwkv_tensor_file_path(b->f), name, (long long)cols, RWKV_MATMUL_MAX_COLS);
-    out->dtype = t->dtype;
-    out->rows = (int)rows;
-    out->cols = (int)cols;
-    out->data = t->data;
-    return 0;
+    if (t->dtype == RWKV_I8) {
+        if (table)
+            return rwkv_fail(err, "%s: tensor '%s' is int8 (I8); the embedding table must be "
+                                  "float (rwkv quantize keeps it)",
+                             rwkv_tensor_file_path(b->f), name);
+        if (bind_q8(b, err, out, t, (int)rows, (int)cols) != 0)
+            return -1;
+    } else {
+        *out = (rwkv_matrix){.dtype = t->dtype, .rows = (int)rows, .cols = (int)cols,
+                             .data = t->data};
+    }
+    return table ? 0 : record_bound(b, err, t, out);
+}
+
+int rwkv_bind_matrix(rwkv_binder *b, rwkv_error *err, rwkv_matrix *out, int64_t rows, int64_t cols,
+                     const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int rc = bind_matrix_v(b, err, out, rows, cols, 0, fmt, ap);
+    va_end(ap);
+    return rc;
+}
+
+static int bind_table_f(rwkv_binder *b, rwkv_error *err, rwkv_matrix *out, int64_t rows,
+                        int64_t cols, const char *fmt, ...) __attribute__((format(printf, 6, 7)));
+static int bind_table_f(rwkv_binder *b, rwkv_error *err, rwkv_matrix *out, int64_t rows,
+                        int64_t cols, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int rc = bind_matrix_v(b, err, out, rows, cols, 1, fmt, ap);
+    va_end(ap);
+    return rc;
+}
+
+int rwkv_bind_table(rwkv_binder *b, rwkv_error *err, rwkv_matrix *out, int64_t rows, int64_t cols,
+                    const char *name)
+{
+    return bind_table_f(b, err, out, rows, cols, "%s", name);
 }
 
 int rwkv_bind_shape(rwkv_binder *b, rwkv_error *err, int H, int N, int max_head,

@@ -52,6 +52,14 @@ struct rwkv_model {
     /* float32 copies made at load; freed with the model */
     void **owned;
     size_t n_owned, cap_owned;
+    /* every Linear weight rwkv_bind_matrix bound from a tensor of the file
+     * (not emb.weight, which is looked up, never multiplied): what `rwkv
+     * quantize` converts (core/quantize.h) */
+    struct rwkv_bound_matrix {
+        const rwkv_tensor *t;
+        rwkv_matrix mat;
+    } *bound;
+    size_t n_bound, cap_bound;
 };
 
 /* ---- binding tensors with shape checks (model_bind.c) ---- */
@@ -59,6 +67,7 @@ typedef struct rwkv_binder {
     struct rwkv_model *m;
     const rwkv_tensor_file *f;
     unsigned char *used;      /* per tensor: bound or deliberately ignored */
+    unsigned char *q8;        /* per tensor: Q8_MATRIX / Q8_SCALE (an int8 file's) */
     const char *prefix;       /* prepended to every name ("rwkv." for EmbeddingRWKV) */
 } rwkv_binder;
 
@@ -72,9 +81,20 @@ const rwkv_tensor *rwkv_bind_find(rwkv_binder *b, const char *fmt, ...)
 const float *rwkv_bind_vec(rwkv_binder *b, rwkv_error *err, int64_t n, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
-/* A Linear weight [rows][cols] used in place in its stored dtype. */
+enum { Q8_MATRIX = 1, Q8_SCALE = 2 };
+
+/* A Linear weight [rows][cols] used in place in its stored dtype.  In an
+ * int8 file (`rwkv quantize`, docs/precision.md) it may be I8 where an int8
+ * engine makes it int8 (rwkv_lowp_form): then "<name>.q8_scale" must be
+ * F32 [rows] of finite non-negative scales; rows are padded to
+ * RWKV_Q8_PAD inputs in an owned copy only when cols is not a multiple. */
 int rwkv_bind_matrix(rwkv_binder *b, rwkv_error *err, rwkv_matrix *out, int64_t rows,
                      int64_t cols, const char *fmt, ...) __attribute__((format(printf, 6, 7)));
+
+/* emb.weight [rows][cols]: like rwkv_bind_matrix, never int8 (rows are
+ * looked up, not multiplied). */
+int rwkv_bind_table(rwkv_binder *b, rwkv_error *err, rwkv_matrix *out, int64_t rows, int64_t cols,
+                    const char *name);
 
 /* A LoRA factor stored [in][out] ("x·A" form): becomes an owned float32
  * Linear-form matrix [out][in] so one matmul routine serves everything. */

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "core/model/model_internal.h"
+#include "core/quantize.h"
 
 const char *rwkv_generation_name(rwkv_generation g)
 {
@@ -144,8 +145,40 @@ void rwkv_model_free(rwkv_model *m)
     for (size_t i = 0; i < m->n_owned; i++)
         free(m->owned[i]);
     free(m->owned);
+    free(m->bound);
     rwkv_tensor_file_close(m->file);
     free(m);
+}
+
+/* An int8 file is recognised by its content: I8 matrices (with their
+ * scales, model_bind.c) and the metadata `rwkv quantize` writes; one
+ * without the other is refused (a file that claims what it does not hold,
+ * or int8 data of unknown making). */
+static int check_quantized(const rwkv_tensor_file *f, size_t n_q8, rwkv_error *err)
+{
+    const char *path = rwkv_tensor_file_path(f);
+    const char *q = rwkv_tensor_file_meta(f, RWKV_QUANT_META_KIND);
+    const char *v = rwkv_tensor_file_meta(f, RWKV_QUANT_META_VERSION);
+    if (!q && !n_q8)
+        return 0;
+    if (!q)
+        return rwkv_fail(err,
+                         "%s: holds %zu int8 (I8) matrices but no \"" RWKV_QUANT_META_KIND
+                         "\" metadata: not a file `rwkv quantize` wrote; refusing it",
+                         path, n_q8);
+    if (strcmp(q, "int8") != 0)
+        return rwkv_fail(err, "%s: metadata " RWKV_QUANT_META_KIND " is '%.40s'; this build "
+                              "reads only int8",
+                         path, q);
+    if (!v || strcmp(v, RWKV_QUANT_FORMAT_VERSION) != 0)
+        return rwkv_fail(err, "%s: metadata " RWKV_QUANT_META_VERSION " is '%.40s'; this "
+                              "build reads version " RWKV_QUANT_FORMAT_VERSION,
+                         path, v ? v : "(absent)");
+    if (!n_q8)
+        return rwkv_fail(err, "%s: metadata says int8-quantized (" RWKV_QUANT_META_KIND
+                              ") but no matrix is int8 (I8)",
+                         path);
+    return 0;
 }
 
 int rwkv_model_from_tensors(rwkv_tensor_file *f, rwkv_model **out, rwkv_error *err)
@@ -167,9 +200,11 @@ int rwkv_model_from_tensors(rwkv_tensor_file *f, rwkv_model **out, rwkv_error *e
     }
     rwkv_model *m = calloc(1, sizeof *m);
     unsigned char *used = calloc(rwkv_tensor_file_count(f) + 1, 1);
-    if (!m || !used) {
+    unsigned char *q8 = calloc(rwkv_tensor_file_count(f) + 1, 1);
+    if (!m || !used || !q8) {
         free(m);
         free(used);
+        free(q8);
         rwkv_tensor_file_close(f);
         return rwkv_fail(err, "%s: out of memory", path);
     }
@@ -180,7 +215,8 @@ int rwkv_model_from_tensors(rwkv_tensor_file *f, rwkv_model **out, rwkv_error *e
     m->info.path = path;
     m->info.format = rwkv_tensor_file_format(f);
     int embedding = rwkv_is_embedding_checkpoint(f);
-    rwkv_binder b = {.m = m, .f = f, .used = used, .prefix = embedding ? "rwkv." : ""};
+    rwkv_binder b = {.m = m, .f = f, .used = used, .q8 = q8,
+                     .prefix = embedding ? "rwkv." : ""};
     m->info.has_lm_head = !embedding;
 
     const rwkv_tensor *emb = rwkv_bind_find(&b, "emb.weight");
@@ -197,7 +233,7 @@ int rwkv_model_from_tensors(rwkv_tensor_file *f, rwkv_model **out, rwkv_error *e
     if (L < 0)
         goto fail;
     m->info.n_layer = L;
-    if (rwkv_bind_matrix(&b, err, &m->emb, V, C, "emb.weight") != 0 ||
+    if (rwkv_bind_table(&b, err, &m->emb, V, C, "emb.weight") != 0 ||
         (!embedding && rwkv_bind_matrix(&b, err, &m->head, V, C, "head.weight") != 0))
         goto fail;
     if (!(m->ln0_w = rwkv_bind_vec(&b, err, C, "blocks.0.ln0.weight")) ||
@@ -209,9 +245,16 @@ int rwkv_model_from_tensors(rwkv_tensor_file *f, rwkv_model **out, rwkv_error *e
         goto fail;
     if (embedding && rwkv_bind_task_heads(&b, err) != 0)
         goto fail;
-    size_t n = rwkv_tensor_file_count(f);
+    size_t n = rwkv_tensor_file_count(f), n_q8 = 0;
     for (size_t i = 0; i < n; i++) {
         const rwkv_tensor *t = rwkv_tensor_file_at(f, i);
+        if (t->dtype == RWKV_I8 && q8[i] != Q8_MATRIX) {
+            rwkv_fail(err,
+                      "%s: tensor '%s' is int8 (I8) where rwkvd expects float weights (only "
+                      "the large matrices of an `rwkv quantize` file are int8)",
+                      path, t->name);
+            goto fail;
+        }
         if (!used[i]) {
             rwkv_fail(err,
                       "%s: tensor '%s' is not part of %s as rwkvd implements it (a variant "
@@ -219,15 +262,21 @@ int rwkv_model_from_tensors(rwkv_tensor_file *f, rwkv_model **out, rwkv_error *e
                       path, t->name, m->info.generation_name);
             goto fail;
         }
-        m->info.n_params += t->numel;
+        n_q8 += q8[i] == Q8_MATRIX;
+        m->info.n_params += q8[i] == Q8_SCALE ? 0 : t->numel;
         m->info.weight_bytes += t->numel * rwkv_dtype_size(t->dtype);
     }
+    if (check_quantized(f, n_q8, err) != 0)
+        goto fail;
+    m->info.int8_quantized = n_q8 > 0;
     m->info.matrix_dtype = embedding ? m->emb.dtype : m->head.dtype;
     free(used);
+    free(q8);
     *out = m;
     return 0;
 fail:
     free(used);
+    free(q8);
     rwkv_model_free(m);
     return -1;
 }

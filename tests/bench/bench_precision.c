@@ -11,7 +11,10 @@
  * kernel), int8 GOP/s of the engine's grouped int8 kernel, memory read
  * GB/s; each figure is printed as a fraction of its roofline.  Also the
  * decode kernel choice: the hand-written AVX512-BF16 GEMV against oneDNN's
- * matmul at M=1.
+ * matmul at M=1.  int8 runs twice: over the bf16 file (converted at engine
+ * creation) and over its `rwkv quantize` int8 file ("int8q", made in a
+ * child so no process carries the other's pages), for the peak RSS and
+ * the creation time each costs.
  *
  * Usage: bench_precision [--shape L12-D768-H64-V65536] [--threads N] [--reps R]
  *                        [--only TEXT]   (configurations whose name contains TEXT)
@@ -31,6 +34,7 @@
 #include "core/forward.h"
 #include "core/model.h"
 #include "core/precision.h"
+#include "core/quantize.h"
 #include "core/random_model.h"
 #include "core/threadpool.h"
 
@@ -267,8 +271,23 @@ static int wanted(int c)
 
 typedef struct {
     double tok_s[N_CFG];
-    double rss_mb, create_s;
+    double rss_mb, create_s, load_s;
+    double rss_created_mb; /* peak RSS once the engine exists: weights, not activations */
 } prec_result;
+
+/* The process's peak RSS so far, MB. */
+static double peak_rss_mb(void)
+{
+    long hwm_kb = 0;
+    FILE *stf = fopen("/proc/self/status", "r");
+    char line[256];
+    while (stf && fgets(line, sizeof line, stf))
+        if (sscanf(line, "VmHWM: %ld kB", &hwm_kb) == 1)
+            break;
+    if (stf)
+        fclose(stf);
+    return hwm_kb / 1024.0;
+}
 
 /* In a child: one engine at precision p, every configuration reps times
  * (median), peak RSS of the process. */
@@ -277,10 +296,12 @@ static int run_precision(const char *path, rwkv_precision p, int threads, int re
 {
     rwkv_error err;
     rwkv_model *m;
+    double tl = now();
     if (rwkv_model_load(path, &m, &err) != 0) {
         fprintf(stderr, "bench: %s\n", err.msg);
         return -1;
     }
+    out->load_s = now() - tl;
     const rwkv_model_info *mi = rwkv_model_get_info(m);
     double t0 = now();
     rwkv_engine_opts o = {.n_threads = threads, .precision = p};
@@ -291,6 +312,7 @@ static int run_precision(const char *path, rwkv_precision p, int threads, int re
         return -1;
     }
     out->create_s = now() - t0;
+    out->rss_created_mb = peak_rss_mb();
     int total = 2048;
     uint32_t *tokens = malloc(sizeof(uint32_t) * (size_t)total);
     uint64_t s = 42;
@@ -305,15 +327,7 @@ static int run_precision(const char *path, rwkv_precision p, int threads, int re
             v[c][r] = wanted(c) ? run_config(e, m, tokens, CFG[c].total, CFG[c].T, CFG[c].md) : 0;
     for (int c = 0; c < N_CFG; c++)
         out->tok_s[c] = median(v[c], reps);
-    long hwm_kb = 0;
-    FILE *stf = fopen("/proc/self/status", "r");
-    char line[256];
-    while (stf && fgets(line, sizeof line, stf))
-        if (sscanf(line, "VmHWM: %ld kB", &hwm_kb) == 1)
-            break;
-    if (stf)
-        fclose(stf);
-    out->rss_mb = hwm_kb / 1024.0;
+    out->rss_mb = peak_rss_mb();
     free(tokens);
     rwkv_engine_free(e);
     rwkv_model_free(m);
@@ -352,6 +366,23 @@ static int prec_child(void *ctx, void *res)
 {
     prec_ctx *c = ctx;
     return run_precision(c->path, c->p, c->threads, c->reps, res);
+}
+
+/* the int8 file of the bf16 one (in a child: its memory stays there) */
+static int quantize_child(void *ctx, void *res)
+{
+    const char *const *paths = ctx;
+    rwkv_error err;
+    rwkv_model *m;
+    double t0 = now();
+    if (rwkv_model_load(paths[0], &m, &err) != 0 ||
+        rwkv_quantize_model(m, NULL, paths[1], NULL, NULL, NULL, &err) != 0) {
+        fprintf(stderr, "bench: quantize: %s\n", err.msg);
+        return -1;
+    }
+    rwkv_model_free(m);
+    *(double *)res = now() - t0;
+    return 0;
 }
 
 static int peaks_child(void *ctx, void *res)
@@ -408,9 +439,10 @@ int main(int argc, char **argv)
         fprintf(stderr, "bench: %s\n", err.msg);
         return 2;
     }
-    char path[256];
+    char path[256], qpath[256];
     const char *dir = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
     snprintf(path, sizeof path, "%s/rwkvd-bench-prec-%d.safetensors", dir, (int)getpid());
+    snprintf(qpath, sizeof qpath, "%s/rwkvd-bench-prec-%d.int8.safetensors", dir, (int)getpid());
     if (rwkv_random_model_write(&spec, path, &err) != 0) {
         fprintf(stderr, "bench: %s\n", err.msg);
         return 1;
@@ -455,24 +487,37 @@ int main(int argc, char **argv)
     double bytes_int8 = (ffn + head) + 2 * (sq + lora);
     double bytes_fp32 = bytes_bf16;
 
-    rwkv_precision ps[3] = {RWKV_PRECISION_FP32, RWKV_PRECISION_BF16, RWKV_PRECISION_INT8};
-    prec_result res[3];
-    int ran[3] = {0, 0, 0};
-    for (int k = 0; k < 3; k++) {
+    /* the fourth: int8 over the int8 file of the same model */
+    enum { NP = 4 };
+    rwkv_precision ps[NP] = {RWKV_PRECISION_FP32, RWKV_PRECISION_BF16, RWKV_PRECISION_INT8,
+                             RWKV_PRECISION_INT8};
+    static const char *const label[NP] = {"fp32", "bf16", "int8", "int8q"};
+    prec_result res[NP];
+    int ran[NP] = {0, 0, 0, 0};
+    double quant_s = -1;
+    for (int k = 0; k < NP; k++) {
         if (rwkv_precision_check(ps[k], rwkv_cpu_features_get(), &err) != 0) {
-            printf("%s: not run: %s\n", rwkv_precision_name(ps[k]), err.msg);
+            printf("%s: not run: %s\n", label[k], err.msg);
             continue;
         }
-        prec_ctx c = {path, ps[k], threads, reps};
+        if (k == 3) {
+            const char *paths[2] = {path, qpath};
+            if (in_child(&quant_s, sizeof quant_s, quantize_child, (void *)paths) != 0) {
+                printf("int8q: rwkv quantize failed\n");
+                continue;
+            }
+        }
+        prec_ctx c = {k == 3 ? qpath : path, ps[k], threads, reps};
         ran[k] = in_child(&res[k], sizeof res[k], prec_child, &c) == 0;
         if (!ran[k])
-            printf("%s: the run failed\n", rwkv_precision_name(ps[k]));
+            printf("%s: the run failed\n", label[k]);
     }
     unlink(path);
+    unlink(qpath);
     printf("\n%-32s %6s %10s %10s %9s %10s\n", "configuration", "prec", "tok/s", "roof tok/s",
            "fraction", "vs fp32");
     for (int c = 0; c < N_CFG; c++) {
-        for (int k = 0; k < 3 && wanted(c); k++) {
+        for (int k = 0; k < NP && wanted(c); k++) {
             if (!ran[k])
                 continue;
             double roof;
@@ -490,15 +535,26 @@ int main(int argc, char **argv)
             }
             double v = res[k].tok_s[c];
             printf("%-32s %6s %10.1f %10.1f %8.1f%% %9.2fx  (of %s bound)\n", k ? "" : CFG[c].name,
-                   rwkv_precision_name(ps[k]), v, roof, 100 * v / roof,
+                   label[k], v, roof, 100 * v / roof,
                    ran[0] ? v / res[0].tok_s[c] : 0, bound);
         }
     }
     printf("\n");
-    for (int k = 0; k < 3; k++)
+    for (int k = 0; k < NP; k++)
         if (ran[k])
-            printf("%s: peak RSS %.1f MB, engine creation (weight conversion) %.2f s\n",
-                   rwkv_precision_name(ps[k]), res[k].rss_mb, res[k].create_s);
+            printf("%-5s: peak RSS %.1f MB (%.1f MB once the engine exists), model load %.2f s, "
+                   "engine creation (weight conversion) %.2f s%s\n",
+                   label[k], res[k].rss_mb, res[k].rss_created_mb, res[k].load_s,
+                   res[k].create_s, k == 3 ? " (the int8 file of the same model)" : "");
+    if (ran[1] && ran[3])
+        printf("int8 file (int8q) against the bf16 file: peak RSS once the engine exists "
+               "int8q/bf16 %.2f, int8q/int8 %.2f; over the whole run (activations: the T=1024 "
+               "surprisal rows' logits alone are %.0f MB) %.2f and %.2f; rwkv quantize took "
+               "%.2f s\n",
+               res[3].rss_created_mb / res[1].rss_created_mb,
+               ran[2] ? res[3].rss_created_mb / res[2].rss_created_mb : 0.0,
+               1024.0 * V * 4 / 1e6, res[3].rss_mb / res[1].rss_mb,
+               ran[2] ? res[3].rss_mb / res[2].rss_mb : 0.0, quant_s);
     printf("decode weight bytes per token: fp32 path %.1f MB, bf16 %.1f MB, int8 %.1f MB\n",
            bytes_fp32 / 1e6, bytes_bf16 / 1e6, bytes_int8 / 1e6);
     return 0;

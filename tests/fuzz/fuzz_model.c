@@ -9,7 +9,9 @@
  * Seeds (tests/fuzz/corpus/model/): tiny random-weight .safetensors models
  * of every generation (n_embd 8, 2 layers, vocab 16, 2 heads of 4), made
  * by a short Python script with the official tensor names and shapes;
- * mutating their JSON headers reaches the shape and name checks. */
+ * mutating their JSON headers reaches the shape and name checks.  The
+ * int8-*.safetensors seeds are some of them through `rwkv quantize` (I8
+ * matrices, their scales, the metadata: model_bind.c's int8 checks). */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,7 +38,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         const rwkv_model_info *mi = rwkv_model_get_info(m);
         /* keep each input cheap: only small models run */
         if (mi->weight_bytes <= (1u << 20) && mi->n_layer <= 8) {
-            rwkv_engine *e = rwkv_engine_new(m, 1, &err);
+            /* an int8 file (rwkv quantize) runs only in an int8 engine */
+            rwkv_engine_opts eo = {.n_threads = 1,
+                                   .precision = mi->int8_quantized ? RWKV_PRECISION_INT8
+                                                                   : RWKV_PRECISION_FP32};
+            rwkv_engine *e = rwkv_engine_new_opts(m, &eo, &err);
             rwkv_state *st = rwkv_state_new(m);
             float *lg = malloc(sizeof(float) * (size_t)mi->vocab_size);
             uint32_t tok[6];

@@ -7,8 +7,9 @@
  * The file is a .safetensors with every tensor of the source as it is,
  * except each matrix the engine multiplies and an int8 engine converts
  * (rwkv_lowp_form):
- *  - the square n_embd x n_embd projections: BF16, same name and shape;
- *  - the others (FFN key/value, head): I8, same name and shape [rows][cols]
+ *  - the attention's receptance and key (rwkv_matrix.keep_bf16): BF16, same
+ *    name and shape;
+ *  - the others (attention value/output/gate, FFN, head): I8, same name and shape [rows][cols]
  *    (unpadded: the loader pads rows to RWKV_Q8_PAD inputs only when cols is
  *    not a multiple, i.e. tiny models), w ≈ q * scale[row], plus
  *    "<name>.q8_scale": F32 [rows].

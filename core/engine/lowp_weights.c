@@ -145,8 +145,8 @@ rwkv_precision rwkv_lowp_form(const rwkv_model *m, rwkv_precision p, const rwkv_
     int C = m->info.n_embd;
     if (mat->rows < C || mat->cols < C)
         return RWKV_PRECISION_FP32; /* not large */
-    if (p == RWKV_PRECISION_INT8 && mat->rows == C && mat->cols == C)
-        return RWKV_PRECISION_BF16; /* the square attention projections: header */
+    if (p == RWKV_PRECISION_INT8 && mat->keep_bf16)
+        return RWKV_PRECISION_BF16; /* the attention's receptance and key: header */
     return p;
 }
 

@@ -9,12 +9,15 @@
  * matrices; LoRA factors (one side the low rank) stay float32, where their
  * share of the work is small and their rounding would feed the decay.
  *
- * The int8 set keeps the square n_embd x n_embd matrices (the attention's
- * r/k/v/o/gate projections) in bf16: with them in int8, RWKV-7's first
- * token (zero state, where each head's output is v times the scalar r·k,
- * and ln_x keeps only that scalar's sign) flipped a head on the random 0.1B
- * model, max |Δlogit| 0.32 std against the 0.20 bound; in bf16 it is 0.07.
- * The FFN and head matrices, most of the bytes, are int8.
+ * The int8 set keeps the attention's receptance and key projections in
+ * bf16 (rwkv_matrix.keep_bf16, set by the loader): with them in int8,
+ * RWKV-7's first token (zero state, where each head's output is v times
+ * the scalar r·k, and ln_x keeps only that scalar's sign) flipped a head on
+ * the random 0.1B model, max |Δlogit| 0.32 std against the 0.20 bound; in
+ * bf16 it is 0.07.  Value, output, gate and the FFN's receptance enter the
+ * output linearly and are int8 like the FFN and head matrices (0.1B max
+ * 0.076 with them int8, docs/precision.md); decode then streams 16 % fewer
+ * bytes than with every square projection in bf16.
  */
 #ifndef RWKV_LOWP_WEIGHTS_H
 #define RWKV_LOWP_WEIGHTS_H

@@ -43,6 +43,9 @@ typedef struct rwkv_matrix {
      * cols), w ≈ q * scale[row].  Only an int8 engine multiplies these
      * (through lowp_weights.h; engine_opts.c refuses the others). */
     const float *scale;
+    /* An int8 engine keeps this matrix in bf16 (lowp_weights.h says which
+     * and why); set by the loader from the tensor's role. */
+    unsigned char keep_bf16;
 } rwkv_matrix;
 
 /* Row segments of X and Y: segment i is rows start[i] .. start[i+1]-1. */

@@ -123,17 +123,32 @@ const float *rwkv_bind_vec(rwkv_binder *b, rwkv_error *err, int64_t n, const cha
     return v;
 }
 
+/* Whether an int8 engine keeps the matrix named so in bf16: the
+ * attention's receptance and key (lowp_weights.h), named alike in every
+ * generation's checkpoints. */
+static unsigned char keeps_bf16(const char *name)
+{
+    static const char *const SUFFIX[] = {".att.receptance.weight", ".att.key.weight"};
+    size_t n = strlen(name);
+    for (size_t i = 0; i < sizeof SUFFIX / sizeof *SUFFIX; i++) {
+        size_t k = strlen(SUFFIX[i]);
+        if (n >= k && strcmp(name + n - k, SUFFIX[i]) == 0)
+            return 1;
+    }
+    return 0;
+}
+
 /* The int8 form of a matrix (t is I8): its scales, the padding; out is set. */
 static int bind_q8(rwkv_binder *b, rwkv_error *err, rwkv_matrix *out, const rwkv_tensor *t,
                    int rows, int cols)
 {
     const char *path = rwkv_tensor_file_path(b->f);
-    rwkv_matrix shape = {.rows = rows, .cols = cols};
+    rwkv_matrix shape = {.rows = rows, .cols = cols, .keep_bf16 = keeps_bf16(t->name)};
     if (rwkv_lowp_form(b->m, RWKV_PRECISION_INT8, &shape) != RWKV_PRECISION_INT8)
         return rwkv_fail(err,
-                         "%s: tensor '%s' is int8 (I8), but an int8 engine keeps a (%d, %d) "
+                         "%s: tensor '%s' is int8 (I8), but an int8 engine keeps this (%d, %d) "
                          "matrix in %s (rwkv quantize never writes it so)",
-                         path, t->name, rows, cols, rows == cols ? "bf16" : "float32");
+                         path, t->name, rows, cols, shape.keep_bf16 ? "bf16" : "float32");
     char sname[300];
     snprintf(sname, sizeof sname, "%s.q8_scale", t->name);
     const rwkv_tensor *st = rwkv_tensor_file_find(b->f, sname);
@@ -215,6 +230,7 @@ static int bind_matrix_v(rwkv_binder *b, rwkv_error *err, rwkv_matrix *out, int6
         *out = (rwkv_matrix){.dtype = t->dtype, .rows = (int)rows, .cols = (int)cols,
                              .data = t->data};
     }
+    out->keep_bf16 = keeps_bf16(t->name);
     return table ? 0 : record_bound(b, err, t, out);
 }
 

@@ -481,10 +481,10 @@ int main(int argc, char **argv)
     double lora = layer_params - sq - ffn;
     rwkv_model_free(m);
     /* decode bytes per token: fp32 / bf16 stream 2 B per (bf16) weight;
-     * int8: FFN and head 1 B, the square projections and the LoRA factors
-     * bf16 (as stored; model_bind.c) */
+     * int8: FFN, head, attention value and output 1 B; receptance, key
+     * and the LoRA factors bf16 (as stored; model_bind.c) */
     double bytes_bf16 = 2 * (sq + ffn + head + lora);
-    double bytes_int8 = (ffn + head) + 2 * (sq + lora);
+    double bytes_int8 = (ffn + head + sq / 2) + 2 * (sq / 2 + lora);
     double bytes_fp32 = bytes_bf16;
 
     /* the fourth: int8 over the int8 file of the same model */
@@ -514,6 +514,10 @@ int main(int argc, char **argv)
     }
     unlink(path);
     unlink(qpath);
+    printf("\nroof: decode, the weight bytes per token at the memory read rate; prefill,\n"
+           "each product at the measured peak of the unit that runs it (LoRA factors on\n"
+           "sgemm; bf16: the rest on the bf16 GEMM; int8: receptance/key on the bf16 GEMM,\n"
+           "the rest on the int8 kernel); elementwise work and the recurrence count zero\n");
     printf("\n%-32s %6s %10s %10s %9s %10s\n", "configuration", "prec", "tok/s", "roof tok/s",
            "fraction", "vs fp32");
     for (int c = 0; c < N_CFG; c++) {
@@ -527,11 +531,24 @@ int main(int argc, char **argv)
                 roof = pk[PK_MEM] * 1e9 / b;
                 bound = "memory";
             } else {
-                double rate = k == 0 ? pk[PK_SGEMM] : k == 1 ? pk[PK_BF16] : pk[PK_INT8];
-                double fl = flops_tok + (CFG[c].md == PREFILL_LAST ? head_flops / CFG[c].T
-                                                                    : head_flops);
-                roof = rate * 1e9 / fl;
-                bound = k == 0 ? "sgemm" : k == 1 ? "bf16 GEMM" : "int8 kernel";
+                /* each product at the peak of the unit that runs it: time
+                 * per token is the sum of (work / rate) over the units */
+                double hf = CFG[c].md == PREFILL_LAST ? head_flops / CFG[c].T : head_flops;
+                double f_lora = 2 * lora, f_rk = 2 * sq / 2, f_rest = flops_tok - f_lora - f_rk;
+                double s_tok;
+                if (k == 0) {
+                    s_tok = (flops_tok + hf) / (pk[PK_SGEMM] * 1e9);
+                    bound = "sgemm";
+                } else if (k == 1) {
+                    s_tok = f_lora / (pk[PK_SGEMM] * 1e9) +
+                            (f_rk + f_rest + hf) / (pk[PK_BF16] * 1e9);
+                    bound = "sgemm+bf16 GEMM";
+                } else {
+                    s_tok = f_lora / (pk[PK_SGEMM] * 1e9) + f_rk / (pk[PK_BF16] * 1e9) +
+                            (f_rest + hf) / (pk[PK_INT8] * 1e9);
+                    bound = "sgemm+bf16+int8 kernel";
+                }
+                roof = 1 / s_tok;
             }
             double v = res[k].tok_s[c];
             printf("%-32s %6s %10.1f %10.1f %8.1f%% %9.2fx  (of %s bound)\n", k ? "" : CFG[c].name,

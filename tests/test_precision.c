@@ -77,7 +77,7 @@ static void test_names_and_missing_features(void)
     CHECKF(strstr(err.msg, "avx512_bf16") != NULL, "%s", err.msg);
     CHECK(rwkv_precision_check(RWKV_PRECISION_INT8, &f, &err) == -1);
     CHECKF(strstr(err.msg, "avx512_vnni") != NULL, "%s", err.msg);
-    /* VNNI without AVX512-BF16: int8's square projections need bf16 */
+    /* VNNI without AVX512-BF16: int8's receptance and key products need bf16 */
     rwkv_cpu_features v = f;
     v.avx512_vnni = 1;
     CHECK(rwkv_precision_check(RWKV_PRECISION_INT8, &v, &err) == -1);

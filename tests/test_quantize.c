@@ -7,8 +7,8 @@
  *    EmbeddingRWKV fixture (hidden states: no LM head), a random model
  *    whose widths are not multiples of RWKV_Q8_PAD (the loader pads), and
  *    the random 0.1B shape (a few tokens: real matrix sizes);
- *  - the file's layout: FFN/head I8 (1 byte per weight) with F32 scales,
- *    square projections BF16, the rest as in the source, the metadata;
+ *  - the file's layout: large matrices I8 (1 byte per weight) with F32 scales,
+ *    the attention receptance/key BF16, the rest as in the source, the metadata;
  *  - recognition by content and the refusals of malformed variants (I8
  *    without scales, misshaped or non-finite or negative scales, I8 where a
  *    float is expected, metadata that lies), each naming file and tensor;

@@ -150,8 +150,8 @@ static void print_text(const rwkv_model_info *mi, const size_t *dtype_count)
             printf(" %zu %s", dtype_count[d], rwkv_dtype_name((rwkv_dtype)d));
     printf("\n");
     if (mi->int8_quantized)
-        printf("quantized:   int8 (rwkv quantize): FFN and head int8 with per-row scales, "
-               "square projections bf16; runs only at --precision int8\n");
+        printf("quantized:   int8 (rwkv quantize): large matrices int8 with per-row scales, "
+               "attention receptance/key bf16; runs only at --precision int8\n");
     printf("parameters:  %s (%.3f B)\n", grouped(mi->n_params, a, sizeof a),
            (double)mi->n_params / 1e9);
     printf("weights:     %s bytes (%.1f MiB)\n", grouped(mi->weight_bytes, a, sizeof a),

@@ -34,7 +34,7 @@ int rwkv_precision_check(rwkv_precision p, const rwkv_cpu_features *f, rwkv_erro
         missing = !f->avx512f ? "avx512f" : !f->avx512bw ? "avx512bw"
                 : !f->avx512_bf16 ? "avx512_bf16" : NULL;
         break;
-    case RWKV_PRECISION_INT8: /* its square projections run in bf16 */
+    case RWKV_PRECISION_INT8: /* its receptance and key products run in bf16 */
         missing = !f->avx512f ? "avx512f" : !f->avx512bw ? "avx512bw"
                 : !f->avx512_vnni ? "avx512_vnni" : !f->avx512_bf16 ? "avx512_bf16" : NULL;
         break;

@@ -22,13 +22,14 @@ import base64
 import json
 import os
 import socket
+import subprocess
 import sys
 import threading
 import urllib.error
 import urllib.request
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "support"))
-from rwkvd_harness import (ASAN_BIN, Daemon, TestFailure, Work, check, collect_docs,
+from rwkvd_harness import (ASAN_BIN, RWKV_CLI, Daemon, TestFailure, Work, check, collect_docs,
                            fixture_bytes, fixture_path, free_tcp_port, pack, run_cases,
                            tiny_model)
 
@@ -55,11 +56,12 @@ def ref(inp, task):
     return a
 
 
-def start(w, binary=None, extra=()):
+def start(w, binary=None, extra=(), model=None):
     port = free_tcp_port()
     args = ["--vocab", fixture_path(VOCAB), "--block-size", "64", "--http-port", str(port),
             "--http-max-tokens", str(MAX_TOKENS), "--http-max-body", "256K"] + list(extra)
-    d = Daemon(w, model=fixture_path(MODEL), binary=binary, args=args, tag="h").start()
+    d = Daemon(w, model=model or fixture_path(MODEL), binary=binary, args=args,
+               tag="h").start()
     return d, "http://127.0.0.1:%d" % port
 
 
@@ -231,6 +233,33 @@ def case_precision_named():
         d.stop()
 
 
+def case_int8_file_served():
+    """An `rwkv quantize` int8 file of the EmbeddingRWKV model is served by a
+    daemon at --precision auto (which picks int8 for such a file), names
+    int8, and stays within the int8 cosine bound of the fp32 reference."""
+    with open("/proc/cpuinfo") as f:
+        flags = f.read()
+    if " avx512_bf16" not in flags or " avx512_vnni" not in flags:
+        print("SKIP: /v1/embeddings in int8: this CPU lacks avx512_bf16 or avx512_vnni",
+              flush=True)
+        return
+    with Work() as w:
+        q = os.path.join(w, "model-int8.safetensors")
+        r = subprocess.run([RWKV_CLI, "quantize", "--precision", "int8", "-q",
+                            fixture_path(MODEL), q], capture_output=True, text=True)
+        check(r.returncode == 0, "rwkv quantize: %s" % r.stderr)
+        d, url = start(w, extra=["--precision", "auto"], model=q)
+        inp = TEXTS[0]
+        st, r = post(url, {"input": fixture_bytes("%s/%s" % (FIX, inp["text_file"])).decode(),
+                           "normalize": False})
+        check(st == 200 and r.get("precision") == "int8", "int8: %s %r" % (st, r))
+        got, want = r["data"][0]["embedding"], ref(inp, "retrieval")
+        dot = sum(x * y for x, y in zip(got, want))
+        cos = dot / (sum(x * x for x in got) ** 0.5 * sum(y * y for y in want) ** 0.5)
+        check(cos >= 0.995, "int8 embedding cosine %.6f against the fp32 reference" % cos)
+        d.stop()
+
+
 def case_off_unless_configured_and_lm_refused():
     with Work() as w:
         port = free_tcp_port()
@@ -275,6 +304,7 @@ if __name__ == "__main__":
         ("errors", case_errors),
         ("concurrent_with_stream", case_concurrent_with_stream),
         ("precision_named", case_precision_named),
+        ("int8_file_served", case_int8_file_served),
         ("off_unless_configured_and_lm_refused", case_off_unless_configured_and_lm_refused),
         ("asan", case_asan, "asan"),
     ])

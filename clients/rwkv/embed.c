@@ -48,6 +48,8 @@ static void help(void)
            "  -b, --block T           tokens per forward call (default 512)\n"
            "  -t, --threads N         worker threads (default 0: one per CPU)\n"
            "      --device DEV        cpu (default), cuda or cuda:N\n"
+           "      --precision P       fp32 (default; auto for an int8 file), bf16, int8 or\n"
+           "                          auto (the CPU's fastest; docs/precision.md)\n"
            "  -q, --quiet             no summary line on stderr\n"
            "  -h, --help              this text\n");
 }
@@ -56,6 +58,7 @@ typedef struct opts {
     const char *model, *vocab, *device;
     int bytes, quiet, normalize;
     long block, threads, eos_every;
+    int precision, precision_given; /* rwkv_precision */
     rwkv_embed_task task;
     const char *ids_in[MAX_IDS_IN];
     int n_ids_in;
@@ -214,7 +217,7 @@ static int embed_one(opts *o, doc *d, const rwkv_model *m, const rwkv_tokenizer 
 static int parse(int argc, char **argv, opts *o, int *status)
 {
     enum { O_VOCAB = 256, O_BYTES, O_TASK, O_EOS_EVERY, O_IDS_IN, O_NORMALIZE, O_OUT_EMB,
-           O_OUT_POOLED, O_DEVICE };
+           O_OUT_POOLED, O_DEVICE, O_PRECISION };
     static const struct option longs[] = {
         {"model", required_argument, NULL, 'm'},
         {"vocab", required_argument, NULL, O_VOCAB},
@@ -228,6 +231,7 @@ static int parse(int argc, char **argv, opts *o, int *status)
         {"block", required_argument, NULL, 'b'},
         {"threads", required_argument, NULL, 't'},
         {"device", required_argument, NULL, O_DEVICE},
+        {"precision", required_argument, NULL, O_PRECISION},
         {"quiet", no_argument, NULL, 'q'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
@@ -265,6 +269,9 @@ static int parse(int argc, char **argv, opts *o, int *status)
         case 'b': bad = cli_parse_long(CMD, "--block", optarg, 1, MAX_BLOCK, &o->block); break;
         case 't': bad = cli_parse_long(CMD, "--threads", optarg, 0, 4096, &o->threads); break;
         case O_DEVICE: o->device = optarg; bad = cli_parse_device(CMD, optarg) != 0; break;
+        case O_PRECISION:
+            bad = cli_parse_precision(CMD, optarg, &o->precision, &o->precision_given) != 0;
+            break;
         case 'q': o->quiet = 1; break;
         case 'h': help(); *status = CLI_OK; return -1;
         default: *status = cli_bad_option(CMD, c, argv); return -1;
@@ -315,12 +322,13 @@ int cmd_embed(int argc, char **argv)
     }
     if (tok && (rc = cli_check_vocab(CMD, tok, m)) != 0)
         goto out;
-    /* fp32, except for an int8 file (rwkv quantize), which runs only at int8
-     * (auto takes it there; other devices refuse it with the reason) */
-    rwkv_engine_opts eo = {.device = o.device, .n_threads = (int)o.threads,
-                           .precision = rwkv_model_get_info(m)->int8_quantized
-                                            ? RWKV_PRECISION_AUTO
-                                            : RWKV_PRECISION_FP32};
+    /* --precision, by default fp32, except for an int8 file (rwkv quantize),
+     * which runs only at int8 (auto takes it there; other devices refuse it
+     * with the reason) */
+    rwkv_precision p = (rwkv_precision)o.precision;
+    if (!o.precision_given && rwkv_model_get_info(m)->int8_quantized)
+        p = RWKV_PRECISION_AUTO;
+    rwkv_engine_opts eo = {.device = o.device, .n_threads = (int)o.threads, .precision = p};
     if (!(e = rwkv_engine_new_opts(m, &eo, &err))) {
         rc = cli_fail(CMD, "%s", err.msg);
         goto out;
@@ -348,9 +356,11 @@ int cmd_embed(int argc, char **argv)
         goto out;
     if (rc == CLI_OK && !o.quiet) {
         double dt = cli_now() - t0;
-        fprintf(stderr, "rwkv: embed: %d inputs, %llu tokens, %.2f s, %.0f tokens/s, task %s\n",
+        fprintf(stderr,
+                "rwkv: embed: %d inputs, %llu tokens, %.2f s, %.0f tokens/s, task %s; on %s\n",
                 o.n_inputs + o.n_ids_in, (unsigned long long)d.tokens, dt,
-                dt > 0 ? (double)d.tokens / dt : 0.0, rwkv_embed_task_name(o.task));
+                dt > 0 ? (double)d.tokens / dt : 0.0, rwkv_embed_task_name(o.task),
+                rwkv_engine_device(e));
     }
 out:
     if (rc != CLI_OK) {

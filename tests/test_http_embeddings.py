@@ -214,6 +214,20 @@ def case_concurrent_with_stream():
         d.stop()
 
 
+def check_precision_served(url, precision, min_cos):
+    """The first fixture text's embedding: the response names `precision`
+    and the row is within `min_cos` of the fp32 reference."""
+    inp = TEXTS[0]
+    st, r = post(url, {"input": fixture_bytes("%s/%s" % (FIX, inp["text_file"])).decode(),
+                       "normalize": False})
+    check(st == 200 and r.get("precision") == precision,
+          "%s: %s %r" % (precision, st, r.get("precision")))
+    got, want = r["data"][0]["embedding"], ref(inp, "retrieval")
+    dot = sum(x * y for x, y in zip(got, want))
+    cos = dot / (sum(x * x for x in got) ** 0.5 * sum(y * y for y in want) ** 0.5)
+    check(cos >= min_cos, "%s embedding cosine %.6f against the fp32 reference" % (precision, cos))
+
+
 def case_precision_named():
     """/v1/embeddings computes in the daemon's --precision and says which."""
     with open("/proc/cpuinfo") as f:
@@ -222,14 +236,7 @@ def case_precision_named():
             return
     with Work() as w:
         d, url = start(w, extra=["--precision", "bf16"])
-        inp = TEXTS[0]
-        st, r = post(url, {"input": fixture_bytes("%s/%s" % (FIX, inp["text_file"])).decode(),
-                           "normalize": False})
-        check(st == 200 and r.get("precision") == "bf16", "bf16: %s %r" % (st, r.get("precision")))
-        got, want = r["data"][0]["embedding"], ref(inp, "retrieval")
-        dot = sum(x * y for x, y in zip(got, want))
-        cos = dot / (sum(x * x for x in got) ** 0.5 * sum(y * y for y in want) ** 0.5)
-        check(cos >= 0.999, "bf16 embedding cosine %.6f against the fp32 reference" % cos)
+        check_precision_served(url, "bf16", 0.999)
         d.stop()
 
 
@@ -249,14 +256,7 @@ def case_int8_file_served():
                             fixture_path(MODEL), q], capture_output=True, text=True)
         check(r.returncode == 0, "rwkv quantize: %s" % r.stderr)
         d, url = start(w, extra=["--precision", "auto"], model=q)
-        inp = TEXTS[0]
-        st, r = post(url, {"input": fixture_bytes("%s/%s" % (FIX, inp["text_file"])).decode(),
-                           "normalize": False})
-        check(st == 200 and r.get("precision") == "int8", "int8: %s %r" % (st, r))
-        got, want = r["data"][0]["embedding"], ref(inp, "retrieval")
-        dot = sum(x * y for x, y in zip(got, want))
-        cos = dot / (sum(x * x for x in got) ** 0.5 * sum(y * y for y in want) ** 0.5)
-        check(cos >= 0.995, "int8 embedding cosine %.6f against the fp32 reference" % cos)
+        check_precision_served(url, "int8", 0.995)
         d.stop()
 
 

@@ -37,6 +37,7 @@
 #include "core/quantize.h"
 #include "core/random_model.h"
 #include "core/threadpool.h"
+#include "tests/support/peak_rss.h"
 
 static double now(void)
 {
@@ -274,20 +275,6 @@ typedef struct {
     double rss_mb, create_s, load_s;
     double rss_created_mb; /* peak RSS once the engine exists: weights, not activations */
 } prec_result;
-
-/* The process's peak RSS so far, MB. */
-static double peak_rss_mb(void)
-{
-    long hwm_kb = 0;
-    FILE *stf = fopen("/proc/self/status", "r");
-    char line[256];
-    while (stf && fgets(line, sizeof line, stf))
-        if (sscanf(line, "VmHWM: %ld kB", &hwm_kb) == 1)
-            break;
-    if (stf)
-        fclose(stf);
-    return hwm_kb / 1024.0;
-}
 
 /* In a child: one engine at precision p, every configuration reps times
  * (median), peak RSS of the process. */

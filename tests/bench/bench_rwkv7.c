@@ -30,6 +30,7 @@
 #include "core/random_model.h"
 #include "core/engine/simd.h"
 #include "core/threadpool.h"
+#include "tests/support/peak_rss.h"
 
 static double now(void)
 {
@@ -316,14 +317,7 @@ int main(int argc, char **argv)
         for (int c = 0; c < n_cfg; c++)
             cfg[c].v[r] = run_config(e, m, tokens, cfg[c].total, cfg[c].T, cfg[c].md);
 
-    long hwm_kb = 0;
-    FILE *stf = fopen("/proc/self/status", "r");
-    char line[256];
-    while (stf && fgets(line, sizeof line, stf))
-        if (sscanf(line, "VmHWM: %ld kB", &hwm_kb) == 1)
-            break;
-    if (stf)
-        fclose(stf);
+    double rss_mb = peak_rss_mb();
     printf("\nRWKV-7 CPU engine, %s, %s weights, %d threads, %d interleaved reps (median)\n",
            shape, rwkv_dtype_name(mi->matrix_dtype), rwkv_engine_threads(e), reps);
     printf("machine: fp32 GEMM %.1f GFLOP/s (OpenBLAS sgemm, %d threads), memory read %.1f GB/s\n",
@@ -338,7 +332,7 @@ int main(int argc, char **argv)
     }
     printf("%-34s %12.3f s\n", "load time (page cache warm)", load_s);
     printf("%-34s %12.1f MB  (model file %.1f MB, mapped)\n", "peak RSS (load + runs)",
-           hwm_kb / 1024.0, (double)mi->weight_bytes / 1e6);
+           rss_mb, (double)mi->weight_bytes / 1e6);
     free(tokens);
     rwkv_engine_free(e);
     rwkv_model_free(m);

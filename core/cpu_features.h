@@ -17,7 +17,10 @@ typedef struct rwkv_cpu_features {
     bool amx_tile, amx_bf16, amx_int8; /* and the OS has granted the tile state */
 } rwkv_cpu_features;
 
-/* Detected once (thread safe), then the same pointer every call. */
+/* Detected once (thread safe), then the same pointer every call.  The
+ * environment variable RWKV_CPU_HIDE (names as in describe, comma or space
+ * separated) reports features absent that the CPU has: for tests and for
+ * comparing the paths of other CPUs (cpu_features.c). */
 const rwkv_cpu_features *rwkv_cpu_features_get(void);
 
 /* "avx2 fma avx512f ... avx512_bf16 avx512_vnni": the features found, space

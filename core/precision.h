@@ -5,11 +5,13 @@
  *        tested against.
  *  bf16  the large products (r/k/v/o/gate, FFN, head) with bfloat16 operands
  *        and float32 accumulation (AVX512-BF16); needs avx512_bf16.
- *  int8  the FFN and head products with symmetric int8 weights (one scale
- *        per output row, quantized once per model) and int16 activations
- *        (one scale per token row, on the fly), exact int32 sums
- *        (AVX512-VNNI vpdpwssd); the square attention projections in bf16
- *        (lowp_weights.h says why); needs avx512_vnni and avx512_bf16.
+ *  int8  the large products but the attention's receptance and key with
+ *        symmetric int8 weights (one scale per output row, quantized once
+ *        per model) and int16 activations (one scale per token row, on the
+ *        fly), exact int32 sums (vpdpwssd: AVX512-VNNI, or AVX-VNNI on
+ *        CPUs without AVX-512, the same bits); receptance and key in bf16
+ *        where AVX512-BF16 exists, else in the fp32 path (lowp_weights.h
+ *        says why they are kept); needs avx512_vnni or avx_vnni.
  *  auto  the fastest of those this CPU runs (see rwkv_precision_auto).
  *
  * Elementwise work, normalisations, the WKV recurrence, LoRA products and
@@ -18,6 +20,8 @@
  */
 #ifndef RWKV_PRECISION_H
 #define RWKV_PRECISION_H
+
+#include <stdbool.h>
 
 #include "core/cpu_features.h"
 #include "core/error.h"
@@ -40,6 +44,10 @@ int rwkv_precision_parse(const char *s, rwkv_precision *out, rwkv_error *err);
 /* 0 when the CPU can run p (auto always), or -1 with err naming the missing
  * CPU feature. */
 int rwkv_precision_check(rwkv_precision p, const rwkv_cpu_features *f, rwkv_error *err);
+
+/* Whether int8 runs its 512-bit kernel here (avx512f, avx512bw and
+ * avx512_vnni); else, where int8 runs at all, the AVX2 + AVX-VNNI one. */
+bool rwkv_precision_int8_avx512(const rwkv_cpu_features *f);
 
 /* What auto means on this CPU: bf16 where AVX512-BF16 exists, else fp32
  * (an engine over an int8 file, core/quantize.h, takes int8 instead: the

@@ -9,6 +9,7 @@
 #include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #if defined(__x86_64__)
@@ -68,10 +69,47 @@ static void detect(rwkv_cpu_features *f)
 static rwkv_cpu_features features;
 static pthread_once_t once = PTHREAD_ONCE_INIT;
 
+/* RWKV_CPU_HIDE="avx512f,amx_tile": features reported absent although the
+ * CPU has them, to run and test the paths of another CPU (int8 on AVX-VNNI
+ * without AVX-512) or to compare paths.  It steers rwkvd's own choices
+ * (precision checks, kernel dispatch); compiler clones and libraries still
+ * see the real CPU.  A feature hidden hides those built on it. */
+static void hide(rwkv_cpu_features *f, const char *list)
+{
+    struct {
+        const char *name;
+        bool *flag;
+    } map[] = {
+        {"avx2", &f->avx2},           {"fma", &f->fma},
+        {"avx512f", &f->avx512f},     {"avx512bw", &f->avx512bw},
+        {"avx512vl", &f->avx512vl},   {"avx512_bf16", &f->avx512_bf16},
+        {"avx512_vnni", &f->avx512_vnni}, {"avx_vnni", &f->avx_vnni},
+        {"amx_tile", &f->amx_tile},   {"amx_bf16", &f->amx_bf16},
+        {"amx_int8", &f->amx_int8},
+    };
+    for (const char *p = list; *p;) {
+        size_t n = strcspn(p, ", ");
+        for (size_t i = 0; i < sizeof map / sizeof map[0]; i++)
+            if (n == strlen(map[i].name) && strncmp(p, map[i].name, n) == 0)
+                *map[i].flag = false;
+        p += n;
+        p += strspn(p, ", ");
+    }
+    if (!f->avx512f)
+        f->avx512bw = f->avx512vl = f->avx512_bf16 = f->avx512_vnni = false;
+    if (!f->avx2)
+        f->avx_vnni = false;
+    if (!f->amx_tile)
+        f->amx_bf16 = f->amx_int8 = false;
+}
+
 static void init(void)
 {
     memset(&features, 0, sizeof features);
     detect(&features);
+    const char *h = getenv("RWKV_CPU_HIDE");
+    if (h)
+        hide(&features, h);
 }
 
 const rwkv_cpu_features *rwkv_cpu_features_get(void)

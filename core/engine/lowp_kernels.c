@@ -114,3 +114,81 @@ void rwkv_gemv_w8a16(const int8_t *w, const float *ws, int nr, int kp, const int
         }
     }
 }
+
+/* ---- the same int8 product on AVX2 + AVX-VNNI (no AVX-512) ---- */
+
+#define AVXVNNI_TARGET __attribute__((target("avx2,fma,avxvnni")))
+
+/* The 16 lanes of the AVX-512 kernel as two halves: lo holds lanes 0..7
+ * (inputs 0..15 of every 32), hi lanes 8..15 (inputs 16..31); each lane sums
+ * the same products, flushes at the same points, and the halves are folded
+ * as _mm512_reduce_add_ps folds (GCC's avx512fintrin.h: the 256-bit
+ * halves, then the 128-bit ones, then pairs), so both kernels give the same
+ * bits (tests/test_int8_avx2.c). */
+AVXVNNI_TARGET
+static inline float fold16(__m256 lo, __m256 hi)
+{
+    __m256 t3 = _mm256_add_ps(hi, lo);
+    __m128 t6 = _mm_add_ps(_mm256_extractf128_ps(t3, 1), _mm256_castps256_ps128(t3));
+    __m128 t8 = _mm_add_ps(t6, _mm_shuffle_ps(t6, t6, _MM_SHUFFLE(1, 0, 3, 2)));
+    return _mm_cvtss_f32(t8) + _mm_cvtss_f32(_mm_shuffle_ps(t8, t8, 1));
+}
+
+#define W8A16_ROWS_AVX2(M)                                                                    \
+    AVXVNNI_TARGET static inline __attribute__((always_inline)) void w8a16_avx2_row_##M(      \
+        const int8_t *wr, int kp, const int16_t *x, float *out)                               \
+    {                                                                                         \
+        __m256 flo[M], fhi[M];                                                                \
+        for (int i = 0; i < M; i++)                                                           \
+            flo[i] = fhi[i] = _mm256_setzero_ps();                                            \
+        for (int c0 = 0; c0 < kp; c0 += FLUSH) {                                              \
+            int c1 = c0 + FLUSH < kp ? c0 + FLUSH : kp;                                       \
+            __m256i alo[M], ahi[M];                                                           \
+            for (int i = 0; i < M; i++)                                                       \
+                alo[i] = ahi[i] = _mm256_setzero_si256();                                     \
+            for (int c = c0; c < c1; c += 32) {                                               \
+                __m256i w0 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const void *)(wr + c)));   \
+                __m256i w1 =                                                                  \
+                    _mm256_cvtepi8_epi16(_mm_loadu_si128((const void *)(wr + c + 16)));       \
+                for (int i = 0; i < M; i++) {                                                 \
+                    const int16_t *xi = x + (long)i * kp + c;                                 \
+                    alo[i] = _mm256_dpwssd_avx_epi32(                                         \
+                        alo[i], _mm256_loadu_si256((const void *)xi), w0);                    \
+                    ahi[i] = _mm256_dpwssd_avx_epi32(                                         \
+                        ahi[i], _mm256_loadu_si256((const void *)(xi + 16)), w1);             \
+                }                                                                             \
+            }                                                                                 \
+            for (int i = 0; i < M; i++) {                                                     \
+                flo[i] = _mm256_add_ps(flo[i], _mm256_cvtepi32_ps(alo[i]));                   \
+                fhi[i] = _mm256_add_ps(fhi[i], _mm256_cvtepi32_ps(ahi[i]));                   \
+            }                                                                                 \
+        }                                                                                     \
+        for (int i = 0; i < M; i++)                                                           \
+            out[i] = fold16(flo[i], fhi[i]);                                                  \
+    }
+W8A16_ROWS_AVX2(1)
+W8A16_ROWS_AVX2(2)
+W8A16_ROWS_AVX2(3)
+W8A16_ROWS_AVX2(4)
+
+AVXVNNI_TARGET
+void rwkv_gemv_w8a16_avx2(const int8_t *w, const float *ws, int nr, int kp, const int16_t *x,
+                          const float *xs, int m, float *y, int ldy, int acc)
+{
+    for (int j = 0; j < nr; j++) {
+        const int8_t *wr = w + (long)j * kp;
+        rwkv_prefetch_ahead(w, (size_t)j * kp, (size_t)kp, (size_t)nr * kp);
+        float s[4];
+        switch (m) {
+        case 1: w8a16_avx2_row_1(wr, kp, x, s); break;
+        case 2: w8a16_avx2_row_2(wr, kp, x, s); break;
+        case 3: w8a16_avx2_row_3(wr, kp, x, s); break;
+        default: w8a16_avx2_row_4(wr, kp, x, s); break;
+        }
+        for (int i = 0; i < m; i++) {
+            float v = s[i] * ws[j] * xs[i];
+            float *yo = y + (long)i * ldy + j;
+            *yo = acc ? *yo + v : v;
+        }
+    }
+}

@@ -21,4 +21,9 @@ void rwkv_gemv_bf16(const uint16_t *w, int nr, int k, const uint16_t *x, int m, 
 void rwkv_gemv_w8a16(const int8_t *w, const float *ws, int nr, int kp, const int16_t *x,
                      const float *xs, int m, float *y, int ldy, int acc);
 
+/* The same on AVX2 + AVX-VNNI (CPUs without AVX-512): the same bits as
+ * rwkv_gemv_w8a16 (its lanes as two 256-bit halves, the same fold). */
+void rwkv_gemv_w8a16_avx2(const int8_t *w, const float *ws, int nr, int kp, const int16_t *x,
+                          const float *xs, int m, float *y, int ldy, int acc);
+
 #endif

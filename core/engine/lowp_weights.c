@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/cpu_features.h"
 #include "core/engine/simd.h"
 #include "core/model/model_internal.h"
 
@@ -243,6 +244,10 @@ const rwkv_lowp_matrix *rwkv_lowp_weights_get(rwkv_lowp_weights *w, const rwkv_m
     rwkv_precision form = rwkv_lowp_form(w->model, w->precision, mat);
     if (form == RWKV_PRECISION_FP32)
         return NULL; /* not large: stays fp32 */
+    if (form == RWKV_PRECISION_BF16 &&
+        rwkv_precision_check(RWKV_PRECISION_BF16, rwkv_cpu_features_get(), NULL) != 0)
+        return NULL; /* an int8 engine's receptance/key on a CPU without
+                        AVX512-BF16 (int8 on AVX-VNNI): the fp32 path */
     pthread_mutex_lock(&w->lock);
     const rwkv_lowp_matrix *found = NULL;
     if (w->cap) {

@@ -4,9 +4,11 @@
 #include <math.h>
 #include <stdlib.h>
 
+#include "core/cpu_features.h"
 #include "core/engine/dnnl_gemm.h"
 #include "core/engine/lowp_kernels.h"
 #include "core/engine/simd.h"
+#include "core/precision.h"
 
 #define MAX_OPS 16
 /* rows converted per task in rwkv_lowp_begin */
@@ -203,10 +205,15 @@ static void run_int8(rwkv_lowp_ctx *c, int k, const rwkv_matmul_op *op, int i0, 
     int kp = lm->kp;
     const int8_t *w = lm->q + (size_t)r0 * kp;
     const float *ws = lm->scale + r0;
+    /* the same bits either way (lowp_kernels.h) */
+    void (*gemv)(const int8_t *, const float *, int, int, const int16_t *, const float *, int,
+                 float *, int, int) =
+        rwkv_precision_int8_avx512(rwkv_cpu_features_get()) ? rwkv_gemv_w8a16
+                                                            : rwkv_gemv_w8a16_avx2;
     for (int i = 0; i < m; i += 4)
-        rwkv_gemv_w8a16(w, ws, nr, kp, (const int16_t *)c->act[k] + (size_t)(i0 + i) * kp,
-                        c->xs[k] + i0 + i, m - i < 4 ? m - i : 4,
-                        op->y + (size_t)(i0 + i) * op->ldy + r0, op->ldy, op->accumulate);
+        gemv(w, ws, nr, kp, (const int16_t *)c->act[k] + (size_t)(i0 + i) * kp, c->xs[k] + i0 + i,
+             m - i < 4 ? m - i : 4, op->y + (size_t)(i0 + i) * op->ldy + r0, op->ldy,
+             op->accumulate);
 }
 
 void rwkv_lowp_run(rwkv_lowp_ctx *c, int k, const rwkv_matmul_op *op, int i0, int m, int r0,

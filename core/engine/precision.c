@@ -34,9 +34,12 @@ int rwkv_precision_check(rwkv_precision p, const rwkv_cpu_features *f, rwkv_erro
         missing = !f->avx512f ? "avx512f" : !f->avx512bw ? "avx512bw"
                 : !f->avx512_bf16 ? "avx512_bf16" : NULL;
         break;
-    case RWKV_PRECISION_INT8: /* its receptance and key products run in bf16 */
-        missing = !f->avx512f ? "avx512f" : !f->avx512bw ? "avx512bw"
-                : !f->avx512_vnni ? "avx512_vnni" : !f->avx512_bf16 ? "avx512_bf16" : NULL;
+    case RWKV_PRECISION_INT8:
+        /* an int8 dot product on 512 or 256-bit registers; the receptance
+         * and key products run in bf16 where AVX512-BF16 exists, else in
+         * the fp32 path (rwkv_lowp_bf16_runs) */
+        if (!rwkv_precision_int8_avx512(f) && !(f->avx2 && f->avx_vnni))
+            missing = "avx512_vnni (with avx512f and avx512bw) or avx_vnni";
         break;
     default:
         return rwkv_fail(err, "precision %d: unknown", (int)p);
@@ -46,6 +49,11 @@ int rwkv_precision_check(rwkv_precision p, const rwkv_cpu_features *f, rwkv_erro
                               "fp32, or auto for the fastest this CPU runs)",
                          rwkv_precision_name(p), missing);
     return 0;
+}
+
+bool rwkv_precision_int8_avx512(const rwkv_cpu_features *f)
+{
+    return f->avx512f && f->avx512bw && f->avx512_vnni;
 }
 
 rwkv_precision rwkv_precision_auto(const rwkv_cpu_features *f)

@@ -259,7 +259,7 @@ static const struct {
     {"prefill T=64, surprisal/token", 64, PREFILL_SURPRISAL, 2048},
     {"prefill T=256, surprisal/token", 256, PREFILL_SURPRISAL, 2048},
     {"prefill T=1024, surprisal/token", 1024, PREFILL_SURPRISAL, 2048},
-    {"decode T=1, logits/token", 1, DECODE, 64},
+    {"decode T=1, logits/token", 1, DECODE, 256},
 };
 
 /* --only TEXT: the configurations whose name contains TEXT (NULL: all) */

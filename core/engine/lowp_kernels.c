@@ -93,27 +93,30 @@ W8A16_ROWS(2)
 W8A16_ROWS(3)
 W8A16_ROWS(4)
 
-VNNI_TARGET
-void rwkv_gemv_w8a16(const int8_t *w, const float *ws, int nr, int kp, const int16_t *x,
-                     const float *xs, int m, float *y, int ldy, int acc)
-{
-    for (int j = 0; j < nr; j++) {
-        const int8_t *wr = w + (long)j * kp;
-        rwkv_prefetch_ahead(w, (size_t)j * kp, (size_t)kp, (size_t)nr * kp);
-        float s[4];
-        switch (m) {
-        case 1: w8a16_row_1(wr, kp, x, s); break;
-        case 2: w8a16_row_2(wr, kp, x, s); break;
-        case 3: w8a16_row_3(wr, kp, x, s); break;
-        default: w8a16_row_4(wr, kp, x, s); break;
-        }
-        for (int i = 0; i < m; i++) {
-            float v = s[i] * ws[j] * xs[i];
-            float *yo = y + (long)i * ldy + j;
-            *yo = acc ? *yo + v : v;
-        }
+/* The loop over weight rows around a row kernel family (ROW##1..4), the
+ * same for both instruction sets; TARGET lets the row kernels inline. */
+#define W8A16_GEMV(NAME, TARGET, ROW)                                                         \
+    TARGET void NAME(const int8_t *w, const float *ws, int nr, int kp, const int16_t *x,      \
+                     const float *xs, int m, float *y, int ldy, int acc)                      \
+    {                                                                                         \
+        for (int j = 0; j < nr; j++) {                                                        \
+            const int8_t *wr = w + (long)j * kp;                                              \
+            rwkv_prefetch_ahead(w, (size_t)j * kp, (size_t)kp, (size_t)nr * kp);              \
+            float s[4];                                                                       \
+            switch (m) {                                                                      \
+            case 1: ROW##1(wr, kp, x, s); break;                                              \
+            case 2: ROW##2(wr, kp, x, s); break;                                              \
+            case 3: ROW##3(wr, kp, x, s); break;                                              \
+            default: ROW##4(wr, kp, x, s); break;                                             \
+            }                                                                                 \
+            for (int i = 0; i < m; i++) {                                                     \
+                float v = s[i] * ws[j] * xs[i];                                               \
+                float *yo = y + (long)i * ldy + j;                                            \
+                *yo = acc ? *yo + v : v;                                                      \
+            }                                                                                 \
+        }                                                                                     \
     }
-}
+W8A16_GEMV(rwkv_gemv_w8a16, VNNI_TARGET, w8a16_row_)
 
 /* ---- the same int8 product on AVX2 + AVX-VNNI (no AVX-512) ---- */
 
@@ -171,24 +174,4 @@ W8A16_ROWS_AVX2(2)
 W8A16_ROWS_AVX2(3)
 W8A16_ROWS_AVX2(4)
 
-AVXVNNI_TARGET
-void rwkv_gemv_w8a16_avx2(const int8_t *w, const float *ws, int nr, int kp, const int16_t *x,
-                          const float *xs, int m, float *y, int ldy, int acc)
-{
-    for (int j = 0; j < nr; j++) {
-        const int8_t *wr = w + (long)j * kp;
-        rwkv_prefetch_ahead(w, (size_t)j * kp, (size_t)kp, (size_t)nr * kp);
-        float s[4];
-        switch (m) {
-        case 1: w8a16_avx2_row_1(wr, kp, x, s); break;
-        case 2: w8a16_avx2_row_2(wr, kp, x, s); break;
-        case 3: w8a16_avx2_row_3(wr, kp, x, s); break;
-        default: w8a16_avx2_row_4(wr, kp, x, s); break;
-        }
-        for (int i = 0; i < m; i++) {
-            float v = s[i] * ws[j] * xs[i];
-            float *yo = y + (long)i * ldy + j;
-            *yo = acc ? *yo + v : v;
-        }
-    }
-}
+W8A16_GEMV(rwkv_gemv_w8a16_avx2, AVXVNNI_TARGET, w8a16_avx2_row_)

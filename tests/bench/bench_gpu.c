@@ -23,7 +23,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "core/forward.h"
 #include "core/model.h"
@@ -32,26 +31,8 @@
 #include "core/tensor_file.h"
 #ifndef RWKV_NO_CUDA
 #include "kernels/rwkv_cuda.h"
+#include "tests/support/bench_measure.h"
 #endif
-
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
-static double median(double *v, int n)
-{
-    qsort(v, (size_t)n, sizeof *v, cmp_double);
-    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
 
 #ifndef RWKV_NO_CUDA
 
@@ -92,10 +73,10 @@ static double time_call(rwkv_engine *e, rwkv_state **st, const uint32_t *tok, in
                               .logits = RWKV_LOGITS_LAST, .logits_out = logits + (size_t)b * V,
                               .next_token = -1};
     rwkv_error err;
-    double t0 = now();
+    double t0 = bench_now();
     if (rwkv_forward(e, q, B, &err) != 0)
         die("forward", &err);
-    return now() - t0;
+    return bench_now() - t0;
 }
 
 static void run_shape(const bench *bn, const shape *sh)
@@ -108,20 +89,20 @@ static void run_shape(const bench *bn, const shape *sh)
     size_t len = 0;
     rwkv_tensor_file *f = NULL;
     rwkv_model *m = NULL;
-    double t0 = now();
+    double t0 = bench_now();
     if (rwkv_random_model_serialize(&spec, &buf, &len, &err) != 0 ||
         rwkv_tensor_file_parse(sh->name, buf, len, &f, &err) != 0 ||
         rwkv_model_from_tensors(f, &m, &err) != 0)
         die("random model", &err);
-    double t_gen = now() - t0;
+    double t_gen = bench_now() - t0;
     const rwkv_model_info *mi = rwkv_model_get_info(m);
     char dev[16];
     snprintf(dev, sizeof dev, "cuda:%d", bn->device);
-    t0 = now();
+    t0 = bench_now();
     rwkv_engine *e = rwkv_engine_new_on(m, dev, 0, &err);
     if (!e)
         die("engine", &err);
-    double t_up = now() - t0;
+    double t_up = bench_now() - t0;
     int V = mi->vocab_size, C = mi->n_embd;
     double fl_tok = layer_flops_per_token(&spec), fl_head = 2.0 * V * C;
     double wbytes = 2.0 * ((double)rwkv_random_model_params(&spec) - (double)V * C); /* no emb */
@@ -158,7 +139,7 @@ static void run_shape(const bench *bn, const shape *sh)
         time_call(e, st, tok, pb[c], pt[c], logits, V); /* warm-up: buffers, cuBLAS */
         for (int r = 0; r < bn->reps; r++)
             t[r] = time_call(e, st, tok, pb[c], pt[c], logits, V);
-        double dt = median(t, bn->reps), n = (double)pb[c] * pt[c];
+        double dt = bench_median(t, bn->reps), n = (double)pb[c] * pt[c];
         double flops = n * fl_tok + pb[c] * fl_head;
         printf("   %4d x %-11d %12.0f %10.2f %13.1f%%\n", pb[c], pt[c], n / dt, dt * 1e3,
                100.0 * flops / dt / (bn->gemm_tflops * 1e12));
@@ -176,7 +157,7 @@ static void run_shape(const bench *bn, const shape *sh)
                 sum += time_call(e, st, tok + s, B, 1, logits, V);
             t[r] = sum / steps;
         }
-        double dt = median(t, bn->reps);
+        double dt = bench_median(t, bn->reps);
         double bytes = wbytes + 2.0 * B * sbytes;
         double bound = B / (bytes / (bn->bw_gbs * 1e9));
         printf("   %-18d %12.0f %10.3f %13.1f%%   (bound %.0f tok/s: %.0f MB weights + %.0f MB "

@@ -25,7 +25,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "core/engine/dnnl_gemm.h"
@@ -37,26 +36,7 @@
 #include "core/quantize.h"
 #include "core/random_model.h"
 #include "core/threadpool.h"
-#include "tests/support/peak_rss.h"
-
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
-static double median(double *v, int n)
-{
-    qsort(v, (size_t)n, sizeof *v, cmp_double);
-    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
+#include "tests/support/bench_measure.h"
 
 /* ---------------------------------------------------------------- peaks */
 
@@ -125,57 +105,15 @@ static double gemm_rate(rwkv_pool *pool, int kind)
     rwkv_pool_run(pool, g.nt, gemm_task, &g);
     double best = 0;
     for (int r = 0; r < 5; r++) {
-        double t0 = now();
+        double t0 = bench_now();
         rwkv_pool_run(pool, g.nt, gemm_task, &g);
-        double gf = 2.0 * g.M * g.N * g.K / (now() - t0) / 1e9;
+        double gf = 2.0 * g.M * g.N * g.K / (bench_now() - t0) / 1e9;
         best = gf > best ? gf : best;
     }
     for (int t = 0; t < g.nt; t++)
         rwkv_dnnl_thread_free(g.dt[t]);
     free(g.A), free(g.B), free(g.C), free(g.Ab), free(g.Bb), free(g.Aq), free(g.Bq);
     free(g.sa), free(g.sb);
-    return best;
-}
-
-typedef struct {
-    const float *buf;
-    size_t n_per;
-    double sums[64];
-} bw_job;
-
-RWKV_CLONES
-static float sum_floats(const float *p, size_t n)
-{
-    float s;
-#define ELEM(i) p[i]
-    RWKV_LANE_SUM(s, n, ELEM);
-#undef ELEM
-    return s;
-}
-
-static void bw_task(void *arg, int task, int thread)
-{
-    (void)thread;
-    bw_job *j = arg;
-    j->sums[task] = sum_floats(j->buf + (size_t)task * j->n_per, j->n_per);
-}
-
-/* Memory read GB/s over 1 GiB, all threads: the ceiling of decode. */
-static double read_bandwidth(rwkv_pool *pool)
-{
-    size_t bytes = (size_t)1 << 30;
-    int nt = rwkv_pool_size(pool);
-    float *buf = malloc(bytes);
-    memset(buf, 1, bytes);
-    bw_job j = {buf, bytes / sizeof(float) / (size_t)nt, {0}};
-    double best = 0;
-    for (int r = 0; r < 5; r++) {
-        double t0 = now();
-        rwkv_pool_run(pool, nt, bw_task, &j);
-        double gbs = (double)bytes / (now() - t0) / 1e9;
-        best = gbs > best ? gbs : best;
-    }
-    free(buf);
     return best;
 }
 
@@ -195,15 +133,15 @@ static void gemv_choice(double *hand, double *dnnl)
     rwkv_dnnl_thread *dt = rwkv_dnnl_thread_new();
     double best_h = 0, best_d = 0;
     for (int r = 0; r < 4; r++) {
-        double t0 = now();
+        double t0 = bench_now();
         for (int k = 0; k < NMAT; k++)
             rwkv_gemv_bf16(w + k * per, R, K, x, 1, y, R, 0);
-        double gb = 2.0 * per * NMAT / (now() - t0) / 1e9;
+        double gb = 2.0 * per * NMAT / (bench_now() - t0) / 1e9;
         best_h = gb > best_h ? gb : best_h;
-        t0 = now();
+        t0 = bench_now();
         for (int k = 0; k < NMAT; k++)
             rwkv_dnnl_gemm(dt, RWKV_GEMM_BF16, 1, R, K, x, w + k * per, y, R, 0);
-        gb = 2.0 * per * NMAT / (now() - t0) / 1e9;
+        gb = 2.0 * per * NMAT / (bench_now() - t0) / 1e9;
         best_d = gb > best_d ? gb : best_d;
     }
     rwkv_dnnl_thread_free(dt);
@@ -224,7 +162,7 @@ static double run_config(rwkv_engine *e, const rwkv_model *m, const uint32_t *to
     float *logits = malloc(sizeof(float) * (size_t)mi->vocab_size);
     float *sur = malloc(sizeof(float) * (size_t)T);
     rwkv_error err;
-    double t0 = now();
+    double t0 = bench_now();
     for (int pos = 0; pos + T <= total; pos += T) {
         rwkv_request q = {.state = st, .tokens = tokens + pos, .n_tokens = T, .next_token = -1};
         if (md == PREFILL_SURPRISAL) {
@@ -239,7 +177,7 @@ static double run_config(rwkv_engine *e, const rwkv_model *m, const uint32_t *to
             exit(1);
         }
     }
-    double dt = now() - t0;
+    double dt = bench_now() - t0;
     free(logits);
     free(sur);
     rwkv_state_free(st);
@@ -283,14 +221,14 @@ static int run_precision(const char *path, rwkv_precision p, int threads, int re
 {
     rwkv_error err;
     rwkv_model *m;
-    double tl = now();
+    double tl = bench_now();
     if (rwkv_model_load(path, &m, &err) != 0) {
         fprintf(stderr, "bench: %s\n", err.msg);
         return -1;
     }
-    out->load_s = now() - tl;
+    out->load_s = bench_now() - tl;
     const rwkv_model_info *mi = rwkv_model_get_info(m);
-    double t0 = now();
+    double t0 = bench_now();
     rwkv_engine_opts o = {.n_threads = threads, .precision = p};
     rwkv_engine *e = rwkv_engine_new_opts(m, &o, &err);
     if (!e) {
@@ -298,8 +236,8 @@ static int run_precision(const char *path, rwkv_precision p, int threads, int re
         rwkv_model_free(m);
         return -1;
     }
-    out->create_s = now() - t0;
-    out->rss_created_mb = peak_rss_mb();
+    out->create_s = bench_now() - t0;
+    out->rss_created_mb = bench_peak_rss_mb();
     int total = 2048;
     uint32_t *tokens = malloc(sizeof(uint32_t) * (size_t)total);
     uint64_t s = 42;
@@ -313,8 +251,8 @@ static int run_precision(const char *path, rwkv_precision p, int threads, int re
         for (int c = 0; c < N_CFG; c++)
             v[c][r] = wanted(c) ? run_config(e, m, tokens, CFG[c].total, CFG[c].T, CFG[c].md) : 0;
     for (int c = 0; c < N_CFG; c++)
-        out->tok_s[c] = median(v[c], reps);
-    out->rss_mb = peak_rss_mb();
+        out->tok_s[c] = bench_median(v[c], reps);
+    out->rss_mb = bench_peak_rss_mb();
     free(tokens);
     rwkv_engine_free(e);
     rwkv_model_free(m);
@@ -361,14 +299,14 @@ static int quantize_child(void *ctx, void *res)
     const char *const *paths = ctx;
     rwkv_error err;
     rwkv_model *m;
-    double t0 = now();
+    double t0 = bench_now();
     if (rwkv_model_load(paths[0], &m, &err) != 0 ||
         rwkv_quantize_model(m, NULL, paths[1], NULL, NULL, NULL, &err) != 0) {
         fprintf(stderr, "bench: quantize: %s\n", err.msg);
         return -1;
     }
     rwkv_model_free(m);
-    *(double *)res = now() - t0;
+    *(double *)res = bench_now() - t0;
     return 0;
 }
 
@@ -381,7 +319,7 @@ static int peaks_child(void *ctx, void *res)
     pk[PK_SGEMM] = gemm_rate(pool, 0);
     pk[PK_BF16] = rwkv_precision_check(RWKV_PRECISION_BF16, f, NULL) == 0 ? gemm_rate(pool, 1) : 0;
     pk[PK_INT8] = rwkv_precision_check(RWKV_PRECISION_INT8, f, NULL) == 0 ? gemm_rate(pool, 2) : 0;
-    pk[PK_MEM] = read_bandwidth(pool);
+    pk[PK_MEM] = bench_read_gbs(pool);
     pk[PK_GEMV_HAND] = pk[PK_GEMV_DNNL] = 0;
     if (pk[PK_BF16] > 0) {
         gemv_choice(&pk[PK_GEMV_HAND], &pk[PK_GEMV_DNNL]);

@@ -22,7 +22,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "core/forward.h"
@@ -30,26 +29,7 @@
 #include "core/random_model.h"
 #include "core/engine/simd.h"
 #include "core/threadpool.h"
-#include "tests/support/peak_rss.h"
-
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
-static double median(double *v, int n)
-{
-    qsort(v, (size_t)n, sizeof *v, cmp_double);
-    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
+#include "tests/support/bench_measure.h"
 
 /* ---------------------------------------------------------------- peaks */
 
@@ -82,58 +62,14 @@ static double gemm_gflops(rwkv_pool *pool)
     rwkv_pool_run(pool, g.nt, gemm_task, &g);
     double best = 0;
     for (int r = 0; r < 5; r++) {
-        double t0 = now();
+        double t0 = bench_now();
         rwkv_pool_run(pool, g.nt, gemm_task, &g);
-        double gf = 2.0 * g.M * g.N * g.K / (now() - t0) / 1e9;
+        double gf = 2.0 * g.M * g.N * g.K / (bench_now() - t0) / 1e9;
         best = gf > best ? gf : best;
     }
     free(g.A);
     free(g.B);
     free(g.C);
-    return best;
-}
-
-typedef struct {
-    const float *buf;
-    size_t n_per;
-    double sums[64];
-} bw_job;
-
-RWKV_CLONES
-static float sum_floats(const float *p, size_t n)
-{
-    float s;
-#define ELEM(i) p[i]
-    RWKV_LANE_SUM(s, n, ELEM);
-#undef ELEM
-    return s;
-}
-
-static void bw_task(void *arg, int task, int thread)
-{
-    (void)thread;
-    bw_job *j = arg;
-    j->sums[task] = sum_floats(j->buf + (size_t)task * j->n_per, j->n_per);
-}
-
-/* Memory read bandwidth (GB/s) over a buffer far larger than the caches,
- * read by all threads: the ceiling of decode, which reads every weight once
- * per token. */
-static double read_bandwidth(rwkv_pool *pool)
-{
-    size_t bytes = (size_t)1 << 30;
-    int nt = rwkv_pool_size(pool);
-    float *buf = malloc(bytes);
-    memset(buf, 1, bytes);
-    bw_job j = {buf, bytes / sizeof(float) / (size_t)nt, {0}};
-    double best = 0;
-    for (int r = 0; r < 5; r++) {
-        double t0 = now();
-        rwkv_pool_run(pool, nt, bw_task, &j);
-        double gbs = (double)bytes / (now() - t0) / 1e9;
-        best = gbs > best ? gbs : best;
-    }
-    free(buf);
     return best;
 }
 
@@ -151,7 +87,7 @@ static double run_config(rwkv_engine *e, const rwkv_model *m, const uint32_t *to
     float *logits = malloc(sizeof(float) * (size_t)mi->vocab_size);
     float *sur = malloc(sizeof(float) * (size_t)T);
     rwkv_error err;
-    double t0 = now();
+    double t0 = bench_now();
     for (int pos = 0; pos + T <= total; pos += T) {
         rwkv_request q = {.state = st, .tokens = tokens + pos, .n_tokens = T, .next_token = -1};
         if (md == PREFILL_SURPRISAL) {
@@ -166,7 +102,7 @@ static double run_config(rwkv_engine *e, const rwkv_model *m, const uint32_t *to
             exit(1);
         }
     }
-    double dt = now() - t0;
+    double dt = bench_now() - t0;
     free(logits);
     free(sur);
     rwkv_state_free(st);
@@ -204,7 +140,7 @@ int main(int argc, char **argv)
         }
         const char *dir = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
         snprintf(tmp_path, sizeof tmp_path, "%s/rwkvd-bench-%d.safetensors", dir, (int)getpid());
-        double t0 = now();
+        double t0 = bench_now();
         /* generated in a child process: the generator holds the whole model
          * in memory, which must not count in this process's peak RSS */
         pid_t child = fork();
@@ -218,7 +154,7 @@ int main(int argc, char **argv)
             fprintf(stderr, "bench: could not generate the model\n");
             return 1;
         }
-        printf("model: random %s bf16, generated in %.2f s (%s)\n", shape, now() - t0, tmp_path);
+        printf("model: random %s bf16, generated in %.2f s (%s)\n", shape, bench_now() - t0, tmp_path);
         model_path = tmp_path;
     }
 
@@ -229,14 +165,14 @@ int main(int argc, char **argv)
     rwkv_model *m = NULL;
     for (int i = 0; i < 3; i++) {
         rwkv_model_free(m);
-        double t0 = now();
+        double t0 = bench_now();
         if (rwkv_model_load(model_path, &m, &err) != 0) {
             fprintf(stderr, "bench: %s\n", err.msg);
             return 1;
         }
-        loads[i] = now() - t0;
+        loads[i] = bench_now() - t0;
     }
-    double load_s = median(loads, 3);
+    double load_s = bench_median(loads, 3);
     const rwkv_model_info *mi = rwkv_model_get_info(m);
     rwkv_engine *e = rwkv_engine_new(m, threads, &err);
     if (!e) {
@@ -254,7 +190,7 @@ int main(int argc, char **argv)
     pid_t child = fork();
     if (child == 0) {
         rwkv_pool *pool = rwkv_pool_new(threads);
-        double p[2] = {gemm_gflops(pool), read_bandwidth(pool)};
+        double p[2] = {gemm_gflops(pool), bench_read_gbs(pool)};
         rwkv_pool_free(pool);
         _exit(write(fds[1], p, sizeof p) == (ssize_t)sizeof p ? 0 : 1);
     }
@@ -317,7 +253,7 @@ int main(int argc, char **argv)
         for (int c = 0; c < n_cfg; c++)
             cfg[c].v[r] = run_config(e, m, tokens, cfg[c].total, cfg[c].T, cfg[c].md);
 
-    double rss_mb = peak_rss_mb();
+    double rss_mb = bench_peak_rss_mb();
     printf("\nRWKV-7 CPU engine, %s, %s weights, %d threads, %d interleaved reps (median)\n",
            shape, rwkv_dtype_name(mi->matrix_dtype), rwkv_engine_threads(e), reps);
     printf("machine: fp32 GEMM %.1f GFLOP/s (OpenBLAS sgemm, %d threads), memory read %.1f GB/s\n",
@@ -326,7 +262,7 @@ int main(int argc, char **argv)
            flops_tok / 1e6, head_flops / 1e6, bytes_tok / 1e6);
     printf("\n%-34s %12s %14s %10s\n", "configuration", "tok/s", "roofline tok/s", "fraction");
     for (int c = 0; c < n_cfg; c++) {
-        double med = median(cfg[c].v, reps);
+        double med = bench_median(cfg[c].v, reps);
         printf("%-34s %12.1f %14.1f %9.1f%%  (of %s bound)\n", cfg[c].name, med, cfg[c].roof,
                100 * med / cfg[c].roof, cfg[c].ceiling);
     }

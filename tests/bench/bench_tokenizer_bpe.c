@@ -9,21 +9,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "core/tokenizer.h"
+#include "tests/support/bench_measure.h"
 #include "tests/testutil.h"
 
 #define JSON "tokenizer-20b/20B_tokenizer.json"
 #define TARGET_BYTES (4u << 20)
 #define REPS 5
-
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
 
 static uint8_t *repeat(const uint8_t *src, size_t n, size_t target, size_t *out_n)
 {
@@ -44,10 +37,10 @@ static double memcpy_mbs(const uint8_t *text, size_t n)
     uint8_t *dst = malloc(n);
     double best = 1e30;
     for (int r = 0; r < REPS; r++) {
-        double t0 = now();
+        double t0 = bench_now();
         memcpy(dst, text, n);
         sink = dst[n / 2];
-        double dt = now() - t0;
+        double dt = bench_now() - t0;
         if (dt < best)
             best = dt;
     }
@@ -65,7 +58,7 @@ static double run(const rwkv_tokenizer *t, const uint8_t *text, size_t n, int mo
         return -1;
     double best = 1e30;
     for (int r = 0; r < REPS; r++) {
-        double t0 = now();
+        double t0 = bench_now();
         if (mode == 0) {
             ids.n = 0;
             if (rwkv_tokenizer_encode(t, text, n, &ids, &err) != 0)
@@ -87,7 +80,7 @@ static double run(const rwkv_tokenizer *t, const uint8_t *text, size_t n, int mo
             sink = out[on / 2];
             free(out);
         }
-        double dt = now() - t0;
+        double dt = bench_now() - t0;
         if (dt < best)
             best = dt;
     }
@@ -109,19 +102,19 @@ int main(void)
     double parse_best = 1e30, load_best = 1e30;
     for (int r = 0; r < 5; r++) {
         rwkv_tokenizer *t = NULL;
-        double t0 = now();
+        double t0 = bench_now();
         if (rwkv_tokenizer_parse(JSON, json, jn, &t, &err) != 0) {
             fprintf(stderr, "%s\n", err.msg);
             return 1;
         }
-        double t1 = now();
+        double t1 = bench_now();
         rwkv_tokenizer_free(t);
-        double t2 = now();
+        double t2 = bench_now();
         if (rwkv_tokenizer_load(fixture_path(JSON), &t, &err) != 0) {
             fprintf(stderr, "%s\n", err.msg);
             return 1;
         }
-        double t3 = now();
+        double t3 = bench_now();
         if (t1 - t0 < parse_best)
             parse_best = t1 - t0;
         if (t3 - t2 < load_best)
